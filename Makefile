@@ -1,0 +1,36 @@
+# Two entry points: `make demo` and `make test`. Both create .venv and install on first use;
+# the stamp file makes a second install a no-op.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip
+
+.PHONY: install demo test test-all bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install -q --upgrade "pip>=24" "setuptools<81" wheel
+	# torch pinned: this exact pair is served from local disk; anything newer is a multi-GB download.
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q -e ".[test]" torch==2.14.1 torchvision==0.29.1
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/skysift demo --out demo_out
+
+test: install
+	$(BIN)/python -m pytest -q -m "not slow" --timeout=900
+
+test-all: install
+	$(BIN)/python -m pytest -q --timeout=3600
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf demo_out .pytest_cache

@@ -1,0 +1,1 @@
+"""The shared core: data containers, splits, imbalance tools, training, metrics, bundles."""

@@ -1,0 +1,71 @@
+"""Training configuration as plain data, validated early."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from ..errors import ConfigError
+from .sampling import RESAMPLERS, SAMPLERS
+
+LOSSES = ("ce", "weighted_ce", "focal")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that controls one training run (stored in the bundle as JSON).
+
+    ``model_params`` override the chosen model's defaults; ``precision="auto"`` picks bf16/fp16
+    mixed precision on a GPU and fp32 on CPU.
+    """
+
+    model: str | None = None
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 5
+    val_frac: float = 0.2
+    seed: int = 0
+    sampler: str = "weighted"
+    loss: str = "ce"
+    focal_gamma: float = 2.0
+    resample: str = "none"
+    augment: bool = True
+    tta: bool = False
+    calibrate: bool = True
+    precision: str = "auto"
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    num_workers: int = 0
+    max_time_minutes: float | None = None
+    model_params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.val_frac < 0.5:
+            raise ConfigError(f"val_frac must be in (0, 0.5), got {self.val_frac}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.resample not in RESAMPLERS:
+            raise ConfigError(f"resample must be one of {RESAMPLERS}, got {self.resample!r}")
+        if self.precision not in ("auto", "32", "16-mixed", "bf16-mixed"):
+            raise ConfigError(f"precision must be auto, 32, 16-mixed or bf16-mixed, got {self.precision!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

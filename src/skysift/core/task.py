@@ -1,0 +1,200 @@
+"""The interface every task implements, and the registries of tasks and models.
+
+A task is one sub-package ``skysift/<name>/`` whose ``__init__.py`` exposes ``TASK``, an instance of
+a :class:`Task` subclass. The core discovers it by folder, so adding a fifth task means adding one
+folder. The core owns everything generic (splits, resampling, the Lightning training loop,
+calibration, metrics, plots, bundles, CLI, serving); a task supplies only what is specific to its
+data:
+
+========================  ==================================================================
+``load``                  read + validate files into a :class:`~skysift.core.data.TaskData`
+``simulate``              write an embedded-default dataset in the task's real public format
+``fit_preprocessing``     JSON-serialisable statistics learnt on the training split only
+``dataset``               a torch ``Dataset`` of ``(inputs, target)``; augments when ``train``
+``models``                a :class:`ModelRegistry` of network builders, by name
+``features``              optional ``(N, F)`` feature matrix (for SMOTE and tree models)
+``batch_augment``         optional batch-level augmentation (mixup / CutMix) at train time
+``tta_views``             optional test-time augmentation: functions on a batch of inputs
+``metrics`` / ``plots``   extra task metrics (e.g. PLAsTiCC log-loss) and figures
+``write_predictions``     the submission-style CSV
+========================  ==================================================================
+
+Inputs yielded by ``dataset`` are a tensor or a dict of tensors (collated by PyTorch's default
+collate unless ``collate_fn`` is given); targets are an int64 class index, a float ``(K,)`` soft
+target, or -1 for unlabelled objects.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from ..errors import ConfigError
+from .data import TaskData
+
+
+@dataclass
+class ModelSpec:
+    """How to build one named model.
+
+    ``build(params, stats, n_classes)`` returns an ``nn.Module`` mapping a batch of inputs to
+    ``(B, K)`` logits (``kind="torch"``), or an :class:`Estimator` (``kind="estimator"``).
+    ``params`` is ``defaults`` updated with the user's overrides; it is stored in the bundle, so it
+    must be JSON-serialisable.
+    """
+
+    name: str
+    build: Callable[[dict, dict, int], Any]
+    defaults: dict = field(default_factory=dict)
+    description: str = ""
+    kind: str = "torch"
+    train_overrides: dict = field(default_factory=dict)  # e.g. a different lr or batch size
+
+
+class Estimator:
+    """A non-torch model on feature vectors (e.g. LightGBM). Its state must be arrays, not pickle.
+
+    ``fit(X, y, X_val, y_val, sample_weight)``; ``predict_logits(X) -> (N, K)``;
+    ``state() -> dict[str, np.ndarray]`` (stored in safetensors); ``load_state(state)``.
+    """
+
+    def fit(self, X, y, X_val, y_val, sample_weight=None):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def predict_logits(self, X) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def state(self) -> dict[str, np.ndarray]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class ModelRegistry:
+    """Models of one task by name; ``timm:<name>`` style prefixes are resolved by ``fallback``."""
+
+    def __init__(self, fallback: Callable[[str], ModelSpec | None] | None = None):
+        self._specs: dict[str, ModelSpec] = {}
+        self._fallback = fallback
+
+    def register(self, spec: ModelSpec) -> ModelSpec:
+        self._specs[spec.name] = spec
+        return spec
+
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def get(self, name: str) -> ModelSpec:
+        if name in self._specs:
+            return self._specs[name]
+        if self._fallback is not None:
+            spec = self._fallback(name)
+            if spec is not None:
+                return spec
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(self._specs)}")
+
+
+class Task:
+    """Base class of a task; subclasses set the class variables and override the methods."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    #: the metric the task is judged by, a key of ``evaluate``'s dict; and whether higher is better
+    headline_metric: ClassVar[str] = "roc_auc"
+    headline_higher_is_better: ClassVar[bool] = True
+    default_model: ClassVar[str]
+    models: ClassVar[ModelRegistry]
+    #: column name of the id in prediction CSVs
+    id_column: ClassVar[str] = "id"
+    #: training-configuration defaults for this task (see TrainConfig); user options override them
+    train_defaults: ClassVar[dict] = {}
+    #: sizes and epochs used by ``skysift demo`` (kept small: the demo runs every task in minutes)
+    demo: ClassVar[dict] = {"n_train": 1000, "n_test": 500, "epochs": 5}
+    #: the suffix of the data ``simulate`` writes (a file or folder inside --out)
+    simulate_default_n: ClassVar[int] = 2000
+
+    # ---- data -------------------------------------------------------------------------------
+    def load(self, path: str | Path, *, labelled: bool | None = None) -> TaskData:
+        """Read and validate ``path``. ``labelled=True`` requires labels, ``False`` ignores them,
+        ``None`` reads them when present. Raise :class:`~skysift.errors.DataError` on bad input."""
+        raise NotImplementedError
+
+    def simulate(self, out: str | Path, n: int | None = None, seed: int = 0) -> Path:
+        """Write a simulated dataset into folder ``out``; return the path ``load`` accepts."""
+        raise NotImplementedError
+
+    # ---- preprocessing + datasets -----------------------------------------------------------
+    def fit_preprocessing(self, train: TaskData, params: dict) -> dict:
+        """Statistics learnt on the training split (JSON-serialisable), passed to ``dataset``."""
+        return {}
+
+    def dataset(self, data: TaskData, stats: dict, params: dict, *, train: bool):
+        """A torch Dataset yielding ``(inputs, target)`` for ``data``."""
+        raise NotImplementedError
+
+    collate_fn: ClassVar[Callable | None] = None
+
+    def features(self, data: TaskData, stats: dict, params: dict) -> np.ndarray:
+        """``(N, F)`` float feature vectors, for SMOTE and estimator models."""
+        raise NotImplementedError(f"task {self.name!r} has no feature vectors")
+
+    def batch_augment(self, params: dict) -> Callable | None:
+        """Optional ``f(inputs, targets, generator) -> (inputs, targets)`` applied to training
+        batches (mixup, CutMix); targets may become soft ``(B, K)``."""
+        return None
+
+    def tta_views(self, params: dict) -> list[Callable]:
+        """Functions mapping a batch of inputs to an augmented batch; probabilities are averaged
+        over the identity and these views when test-time augmentation is on."""
+        return []
+
+    # ---- evaluation + output ----------------------------------------------------------------
+    def metrics(self, data: TaskData, proba: np.ndarray) -> dict:
+        """Task-specific metrics added to the generic ones (e.g. the PLAsTiCC weighted log-loss)."""
+        return {}
+
+    def plots(self, data: TaskData, proba: np.ndarray, out_dir: Path) -> list[Path]:
+        """Task-specific figures (galleries, per-band light curves ...); returns the files made."""
+        return []
+
+    def prediction_frame(self, ids: np.ndarray, proba: np.ndarray, class_names: list[str]):
+        """A pandas DataFrame in the task's submission layout (id + one column per class)."""
+        import pandas as pd
+
+        df = pd.DataFrame({self.id_column: ids})
+        for j, c in enumerate(class_names):
+            df[f"p_{c}"] = proba[:, j]
+        return df
+
+    def describe_input(self) -> str:
+        return self.description
+
+
+# ---- task discovery --------------------------------------------------------------------------
+_TASKS: dict[str, Task] = {}
+
+
+def task_names() -> list[str]:
+    """Names of the tasks installed: sub-packages of ``skysift`` that contain ``task.py``."""
+    import skysift
+
+    names = []
+    for mod in pkgutil.iter_modules(skysift.__path__):
+        if mod.ispkg and (Path(skysift.__path__[0]) / mod.name / "task.py").exists():
+            names.append(mod.name)
+    order = ["transits", "transients", "technosignatures", "galaxies"]
+    return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n))
+
+
+def get_task(name: str) -> Task:
+    if name not in _TASKS:
+        if name not in task_names():
+            raise ConfigError(f"unknown task {name!r}; choose one of: {', '.join(task_names())}")
+        module = importlib.import_module(f"skysift.{name}.task")
+        _TASKS[name] = module.TASK
+    return _TASKS[name]
