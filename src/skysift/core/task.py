@@ -171,6 +171,32 @@ class Task:
             df[f"p_{c}"] = proba[:, j]
         return df
 
+    def plot_gallery(self, data: TaskData, indices: np.ndarray, out: Path, *,
+                     proba: np.ndarray | None = None, title: str = "") -> Path | None:
+        """Draw the objects at ``indices`` in the task's natural view (flux series; light curves
+        per band with error bars; ON/OFF spectrogram cadences; galaxy image grids), annotated with
+        the true label and, when ``proba`` ``(len(indices), K)`` is given, the predicted class and
+        probability. Used by ``explore`` (examples per class) and ``report`` (most confident
+        mistakes). Saves a PNG at ``out`` and returns it (None when not supported)."""
+        return None
+
+    def raw_matrix(self, data: TaskData, max_n: int = 5000) -> np.ndarray:
+        """``(N, F)`` float matrix of raw inputs (or features) for PCA/UMAP in ``explore``."""
+        return np.asarray(self.features(data, {}, {}), dtype=np.float64)
+
+    # ---- serving ----------------------------------------------------------------------------
+    def parse_request(self, payload: Any) -> TaskData:
+        """Turn the JSON body of ``POST /predict`` (already decoded: dict or list) into unlabelled
+        TaskData, validating strictly: raise DataError("request", problem, where="object 3") on
+        a wrong shape, NaN, wrong type. The natural inputs are: a flux array (transits); a list of
+        observations + metadata (transients); a base64 ``.npy`` cadence (technosignatures); a
+        base64 image (galaxies). Batches: ``{"objects": [...]}``."""
+        raise NotImplementedError(f"task {self.name!r} does not parse JSON requests")
+
+    def request_example(self) -> dict:
+        """A small valid ``POST /predict`` body, for the API docs and tests."""
+        raise NotImplementedError
+
     def describe_input(self) -> str:
         return self.description
 
