@@ -211,7 +211,7 @@ def task_names() -> list[str]:
 
     names = []
     for mod in pkgutil.iter_modules(skysift.__path__):
-        if mod.ispkg and (Path(skysift.__path__[0]) / mod.name / "task.py").exists():
+        if mod.ispkg and mod.name != "core" and (Path(skysift.__path__[0]) / mod.name / "task.py").exists():
             names.append(mod.name)
     order = ["transits", "transients", "technosignatures", "galaxies"]
     return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n))

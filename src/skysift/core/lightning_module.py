@@ -1,0 +1,77 @@
+"""The one LightningModule every torch model of every task trains in."""
+from __future__ import annotations
+
+from typing import Callable
+
+import lightning as L
+import numpy as np
+import torch
+
+from .losses import ClassificationLoss
+
+
+class ClassifierModule(L.LightningModule):
+    """Wraps a task network ``net`` (inputs -> ``(B, K)`` logits) with loss, optimiser and logging.
+
+    ``batch_augment(inputs, targets, generator)`` (mixup, CutMix ...) runs on training batches only.
+    Validation logs ``val_loss`` (monitored for early stopping and checkpointing), ``val_acc`` and,
+    for two classes, ``val_roc_auc``.
+    """
+
+    def __init__(self, net: torch.nn.Module, loss: ClassificationLoss, *, lr: float, weight_decay: float,
+                 epochs: int, batch_augment: Callable | None = None, seed: int = 0):
+        super().__init__()
+        self.net = net
+        self.loss_fn = loss
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.batch_augment = batch_augment
+        self._gen = torch.Generator().manual_seed(seed)
+        self._val_logits: list[torch.Tensor] = []
+        self._val_targets: list[torch.Tensor] = []
+
+    def forward(self, inputs):
+        return self.net(inputs)
+
+    def training_step(self, batch, batch_idx):
+        inputs, target = batch
+        if self.batch_augment is not None:
+            inputs, target = self.batch_augment(inputs, target, self._gen)
+        logits = self.net(inputs)
+        loss = self.loss_fn(logits, target)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(logits))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        inputs, target = batch
+        logits = self.net(inputs)
+        loss = self.loss_fn(logits, target)
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(logits))
+        self._val_logits.append(logits.detach().float().cpu())
+        self._val_targets.append(target.detach().cpu())
+
+    def on_validation_epoch_end(self):
+        if not self._val_logits:
+            return
+        logits = torch.cat(self._val_logits)
+        target = torch.cat(self._val_targets)
+        self._val_logits.clear()
+        self._val_targets.clear()
+        hard = target.argmax(dim=1) if target.ndim == 2 else target.long()
+        self.log("val_acc", (logits.argmax(dim=1) == hard).float().mean(), prog_bar=True)
+        if logits.shape[1] == 2 and 0 < int(hard.sum()) < len(hard):
+            from sklearn.metrics import roc_auc_score
+
+            p = torch.softmax(logits, dim=1)[:, 1].numpy()
+            self.log("val_roc_auc", float(roc_auc_score(hard.numpy(), p)), prog_bar=True)
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        steps = self.trainer.estimated_stepping_batches
+        if not np.isfinite(steps) or steps <= 0:
+            return opt
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=self.lr, total_steps=int(steps), pct_start=0.15, anneal_strategy="cos"
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,130 @@
+"""Standard evaluation figures (matplotlib, Agg backend), saved as PNG atomically."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn import metrics as skm  # noqa: E402
+
+from .calibration import reliability_curve  # noqa: E402
+from .io import atomic_path  # noqa: E402
+
+STYLE = {"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
+         "axes.spines.right": False, "font.size": 10}
+
+
+def save(fig, path: Path) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def roc_pr(y, proba, class_names, out: Path) -> Path:
+    """ROC and precision-recall curves side by side (one-vs-rest per class when K > 2)."""
+    with plt.rc_context(STYLE):
+        fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.3))
+        k = proba.shape[1]
+        cols = [1] if k == 2 else range(k)
+        for c in cols:
+            yc = (y == c).astype(int)
+            if yc.sum() == 0 or yc.sum() == len(yc):
+                continue
+            fpr, tpr, _ = skm.roc_curve(yc, proba[:, c])
+            prec, rec, _ = skm.precision_recall_curve(yc, proba[:, c])
+            lab = class_names[c]
+            a.plot(fpr, tpr, lw=1.6, label=f"{lab} (AUC {skm.auc(fpr, tpr):.3f})")
+            b.plot(rec, prec, lw=1.6, label=f"{lab} (AP {skm.average_precision_score(yc, proba[:, c]):.3f})")
+            if k == 2:
+                b.axhline(yc.mean(), color="grey", ls=":", lw=1, label=f"chance ({yc.mean():.3f})")
+        a.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+        a.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+        b.set(xlabel="recall", ylabel="precision", title="Precision-recall", ylim=(0, 1.02))
+        for ax in (a, b):
+            ax.legend(fontsize=7 if k > 4 else 9, loc="lower right" if ax is a else "lower left")
+        return save(fig, out)
+
+
+def confusion(y, pred, class_names, out: Path) -> Path:
+    """Row-normalised confusion matrix with counts in each cell."""
+    k = len(class_names)
+    cm = skm.confusion_matrix(y, pred, labels=list(range(k)))
+    norm = cm / np.clip(cm.sum(axis=1, keepdims=True), 1, None)
+    size = max(4.5, 0.55 * k + 2)
+    with plt.rc_context({**STYLE, "axes.grid": False}):
+        fig, ax = plt.subplots(figsize=(size, size * 0.9))
+        im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for i in range(k):
+            for j in range(k):
+                if cm[i, j]:
+                    ax.text(j, i, f"{cm[i, j]}", ha="center", va="center", fontsize=8 if k > 6 else 10,
+                            color="white" if norm[i, j] > 0.5 else "black")
+        ax.set_xticks(range(k), class_names, rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
+        ax.set_yticks(range(k), class_names)
+        ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (colour: row fraction)")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        return save(fig, out)
+
+
+def reliability(y, proba, out: Path, proba_uncalibrated=None) -> Path:
+    """Reliability diagram (top-label confidence vs accuracy) with the confidence histogram."""
+    with plt.rc_context(STYLE):
+        fig, (a, b) = plt.subplots(2, 1, figsize=(5, 5.6), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+        a.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="perfect")
+        series = [("calibrated", proba, "C0")]
+        if proba_uncalibrated is not None:
+            series.insert(0, ("before calibration", proba_uncalibrated, "C1"))
+        for name, p, colour in series:
+            _, acc, conf, count = reliability_curve(p, y)
+            m = count > 0
+            a.plot(conf[m], acc[m], "o-", color=colour, label=name)
+            b.hist(p.max(axis=1), bins=20, range=(0, 1), color=colour, alpha=0.5)
+        a.set(ylabel="accuracy", title="Reliability", xlim=(0, 1), ylim=(0, 1.02))
+        a.legend()
+        b.set(xlabel="confidence (top-class probability)", ylabel="count")
+        return save(fig, out)
+
+
+def training_curves(history_csv: Path, out: Path) -> Path | None:
+    import pandas as pd
+
+    if not Path(history_csv).exists():
+        return None
+    df = pd.read_csv(history_csv)
+    if "epoch" not in df:
+        return None
+    df = df.groupby("epoch").last()
+    with plt.rc_context(STYLE):
+        fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+        for col in ("train_loss", "val_loss"):
+            if col in df:
+                a.plot(df.index, df[col], "o-", label=col)
+        a.set(xlabel="epoch", ylabel="loss", title="Loss")
+        a.legend()
+        for col in ("val_acc", "val_roc_auc"):
+            if col in df:
+                b.plot(df.index, df[col], "o-", label=col)
+        b.set(xlabel="epoch", title="Validation metrics")
+        b.legend()
+        return save(fig, out)
+
+
+def standard_plots(out_dir: Path, y, proba, class_names, *, threshold: float = 0.5,
+                   history_csv: Path | None = None, proba_uncalibrated=None) -> list[Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    y = np.asarray(y)
+    pred = (proba[:, 1] >= threshold).astype(int) if proba.shape[1] == 2 else proba.argmax(axis=1)
+    files = [roc_pr(y, proba, class_names, out_dir / "roc_pr.png"),
+             confusion(y, pred, class_names, out_dir / "confusion.png"),
+             reliability(y, proba, out_dir / "reliability.png", proba_uncalibrated)]
+    if history_csv is not None:
+        f = training_curves(history_csv, out_dir / "training_curves.png")
+        if f:
+            files.append(f)
+    return files
