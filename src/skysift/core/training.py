@@ -291,6 +291,9 @@ def _fit_torch(task, spec, params, stats, train: TaskData, val: TaskData, cfg: T
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*isn't a tensor.*")
         trainer.fit(module, dl_train, dl_val, ckpt_path=ckpt_path)
+    if trainer.interrupted:
+        # Lightning turns Ctrl-C into a graceful stop; a half-trained bundle would look finished.
+        raise KeyboardInterrupt
     if trainer.global_rank != 0:
         raise SystemExit(0)  # DDP workers stop here; rank 0 writes the bundle
     best = checkpoint.best_model_path or str(last)

@@ -1,0 +1,254 @@
+"""The ``skysift`` command line: the same verbs for every task.
+
+User errors (bad files, bad options) print one ``error: ...`` line on stderr and exit with code 2;
+no traceback. Set ``SKYSIFT_DEBUG=1`` to see the traceback anyway.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import SkysiftError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train, evaluate and serve classifiers for astronomical survey data.")
+console = Console(stderr=True)
+out_console = Console()
+
+
+def _parse_params(items: list[str] | None) -> dict:
+    """``--param depth=4 --param dropout=0.1`` → dict; values parsed as JSON when they can be."""
+    params = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SkysiftError(f"--param expects NAME=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            params[k] = json.loads(v)
+        except json.JSONDecodeError:
+            params[k] = v
+    return params
+
+
+@app.command()
+def simulate(task: str = typer.Argument(..., help="task name"),
+             out: Path = typer.Option(..., "--out", help="folder to write the dataset into"),
+             n: Optional[int] = typer.Option(None, "--n", help="number of objects"),
+             seed: int = typer.Option(0, "--seed")):
+    """Write a simulated dataset in the task's real public format."""
+    from . import api
+
+    if n is not None and n < 1:
+        raise SkysiftError(f"--n must be >= 1, got {n}")
+    path = api.simulate(task, out, n=n, seed=seed)
+    out_console.print(f"wrote {path}")
+
+
+@app.command()
+def train(task: str = typer.Argument(...),
+          data: Path = typer.Option(..., "--data", help="training data (file or folder)"),
+          out: Path = typer.Option(..., "--out", help="run directory"),
+          model: Optional[str] = typer.Option(None, "--model", help="model name (see `skysift models TASK`)"),
+          epochs: Optional[int] = typer.Option(None, "--epochs"),
+          batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+          lr: Optional[float] = typer.Option(None, "--lr"),
+          seed: Optional[int] = typer.Option(None, "--seed"),
+          sampler: Optional[str] = typer.Option(None, "--sampler", help="weighted | none"),
+          loss: Optional[str] = typer.Option(None, "--loss", help="ce | weighted_ce | focal"),
+          resample: Optional[str] = typer.Option(None, "--resample", help="none | over | under | smote"),
+          patience: Optional[int] = typer.Option(None, "--patience"),
+          tta: Optional[bool] = typer.Option(None, "--tta/--no-tta"),
+          augment: Optional[bool] = typer.Option(None, "--augment/--no-augment"),
+          precision: Optional[str] = typer.Option(None, "--precision", help="auto | 32 | 16-mixed | bf16-mixed"),
+          devices: Optional[str] = typer.Option(None, "--devices"),
+          num_nodes: Optional[int] = typer.Option(None, "--num-nodes"),
+          strategy: Optional[str] = typer.Option(None, "--strategy", help="auto | ddp | ddp_spawn | ..."),
+          accelerator: Optional[str] = typer.Option(None, "--accelerator", help="auto | cpu | gpu"),
+          logger: Optional[List[str]] = typer.Option(None, "--logger", help="extra logger: tensorboard | mlflow | wandb"),
+          param: Optional[List[str]] = typer.Option(None, "--param", help="model parameter NAME=VALUE"),
+          resume: bool = typer.Option(False, "--resume", help="continue from RUN_DIR/checkpoints/last.ckpt")):
+    """Train a model; RUN_DIR gets the bundle, logs, validation metrics and plots."""
+    from .core.training import fit
+
+    dev = None
+    if devices is not None:
+        dev = int(devices) if devices.isdigit() else devices
+    t0 = time.time()
+    model_obj = fit(task, data, out, resume=resume, loggers=list(logger or []), model=model, epochs=epochs,
+                    batch_size=batch_size, lr=lr, seed=seed, sampler=sampler, loss=loss, resample=resample,
+                    patience=patience, tta=tta, augment=augment, precision=precision, devices=dev,
+                    num_nodes=num_nodes, strategy=strategy, accelerator=accelerator,
+                    model_params=_parse_params(param) or None)
+    m = model_obj.card["validation_metrics"]
+    _print_metrics(m, title=f"{task} / {model_obj.card['model']['name']}: validation "
+                            f"({time.time() - t0:.0f} s)")
+    out_console.print(f"model saved in {out}")
+
+
+def _print_metrics(m: dict, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in m.items():
+        if isinstance(v, float):
+            table.add_row(k, f"{v:.4f}")
+        elif isinstance(v, int):
+            table.add_row(k, str(v))
+    out_console.print(table)
+
+
+@app.command()
+def evaluate(run_dir: Path = typer.Argument(...), data: Path = typer.Option(..., "--data"),
+             as_json: bool = typer.Option(False, "--json", help="one JSON object on stdout"),
+             plots: Optional[Path] = typer.Option(None, "--plots", help="folder for ROC/PR/confusion/reliability PNGs"),
+             tta: Optional[bool] = typer.Option(None, "--tta/--no-tta")):
+    """Metrics of a trained model on labelled data."""
+    from . import api
+
+    m = api.load(run_dir).evaluate(data, tta=tta, plots_dir=plots)
+    if as_json:
+        sys.stdout.write(json.dumps(m) + "\n")
+    else:
+        _print_metrics(m, title=f"evaluation on {data}")
+
+
+@app.command()
+def predict(run_dir: Path = typer.Argument(...), data: Path = typer.Option(..., "--data"),
+            out: Path = typer.Option(..., "--out", help="CSV to write (id + class probabilities)"),
+            tta: Optional[bool] = typer.Option(None, "--tta/--no-tta")):
+    """Predict in batch into a submission-style CSV."""
+    from . import api
+
+    df = api.predict(run_dir, data, out, tta=tta)
+    out_console.print(f"wrote {len(df)} predictions to {out}")
+
+
+@app.command()
+def info(run_dir: Path = typer.Argument(...),
+         as_json: bool = typer.Option(False, "--json")):
+    """Print the model card."""
+    from .core.bundle import read_card
+
+    card = read_card(run_dir)
+    if as_json:
+        sys.stdout.write(json.dumps(card) + "\n")
+        return
+    t = Table(title=f"model card: {run_dir}", show_header=False)
+    t.add_row("task", card["task"])
+    t.add_row("model", f"{card['model']['name']} ({card['model'].get('kind', 'torch')})")
+    t.add_row("params", json.dumps(card["model"].get("params", {})))
+    t.add_row("classes", ", ".join(card["class_names"]))
+    t.add_row("trained on", f"{card['data'].get('source')} ({card['data'].get('n')} objects)")
+    t.add_row("class counts", json.dumps(card["data"].get("class_counts", {})))
+    cal = card.get("calibration", {})
+    t.add_row("temperature", f"{cal.get('temperature', 1.0):.3f}")
+    t.add_row("threshold", f"{cal.get('threshold', 0.5):.3f}")
+    for k, v in card.get("validation_metrics", {}).items():
+        if isinstance(v, float):
+            t.add_row(f"val {k}", f"{v:.4f}")
+    t.add_row("skysift", card.get("skysift_version", "?"))
+    t.add_row("created", card.get("created", "?"))
+    out_console.print(t)
+
+
+@app.command()
+def models(task: str = typer.Argument(...)):
+    """List the models registered for a task."""
+    from .core.task import get_task
+
+    t = get_task(task)
+    table = Table(title=f"{task} models")
+    table.add_column("name")
+    table.add_column("kind")
+    table.add_column("description")
+    for name in t.models.names():
+        s = t.models.get(name)
+        table.add_row(name + (" (default)" if name == t.default_model else ""), s.kind, s.description)
+    out_console.print(table)
+
+
+@app.command()
+def tasks():
+    """List the installed tasks."""
+    from .core.task import get_task, task_names
+
+    for name in task_names():
+        out_console.print(f"[bold]{name}[/bold]: {get_task(name).description}")
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("demo_out"), "--out"),
+         task: Optional[List[str]] = typer.Option(None, "--task", help="only these tasks"),
+         seed: int = typer.Option(0, "--seed")):
+    """simulate → train → evaluate → predict for every task, on the embedded simulators."""
+    from .demo import run_demo
+
+    run_demo(out, tasks=task or None, seed=seed, console=out_console)
+
+
+def _mount_optional() -> None:
+    """Sub-commands that live in their own modules (serving, reports, datasets, explore ...)."""
+    import importlib
+
+    for module, attr, name in (("skysift.serving.cli", "register", None),
+                               ("skysift.report", "register", None),
+                               ("skysift.export", "register", None),
+                               ("skysift.datasets.cli", "app", "datasets"),
+                               ("skysift.explore", "register", None)):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name and (e.name == module or module.startswith(e.name + ".")):
+                continue
+            raise
+        obj = getattr(mod, attr, None)
+        if obj is None:
+            continue
+        if name:
+            app.add_typer(obj, name=name)
+        else:
+            obj(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore")
+    _mount_optional()
+    try:
+        app(args=argv, standalone_mode=False)
+        return 0
+    except SkysiftError as e:
+        if os.environ.get("SKYSIFT_DEBUG"):
+            raise
+        console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except FileNotFoundError as e:
+        console.print(f"error: {e.filename}: no such file or directory", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("error: interrupted (resume training with --resume)", markup=False)
+        return 130
+    except SystemExit as e:
+        return int(e.code or 0)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.exceptions.Abort):
+            return 130
+        if isinstance(e, click.ClickException):
+            msg = e.format_message()
+            console.print(f"error: {msg}", markup=False, highlight=False, soft_wrap=True)
+            return 2
+        raise
+
+
+def entry() -> None:
+    sys.exit(main())

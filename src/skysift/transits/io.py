@@ -1,0 +1,263 @@
+"""Loaders for the ``transits`` task: the Kaggle CSV layout and folders of Kepler/TESS FITS files.
+
+Both return a :class:`~skysift.core.data.TaskData` whose ``x`` is a ``(N, L)`` float32 array of raw
+fluxes (NaN marks missing cadences) and ``y`` is 1 for planet hosts, 0 otherwise.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..core.data import TaskData
+from ..errors import DataError
+
+CLASS_NAMES = ["no_planet", "planet"]
+KAGGLE_LABELS = {1: 0, 2: 1}  # the Kaggle set's LABEL: 2 = confirmed planet host
+ID_COLUMNS = ("id", "object_id", "kepid", "kic", "tic", "tic_id", "KEPID", "KIC", "TIC", "ID")
+_FLUX_RE = re.compile(r"^FLUX[._](\d+)$", re.IGNORECASE)
+
+
+def load(path: str | Path, *, labelled: bool | None = None, length: int | None = None) -> TaskData:
+    """Read a Kaggle-layout CSV file, or a folder of FITS light curves (+ optional labels CSV)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "no such file or directory")
+    if path.is_dir():
+        return load_fits_folder(path, labelled=labelled, length=length)
+    name = path.name.lower()
+    if name.endswith((".fits", ".fits.gz", ".fit")):
+        return load_fits_files([path], labels=None, source=path, labelled=labelled, length=length)
+    return load_kaggle_csv(path, labelled=labelled)
+
+
+# ---- Kaggle "Kepler labelled time series" --------------------------------------------------------
+def _diagnose_csv(path: Path, n_cols: int) -> None:
+    """Find the first ragged row or non-numeric value; called only after the fast parser failed,
+    so that the error names the row and column instead of surfacing pandas' message."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        for rownum, row in enumerate(reader, start=1):
+            if len(row) != n_cols:
+                raise DataError(path, f"ragged row: {len(row)} fields where the header has {n_cols}",
+                                where=f"row {rownum}")
+            for col, value in zip(header, row):
+                v = value.strip()
+                if v == "" or v.lower() in ("nan", "na", "null"):
+                    continue
+                try:
+                    float(v)
+                except ValueError:
+                    raise DataError(path, f"non-numeric value {value!r} in column {col}",
+                                    where=f"row {rownum}") from None
+
+
+def load_kaggle_csv(path: str | Path, *, labelled: bool | None = None) -> TaskData:
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), None)
+    except UnicodeDecodeError:
+        raise DataError(path, "not a text CSV file") from None
+    if not header:
+        raise DataError(path, "empty file")
+    header = [h.strip() for h in header]
+    flux_cols = [(int(m.group(1)), h) for h in header if (m := _FLUX_RE.match(h))]
+    if not flux_cols:
+        raise DataError(path, "no FLUX.1..FLUX.N columns: not a Kepler labelled-time-series CSV")
+    numbers = [k for k, _ in flux_cols]
+    if numbers != list(range(1, len(numbers) + 1)):
+        missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
+        raise DataError(path, f"flux columns are not FLUX.1..FLUX.{max(numbers)} in order"
+                        + (f" (missing FLUX.{missing[0]})" if missing else ""))
+    label_col = next((h for h in header if h.upper() == "LABEL"), None)
+    id_col = next((h for h in header if h in ID_COLUMNS), None)
+    extra = set(header) - {h for _, h in flux_cols} - {label_col, id_col}
+    if extra:
+        raise DataError(path, f"unexpected column(s) {sorted(extra)[:5]}")
+    if labelled and label_col is None:
+        raise DataError(path, "no LABEL column: training and evaluation need labels (2 = planet, 1 = not)")
+    dtypes = {h: np.float32 for _, h in flux_cols}
+    if id_col:
+        dtypes[id_col] = str
+    try:
+        df = pd.read_csv(path, dtype=dtypes | ({label_col: np.float64} if label_col else {}),
+                         skipinitialspace=True, engine="c")
+    except (ValueError, pd.errors.ParserError):
+        _diagnose_csv(path, len(header))
+        raise DataError(path, "could not be parsed as CSV") from None
+    if len(df) == 0:
+        raise DataError(path, "no rows")
+    flux = df[[h for _, h in flux_cols]].to_numpy(np.float32)
+    bad_inf = np.isinf(flux).any(axis=1)
+    if bad_inf.any():
+        raise DataError(path, "infinite flux value", where=f"row {int(np.argmax(bad_inf)) + 1}")
+    all_nan = np.isnan(flux).all(axis=1)
+    if all_nan.any():
+        raise DataError(path, "every flux value is missing", where=f"row {int(np.argmax(all_nan)) + 1}")
+    if id_col:
+        ids = df[id_col].astype(str).str.strip().to_numpy()
+        dup = pd.Series(ids).duplicated()
+        if dup.any():
+            i = int(np.argmax(dup.to_numpy()))
+            raise DataError(path, f"duplicate id {ids[i]!r}", where=f"row {i + 1}")
+    else:
+        ids = np.array([str(i + 1) for i in range(len(df))])
+    y = None
+    if label_col is not None and labelled is not False:
+        raw = df[label_col].to_numpy()
+        if np.isnan(raw).any():
+            i = int(np.argmax(np.isnan(raw)))
+            raise DataError(path, "missing LABEL", where=f"row {i + 1}")
+        bad = ~np.isin(raw, list(KAGGLE_LABELS))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(path, f"unknown LABEL {raw[i]:g}: expected 1 (no planet) or 2 (planet)",
+                            where=f"row {i + 1}")
+        y = np.array([KAGGLE_LABELS[int(v)] for v in raw], dtype=np.int64)
+    return TaskData(ids=ids, x=flux, y=y, class_names=list(CLASS_NAMES), source=str(path),
+                    meta={"layout": "kaggle-csv"})
+
+
+# ---- FITS light curves ----------------------------------------------------------------------------
+def read_fits_light_curve(path: Path) -> tuple[str, np.ndarray, np.ndarray]:
+    """(star id, time [d], relative flux) from a Kepler/TESS light-curve FITS file.
+
+    Uses ``PDCSAP_FLUX`` (falling back to ``SAP_FLUX``), drops cadences with a non-zero quality
+    flag, keeps NaN gaps, and divides by the median so quarters of one star can be compared.
+    """
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            hdu = next((h for h in hdul if getattr(h, "columns", None) is not None
+                        and "TIME" in h.columns.names), None)
+            if hdu is None:
+                raise DataError(path, "no light-curve table with a TIME column")
+            names = hdu.columns.names
+            flux_col = "PDCSAP_FLUX" if "PDCSAP_FLUX" in names else "SAP_FLUX" if "SAP_FLUX" in names else None
+            if flux_col is None:
+                raise DataError(path, "no PDCSAP_FLUX or SAP_FLUX column")
+            data = hdu.data
+            time = np.asarray(data["TIME"], dtype=np.float64)
+            flux = np.asarray(data[flux_col], dtype=np.float64)
+            qual_col = next((q for q in ("SAP_QUALITY", "QUALITY") if q in names), None)
+            quality = np.asarray(data[qual_col]) if qual_col else np.zeros(len(time), int)
+            header = hdul[0].header
+            star = header.get("KEPLERID") or header.get("TICID") or header.get("OBJECT") or path.stem
+    except DataError:
+        raise
+    except (OSError, ValueError, TypeError) as e:
+        raise DataError(path, f"unreadable FITS file ({e})") from None
+    keep = np.isfinite(time) & (quality == 0)
+    time, flux = time[keep], flux[keep]
+    if len(time) < 10 or np.isfinite(flux).sum() < 10:
+        raise DataError(path, "fewer than 10 good cadences after removing flagged and NaN points")
+    flux = flux / np.nanmedian(flux)
+    return str(star), time, flux
+
+
+def to_uniform_grid(time: np.ndarray, flux: np.ndarray, cadence: float) -> np.ndarray:
+    """Place samples on a uniform cadence grid; cadences with no sample become NaN."""
+    idx = np.round((time - time[0]) / cadence).astype(np.int64)
+    out = np.full(idx[-1] + 1, np.nan)
+    out[idx] = flux
+    return out
+
+
+def fit_length(flux: np.ndarray, length: int) -> np.ndarray:
+    """Crop (the window with the most valid cadences) or pad (NaN, filled later) to ``length``."""
+    n = len(flux)
+    if n == length:
+        return flux
+    if n < length:
+        return np.concatenate([flux, np.full(length - n, np.nan)])
+    valid = np.isfinite(flux).astype(np.int64)
+    csum = np.concatenate([[0], np.cumsum(valid)])
+    counts = csum[length:] - csum[:-length]
+    start = int(np.argmax(counts))
+    return flux[start:start + length]
+
+
+def load_fits_files(files: list[Path], labels: dict[str, int] | None, source: Path,
+                    labelled: bool | None, length: int | None) -> TaskData:
+    from .simulate import CADENCE_DAYS, N_POINTS
+
+    length = length or N_POINTS
+    rows, ids, groups, ys = [], [], [], []
+    for f in files:
+        star, time, flux = read_fits_light_curve(f)
+        cadence = float(np.nanmedian(np.diff(time)))
+        if not 0.0005 < cadence < 0.1:
+            raise DataError(f, f"unexpected cadence {cadence * 1440:.1f} min")
+        grid = to_uniform_grid(time, flux, CADENCE_DAYS if abs(cadence - CADENCE_DAYS) < 0.002 else cadence)
+        rows.append(fit_length(grid, length).astype(np.float32))
+        ids.append(f.name)
+        groups.append(star)
+        if labels is not None:
+            key = next((k for k in (f.name, f.stem, star, star.lstrip("0")) if k in labels), None)
+            if key is None:
+                if labelled:
+                    raise DataError(source, f"no label for {f.name} (star {star})")
+                ys.append(-1)
+            else:
+                ys.append(labels[key])
+    y = None
+    if labels is not None and labelled is not False:
+        y = np.array(ys, dtype=np.int64)
+        if (y < 0).any():
+            y = None
+    elif labelled:
+        raise DataError(source, "no labels CSV found beside the FITS files (labels.csv with id,label)")
+    return TaskData(ids=np.array(ids), x=np.stack(rows), y=y, class_names=list(CLASS_NAMES),
+                    groups=np.array(groups), source=str(source), meta={"layout": "fits"})
+
+
+def _read_labels_csv(path: Path) -> dict[str, int]:
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, dtype=str)
+    except (ValueError, pd.errors.ParserError) as e:
+        raise DataError(path, f"unreadable labels CSV ({e})") from None
+    cols = {c.lower(): c for c in df.columns}
+    id_col = next((cols[c] for c in ("id", "filename", "file", "kepid", "kic", "tic", "object_id") if c in cols), None)
+    lab_col = next((cols[c] for c in ("label", "target", "planet") if c in cols), None)
+    if id_col is None or lab_col is None:
+        raise DataError(path, "labels CSV needs an id column (id/filename/kepid) and a label column (label/target)")
+    out: dict[str, int] = {}
+    for i, (k, v) in enumerate(zip(df[id_col], df[lab_col]), start=1):
+        k = str(k).strip()
+        if k in out:
+            raise DataError(path, f"duplicate id {k!r}", where=f"row {i}")
+        try:
+            lab = int(float(v))
+        except (TypeError, ValueError):
+            raise DataError(path, f"label {v!r} is not a number", where=f"row {i}") from None
+        if lab not in (0, 1, 2):
+            raise DataError(path, f"unknown label {lab}: expected 0/1 (or Kaggle's 1/2 with 2 = planet)",
+                            where=f"row {i}")
+        out[k] = lab
+    vals = set(out.values())
+    if 2 in vals:  # Kaggle coding: 1 = no planet, 2 = planet
+        if 0 in vals:
+            raise DataError(path, "labels mix 0/1 and 1/2 codings")
+        out = {k: KAGGLE_LABELS[v] for k, v in out.items()}
+    return out
+
+
+def load_fits_folder(folder: Path, *, labelled: bool | None = None, length: int | None = None) -> TaskData:
+    files = sorted(p for p in folder.rglob("*") if p.name.lower().endswith((".fits", ".fits.gz", ".fit")))
+    if not files:
+        csvs = sorted(folder.glob("*.csv"))
+        if len(csvs) == 1:
+            return load_kaggle_csv(csvs[0], labelled=labelled)
+        raise DataError(folder, "no FITS light curves (*.fits) and no single Kaggle CSV in this folder")
+    label_file = next((folder / n for n in ("labels.csv", "train_labels.csv") if (folder / n).exists()), None)
+    labels = _read_labels_csv(label_file) if label_file and labelled is not False else None
+    return load_fits_files(files, labels, folder, labelled, length)

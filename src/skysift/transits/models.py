@@ -1,0 +1,86 @@
+"""Networks for the transits task. Inputs: ``(B, L)`` or ``(B, 1, L)`` cleaned flux in noise units."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..core.task import ModelRegistry, ModelSpec
+
+
+def _as_channels(x: torch.Tensor) -> torch.Tensor:
+    return x.unsqueeze(1) if x.ndim == 2 else x
+
+
+class SeedCNN(nn.Module):
+    """The seed project's 1-D CNN, kept for parity: Conv1d 1→6 k3, max-pool 3, BN,
+    Conv1d 6→16 k3, max-pool 3, BN, then fully connected 500 → 64 → K. Like the seed it sees one
+    channel: the flux in noise units."""
+
+    def __init__(self, length: int, n_classes: int = 2):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv1d(1, 6, 3), nn.ReLU(), nn.MaxPool1d(3), nn.BatchNorm1d(6),
+            nn.Conv1d(6, 16, 3), nn.ReLU(), nn.MaxPool1d(3), nn.BatchNorm1d(16),
+        )
+        flat = 16 * (((length - 2) // 3 - 2) // 3)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, 500), nn.ReLU(), nn.Dropout(0.3),
+                                  nn.Linear(500, 64), nn.ReLU(), nn.Linear(64, n_classes))
+
+    def forward(self, x):
+        x = _as_channels(x)[:, :1]
+        return self.head(self.features(x))
+
+
+class ResBlock1d(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int, dilation: int = 1, dropout: float = 0.0):
+        super().__init__()
+        self.conv1 = nn.Conv1d(c_in, c_out, 7, stride=stride, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm1d(c_out)
+        self.conv2 = nn.Conv1d(c_out, c_out, 5, padding=2 * dilation, dilation=dilation, bias=False)
+        self.bn2 = nn.BatchNorm1d(c_out)
+        self.drop = nn.Dropout(dropout)
+        self.skip = (nn.Identity() if stride == 1 and c_in == c_out else
+                     nn.Sequential(nn.Conv1d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm1d(c_out)))
+
+    def forward(self, x):
+        h = F.gelu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(self.drop(h)))
+        return F.gelu(h + self.skip(x))
+
+
+class ResNet1d(nn.Module):
+    """Residual 1-D CNN with dilations and global average + max pooling.
+
+    Max pooling over time makes the score depend on the strongest dip-like pattern anywhere in the
+    series (a transit occupies < 5% of the cadences), average pooling on the overall texture.
+    """
+
+    def __init__(self, n_classes: int = 2, width: int = 24, depth: int = 4, dropout: float = 0.1,
+                 in_channels: int = 2):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv1d(in_channels, width, 9, stride=2, padding=4, bias=False),
+                                  nn.BatchNorm1d(width), nn.GELU())
+        blocks, c = [], width
+        for i in range(depth):
+            c_out = width * 2 ** min(i, 3)
+            blocks.append(ResBlock1d(c, c_out, stride=2, dilation=1 + (i % 2), dropout=dropout))
+            c = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.Linear(2 * c, 64), nn.GELU(), nn.Dropout(dropout), nn.Linear(64, n_classes))
+
+    def forward(self, x):
+        h = self.blocks(self.stem(_as_channels(x)))
+        pooled = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)
+        return self.head(pooled)
+
+
+MODELS = ModelRegistry()
+MODELS.register(ModelSpec(
+    "resnet1d", lambda p, s, k: ResNet1d(k, width=p["width"], depth=p["depth"], dropout=p["dropout"]),
+    defaults={"width": 24, "depth": 4, "dropout": 0.1},
+    description="residual dilated 1-D CNN with average+max pooling (default)"))
+MODELS.register(ModelSpec(
+    "seed-cnn", lambda p, s, k: SeedCNN(int(s.get("length", 3197)), k), defaults={},
+    description="the seed project's Conv1d 6/16 + FC 500-64 network (parity)",
+    train_overrides={"lr": 1e-3}))

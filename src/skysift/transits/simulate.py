@@ -1,0 +1,177 @@
+"""Kepler-like light curves with and without transiting planets, in the Kaggle CSV layout.
+
+Each star gets: a ``batman`` transit model (positives) or, for a share of the negatives, an
+eclipsing binary (V-shaped grazing primaries, secondaries at phase 0.5, ellipsoidal modulation)
+that a naive dip detector confuses with a planet; quasi-periodic rotational modulation; granulation
+as red (AR(1)) noise; white noise set by the star's brightness; M-dwarf flares; Kepler systematics
+(a slow drift, thermal-settling ramps after data gaps, small momentum-dump jumps) and gaps filled by
+linear interpolation, as in the Kaggle set. 3,197 cadences at 29.4 min (65.3 d).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import lfilter
+
+from ..core.io import atomic_path
+
+CADENCE_DAYS = 29.4244 / 60 / 24
+N_POINTS = 3197
+
+
+def _batman_flux(t, t0, period, rp, a, inc, u, ecc=0.0, w=90.0):
+    import batman
+
+    params = batman.TransitParams()
+    params.t0, params.per, params.rp, params.a, params.inc = t0, period, rp, a, inc
+    params.ecc, params.w, params.u, params.limb_dark = ecc, w, list(u), "quadratic"
+    m = batman.TransitModel(params, t, supersample_factor=3, exp_time=CADENCE_DAYS)
+    return m.light_curve(params), params, m
+
+
+def _a_over_rs(period_days, rho_sun_units):
+    # Kepler's third law for a star of density rho (solar units): a/R* = 4.2 P^(2/3) rho^(1/3)
+    return 4.206 * period_days ** (2 / 3) * rho_sun_units ** (1 / 3)
+
+
+def planet_signal(t, rng) -> tuple[np.ndarray, dict]:
+    """Relative flux (1 = out of transit) of one transiting planet with realistic parameters."""
+    period = float(np.exp(rng.uniform(np.log(0.5), np.log(40.0))))
+    rho = float(np.exp(rng.normal(0, 0.4)))
+    a = max(_a_over_rs(period, rho), 2.0)
+    rp = float(np.exp(rng.uniform(np.log(0.03), np.log(0.16))))
+    b = rng.uniform(0, 0.85)
+    inc = float(np.degrees(np.arccos(b / a)))
+    u = (float(np.clip(rng.normal(0.45, 0.1), 0.05, 0.9)), float(np.clip(rng.normal(0.2, 0.08), -0.1, 0.5)))
+    t0 = rng.uniform(t[0], t[0] + min(period, t[-1] - t[0]))
+    flux, _, _ = _batman_flux(t, t0, period, rp, a, inc, u)
+    return flux, {"kind": "planet", "period": period, "rp_rs": rp, "b": b, "depth": 1 - flux.min()}
+
+
+def eclipsing_binary_signal(t, rng) -> tuple[np.ndarray, dict]:
+    """Relative flux of an eclipsing binary: deep or grazing (V-shaped) primaries, secondary
+    eclipses at phase 0.5, and ellipsoidal variation at half the orbital period."""
+    period = float(np.exp(rng.uniform(np.log(0.4), np.log(20.0))))
+    a = max(_a_over_rs(period, 1.0) * rng.uniform(0.7, 1.3), 2.5)
+    ratio = rng.uniform(0.3, 1.0)
+    grazing = rng.random() < 0.6
+    b = rng.uniform(0.9, 1.0 + ratio * 0.8) if grazing else rng.uniform(0, 0.7)
+    inc = float(np.degrees(np.arccos(min(b / a, 0.999))))
+    t0 = rng.uniform(t[0], t[0] + min(period, t[-1] - t[0]))
+    u = (0.4, 0.25)
+    primary, _, _ = _batman_flux(t, t0, period, ratio, a, inc, u)
+    secondary, _, _ = _batman_flux(t, t0 + period / 2, period, ratio, a, inc, u)
+    sb = rng.uniform(0.05, 0.6)  # surface-brightness ratio of the companion
+    flux = primary - sb * (1 - secondary)
+    ellip = rng.uniform(0, 0.004) * np.cos(4 * np.pi * (t - t0) / period)
+    flux = flux - ellip
+    dilution = rng.uniform(0.0, 0.9)  # blended light from a third star shrinks the eclipses
+    flux = 1 - (1 - flux) * (1 - dilution)
+    return flux, {"kind": "eclipsing_binary", "period": period, "depth": float(1 - flux.min())}
+
+
+def stellar_noise(t, rng) -> tuple[np.ndarray, float]:
+    """Multiplicative stellar variability + white noise; returns (relative flux, white sigma)."""
+    n = len(t)
+    out = np.ones(n)
+    # Rotation: two spot groups with slowly evolving amplitude.
+    if rng.random() < 0.7:
+        prot = float(np.exp(rng.uniform(np.log(0.8), np.log(35.0))))
+        amp = float(np.exp(rng.uniform(np.log(2e-4), np.log(1.5e-2))))
+        env = 1 + 0.3 * np.sin(2 * np.pi * t / rng.uniform(20, 80) + rng.uniform(0, 6.3))
+        out += amp * env * (np.sin(2 * np.pi * t / prot + rng.uniform(0, 6.3))
+                            + 0.4 * np.sin(4 * np.pi * t / prot + rng.uniform(0, 6.3)))
+    # Granulation: AR(1) red noise with a timescale of hours.
+    tau = rng.uniform(0.05, 0.5)
+    phi = np.exp(-CADENCE_DAYS / tau)
+    gran_sigma = float(np.exp(rng.uniform(np.log(2e-5), np.log(3e-4))))
+    out += lfilter([np.sqrt(1 - phi ** 2) * gran_sigma], [1, -phi], rng.normal(size=n))
+    # Flares: fast rise, exponential decay (M dwarfs flare often).
+    if rng.random() < 0.15:
+        for _ in range(rng.poisson(4)):
+            tf = rng.uniform(t[0], t[-1])
+            amp = float(np.exp(rng.uniform(np.log(1e-3), np.log(5e-2))))
+            decay = rng.uniform(0.01, 0.08)
+            dt = t - tf
+            rise = np.exp(np.minimum(dt, 0) / 0.003)
+            out += amp * np.where(dt >= 0, np.exp(-np.maximum(dt, 0) / decay), rise)
+    sigma = float(np.exp(rng.uniform(np.log(6e-5), np.log(1.2e-3))))
+    return out * (1 + rng.normal(0, sigma, n)), sigma
+
+
+def systematics(t, flux, rng) -> np.ndarray:
+    """Kepler-like instrumental effects; gaps are filled by linear interpolation afterwards."""
+    n = len(t)
+    span = t[-1] - t[0]
+    x = (t - t[0]) / span
+    flux = flux * (1 + rng.normal(0, 1.5e-3) * x + rng.normal(0, 1e-3) * x ** 2)
+    # Monthly data downlinks: ~1 day gaps followed by a thermal-settling ramp.
+    gap_mask = np.zeros(n, bool)
+    for start in np.arange(t[0] + rng.uniform(25, 32), t[-1], rng.uniform(28, 33)):
+        length = rng.uniform(0.5, 1.5)
+        gap = (t >= start) & (t < start + length)
+        gap_mask |= gap
+        after = t >= start + length
+        flux = flux * (1 - np.where(after, rng.uniform(1e-4, 2e-3) * np.exp(-(t - start - length) / 0.4), 0))
+    # Reaction-wheel momentum dumps every ~3 days: small step discontinuities for one cadence.
+    for td in np.arange(t[0] + rng.uniform(0, 3), t[-1], 3.0):
+        i = np.searchsorted(t, td)
+        if i < n:
+            flux[i] *= 1 + rng.normal(0, 5e-4)
+    # Random short gaps (cosmic rays, safe modes).
+    for _ in range(rng.poisson(3)):
+        i = rng.integers(0, n - 20)
+        gap_mask[i:i + rng.integers(1, 20)] = True
+    if gap_mask.any() and (~gap_mask).sum() > 2:
+        idx = np.arange(n)
+        flux[gap_mask] = np.interp(idx[gap_mask], idx[~gap_mask], flux[~gap_mask])
+    return flux
+
+
+def simulate_light_curves(n: int, seed: int = 0, positive_fraction: float = 0.015,
+                          eb_fraction: float = 0.05, n_points: int = N_POINTS):
+    """Return (flux ``(n, n_points)`` in e-/s, labels ``(n,)`` 1 = planet host, info list)."""
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_points) * CADENCE_DAYS + rng.uniform(130, 1500)
+    labels = np.zeros(n, dtype=np.int64)
+    n_pos = max(1, int(round(n * positive_fraction))) if n >= 20 else int(rng.random() < positive_fraction)
+    labels[rng.choice(n, size=n_pos, replace=False)] = 1
+    flux = np.empty((n, n_points))
+    info = []
+    for i in range(n):
+        rel, _ = stellar_noise(t, rng)
+        if labels[i] == 1:
+            sig, meta = planet_signal(t, rng)
+        elif rng.random() < eb_fraction:
+            sig, meta = eclipsing_binary_signal(t, rng)
+        else:
+            sig, meta = np.ones(n_points), {"kind": "none"}
+        rel = systematics(t, rel * sig, rng)
+        baseline = float(np.exp(rng.uniform(np.log(2e3), np.log(2e5))))
+        flux[i] = baseline * rel
+        info.append(meta)
+    return flux, labels, info
+
+
+def write_kaggle_csv(path: str | Path, flux: np.ndarray, labels: np.ndarray | None) -> Path:
+    """Write the Kaggle "Kepler labelled time series" layout: ``LABEL,FLUX.1..FLUX.N`` (2 = planet)."""
+    import pandas as pd
+
+    path = Path(path)
+    cols = {f"FLUX.{j + 1}": flux[:, j].round(2) for j in range(flux.shape[1])}
+    df = pd.DataFrame(cols)
+    if labels is not None:
+        df.insert(0, "LABEL", np.where(np.asarray(labels) == 1, 2, 1))
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+    return path
+
+
+def simulate(out: str | Path, n: int = 2000, seed: int = 0, positive_fraction: float = 0.015) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    flux, labels, _ = simulate_light_curves(n, seed, positive_fraction)
+    return write_kaggle_csv(out / "exoTrain.csv", flux, labels)

@@ -1,0 +1,167 @@
+"""The ``transits`` task plugged into the core."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..core.data import TaskData
+from ..core.task import Task
+from ..errors import DataError
+from . import io
+from .augment import augment
+from .models import MODELS
+from .preprocess import clean_batch, to_channels
+from .simulate import N_POINTS
+
+
+class FluxDataset(Dataset):
+    """Items ``((2, L) float32 channels, int64 label)``; label -1 when unlabelled."""
+
+    def __init__(self, rel: np.ndarray, sigma: np.ndarray, y: np.ndarray | None, train: bool):
+        self.rel = rel
+        self.sigma = sigma
+        self.y = y
+        self.train = train
+
+    def __len__(self):
+        return len(self.rel)
+
+    def __getitem__(self, i):
+        x = self.rel[i]
+        if self.train:
+            # a per-item generator seeded from torch's RNG keeps augmentation reproducible under
+            # seed_everything and different across epochs and DataLoader workers
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
+            x = augment(x, rng, sigma=float(self.sigma[i]))
+        target = -1 if self.y is None else int(self.y[i])
+        return torch.from_numpy(to_channels(x, self.sigma[i])), torch.tensor(target, dtype=torch.long)
+
+
+class TransitsTask(Task):
+    name = "transits"
+    description = ("Kepler/TESS flux series (Kaggle 'Kepler labelled time series' CSV or FITS light "
+                   "curves): does this star host a transiting planet?")
+    headline_metric = "pr_auc"
+    default_model = "resnet1d"
+    models = MODELS
+    id_column = "id"
+    train_defaults = {"epochs": 30, "batch_size": 64, "lr": 2e-3, "patience": 8, "sampler": "weighted",
+                      "loss": "ce", "val_frac": 0.2}
+    demo = {"n_train": 1500, "n_test": 800, "epochs": 8, "patience": 8}
+    simulate_default_n = 3000
+
+    def load(self, path, *, labelled=None) -> TaskData:
+        return io.load(path, labelled=labelled)
+
+    def simulate(self, out, n=None, seed=0) -> Path:
+        from .simulate import simulate
+
+        return simulate(out, n=n or self.simulate_default_n, seed=seed)
+
+    def fit_preprocessing(self, train: TaskData, params: dict) -> dict:
+        return {"length": int(train.x.shape[1]), "detrend": "biweight", "window_days": 0.75, "clip_sigma": 4.0}
+
+    def _clean(self, data: TaskData, stats: dict) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(data.x)
+        length = int(stats.get("length", N_POINTS))
+        if x.shape[1] != length:
+            x = np.stack([io.fit_length(r, length) for r in x]) if len(x) else np.zeros((0, length))
+        return clean_batch(x, detrend=stats.get("detrend", "biweight"),
+                           window_days=stats.get("window_days", 0.75), clip_sigma=stats.get("clip_sigma", 4.0))
+
+    def dataset(self, data: TaskData, stats: dict, params: dict, *, train: bool) -> Dataset:
+        y = data.hard_labels if data.has_labels else None
+        rel, sigma = self._clean(data, stats)
+        return FluxDataset(rel, sigma, y, train=train)
+
+    def tta_views(self, params):
+        return [lambda x: torch.flip(x, dims=[-1])]
+
+    def raw_matrix(self, data: TaskData, max_n: int = 5000) -> np.ndarray:
+        # binned, cleaned series: PCA on 3,197 noisy points is dominated by white noise
+        rel, sigma = self._clean(data.subset(np.arange(min(len(data), max_n))), {"length": data.x.shape[1]})
+        x = rel / sigma[:, None]
+        n_bins = 128
+        usable = x.shape[1] // n_bins * n_bins
+        return x[:, :usable].reshape(len(x), n_bins, -1).min(axis=2).astype(np.float64)
+
+    def features(self, data: TaskData, stats: dict, params: dict) -> np.ndarray:
+        rel, sigma = self._clean(data, stats or {"length": data.x.shape[1]})
+        x = rel / sigma[:, None]
+        q = np.percentile(x, [0.1, 1, 5, 50, 95], axis=1).T
+        return np.column_stack([q, np.log10(sigma), rel.min(axis=1), (x < -3).sum(axis=1), (x < -5).sum(axis=1)])
+
+    def plot_gallery(self, data: TaskData, indices, out: Path, *, proba=None, title: str = ""):
+        import matplotlib.pyplot as plt
+
+        from ..core.plots import STYLE, save
+        from .simulate import CADENCE_DAYS
+
+        indices = np.asarray(indices)[:12]
+        if len(indices) == 0:
+            return None
+        with plt.rc_context(STYLE):
+            fig, axes = plt.subplots(len(indices), 1, figsize=(10, 1.5 * len(indices) + 0.6), squeeze=False,
+                                     sharex=True)
+            for row, (ax, i) in enumerate(zip(axes[:, 0], indices)):
+                flux = np.asarray(data.x[i], dtype=float)
+                t = np.arange(len(flux)) * CADENCE_DAYS
+                ax.plot(t, flux / np.nanmedian(flux), ".", ms=1.2, color="0.25")
+                label = data.class_names[data.hard_labels[i]] if data.has_labels else "?"
+                text = f"{data.ids[i]}  true: {label}"
+                if proba is not None:
+                    text += f"  P(planet) = {proba[row, 1]:.3f}"
+                ax.set_title(text, fontsize=8, loc="left")
+                ax.set_ylabel("rel. flux", fontsize=7)
+            axes[-1, 0].set_xlabel("time since first cadence [d]")
+            if title:
+                fig.suptitle(title)
+            fig.tight_layout()
+            return save(fig, out)
+
+    def parse_request(self, payload: Any) -> TaskData:
+        """``{"flux": [...]}`` or ``{"objects": [{"id": "...", "flux": [...]}, ...]}``; ``null`` marks a
+        missing cadence."""
+        if not isinstance(payload, dict):
+            raise DataError("request", "body must be a JSON object with 'flux' or 'objects'")
+        objects = payload.get("objects")
+        if objects is None:
+            if "flux" not in payload:
+                raise DataError("request", "body needs 'flux' (a list of numbers) or 'objects'")
+            objects = [{"id": payload.get("id", "0"), "flux": payload["flux"]}]
+        if not isinstance(objects, list) or not objects:
+            raise DataError("request", "'objects' must be a non-empty list")
+        rows, ids = [], []
+        for k, obj in enumerate(objects):
+            where = f"object {k}"
+            if not isinstance(obj, dict) or "flux" not in obj:
+                raise DataError("request", "each object needs a 'flux' list", where=where)
+            flux = obj["flux"]
+            if not isinstance(flux, list) or len(flux) < 100:
+                raise DataError("request", "'flux' must be a list of at least 100 numbers", where=where)
+            if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in flux):
+                raise DataError("request", "'flux' may hold only numbers and null", where=where)
+            arr = np.array([np.nan if v is None else v for v in flux], dtype=np.float64)
+            if np.isinf(arr).any():
+                raise DataError("request", "'flux' holds an infinite value", where=where)
+            if np.isfinite(arr).sum() < 10:
+                raise DataError("request", "'flux' has fewer than 10 valid values", where=where)
+            rows.append(io.fit_length(arr, N_POINTS).astype(np.float32))
+            ids.append(str(obj.get("id", k)))
+        if len(set(ids)) != len(ids):
+            raise DataError("request", "duplicate object ids")
+        return TaskData(ids=np.array(ids), x=np.stack(rows), y=None, class_names=list(io.CLASS_NAMES),
+                        source="request")
+
+    def request_example(self) -> dict:
+        from .simulate import simulate_light_curves
+
+        flux, _, _ = simulate_light_curves(1, seed=3, positive_fraction=1.0)
+        return {"objects": [{"id": "star-1", "flux": [round(float(v), 2) for v in flux[0]]}]}
+
+
+TASK = TransitsTask()
