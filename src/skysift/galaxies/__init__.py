@@ -1,0 +1,1 @@
+"""The ``galaxies`` task: Galaxy Zoo morphology from colour cutouts (see ``task.py``)."""
