@@ -164,14 +164,16 @@ def to_square_rgb(img: np.ndarray, size: int, crop: float = 1.0) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((size, size), Image.LANCZOS))
 
 
-def read_image(path: Path, opts: LoadOptions) -> tuple[np.ndarray, tuple[int, int], bool]:
-    """Decode one cutout: (RGB (S, S, 3) uint8, original (H, W), was grayscale).
+def read_image(path, opts: LoadOptions, name: str | Path | None = None) -> tuple[np.ndarray, tuple[int, int], bool]:
+    """Decode one cutout (a path or a binary file object): (RGB (S, S, 3) uint8, original (H, W),
+    was grayscale). ``name`` is what error messages call it (default: the path).
 
     JPEGs are decoded at a reduced DCT scale (PIL ``draft``) when they are much larger than needed,
     which makes reading thousands of 423-px cutouts several times faster.
     """
     from PIL import Image, UnidentifiedImageError
 
+    name = path if name is None else name
     try:
         with Image.open(path) as im:
             original = (im.height, im.width)
@@ -180,16 +182,16 @@ def read_image(path: Path, opts: LoadOptions) -> tuple[np.ndarray, tuple[int, in
                 im.draft("RGB", (want, want))
             im.load()  # raises on truncated data
             mode = im.mode
-            gray = mode in ("L", "1", "LA", "I;16", "I")
             if mode in ("I;16", "I", "F", "I;16B", "I;16L"):
-                raise DataError(path, f"image mode {mode!r} is not 8-bit RGB or grayscale")
+                raise DataError(name, f"image mode {mode!r} is not 8-bit RGB or grayscale")
+            gray = mode in ("L", "1", "LA")
             if gray and opts.grayscale == "error":
-                raise DataError(path, "image is grayscale and grayscale='error' was asked (RGB expected)")
+                raise DataError(name, "image is grayscale and grayscale='error' was asked (RGB expected)")
             arr = np.asarray(im.convert("RGB"))
     except DataError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(path, f"unreadable or truncated image ({e})") from None
+        raise DataError(name, f"unreadable or truncated image ({e})") from None
     return to_square_rgb(arr, opts.image_size, opts.crop), original, gray
 
 

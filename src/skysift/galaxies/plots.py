@@ -1,0 +1,101 @@
+"""Galaxy figures: image grids with true and predicted labels, and saliency / activation maps."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..core.data import TaskData
+from ..core.plots import save
+
+
+def gallery(data: TaskData, indices, out: Path, *, proba: np.ndarray | None = None, title: str = "",
+            ncols: int = 6, max_n: int = 36) -> Path | None:
+    """A grid of the images at ``indices``, each titled with its id, true label and, when ``proba``
+    ``(len(indices), K)`` is given, the predicted class and its probability (red when wrong)."""
+    import matplotlib.pyplot as plt
+
+    indices = np.asarray(indices, dtype=np.int64)[:max_n]
+    if len(indices) == 0:
+        return None
+    ncols = min(ncols, len(indices))
+    nrows = int(np.ceil(len(indices) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.15 * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    hard = data.hard_labels if data.has_labels else None
+    for ax in axes.ravel():
+        ax.axis("off")
+    for row, (ax, i) in enumerate(zip(axes.ravel(), indices)):
+        ax.imshow(np.asarray(data.x[i]), interpolation="nearest")
+        lines = [str(data.ids[i])[:18]]
+        colour = "black"
+        if hard is not None:
+            lines.append(f"true: {data.class_names[hard[i]]}")
+        if proba is not None:
+            k = int(np.argmax(proba[row]))
+            lines.append(f"pred: {data.class_names[k] if k < len(data.class_names) else k} ({proba[row, k]:.2f})")
+            if hard is not None and k != hard[i]:
+                colour = "crimson"
+        ax.set_title("\n".join(lines), fontsize=7, color=colour)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, out)
+
+
+def _last_conv(net):
+    import torch.nn as nn
+
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1] if convs else None
+
+
+def saliency_maps(model, data: TaskData, indices, out: Path, *, title: str = "") -> Path:
+    """For a few images: the image, the gradient saliency of the predicted class (|∂logit/∂pixel|,
+    max over colour channels) and the mean activation of the network's last convolution, upsampled
+    (the seed visualised activations). ``model`` is a trained :class:`skysift.api.Model`."""
+    import matplotlib.pyplot as plt
+    import torch
+    import torch.nn.functional as F
+
+    indices = np.asarray(indices, dtype=np.int64)[:8]
+    sub = data.subset(indices)
+    ds = model.task.dataset(sub, model.stats, model.params, train=False)
+    net = model.net.cpu().eval()
+    conv = _last_conv(net)
+    acts: list = []
+    hook = conv.register_forward_hook(lambda m, i, o: acts.append(o.detach())) if conv is not None else None
+    fig, axes = plt.subplots(3, len(indices), figsize=(2.0 * len(indices), 6.3), squeeze=False)
+    try:
+        for col in range(len(indices)):
+            x, _ = ds[col]
+            x = x[None].clone().requires_grad_(True)
+            acts.clear()
+            logits = net(x)
+            k = int(logits.argmax(dim=1))
+            logits[0, k].backward()
+            sal = x.grad[0].abs().amax(dim=0).numpy()
+            img = np.asarray(sub.x[col])
+            axes[0, col].imshow(img)
+            true = sub.class_names[sub.hard_labels[col]] if sub.has_labels else "?"
+            axes[0, col].set_title(f"true {true}\npred {model.class_names[k]}", fontsize=7)
+            axes[1, col].imshow(sal, cmap="inferno")
+            if acts:
+                a = acts[-1].mean(dim=1, keepdim=True)
+                a = F.interpolate(a, size=img.shape[:2], mode="bilinear", align_corners=False)[0, 0].numpy()
+                axes[2, col].imshow(img, alpha=0.55)
+                axes[2, col].imshow(a, cmap="viridis", alpha=0.6)
+            for r in range(3):
+                axes[r, col].axis("off")
+        axes[1, 0].text(-0.1, 0.5, "saliency", transform=axes[1, 0].transAxes, rotation=90, va="center",
+                        ha="right", fontsize=8)
+        axes[2, 0].text(-0.1, 0.5, "last-conv\nactivation", transform=axes[2, 0].transAxes, rotation=90,
+                        va="center", ha="right", fontsize=8)
+    finally:
+        if hook is not None:
+            hook.remove()
+        net.zero_grad(set_to_none=True)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, out)
