@@ -4,7 +4,8 @@ A galaxy's class does not change when the image is rotated or mirrored, so the e
 the square (the dihedral group D4: four quarter-turns, each with or without a mirror) are exact,
 lossless augmentations; small-angle rotations, crops and brightness changes add the rest. Images
 are ``(3, H, W)`` (one item) or ``(B, 3, H, W)`` (a batch) float tensors; the last two axes are
-the image axes.
+the image axes. The geometric part runs on whole training batches (``Task.batch_augment``), the
+brightness change per item in the dataset.
 
 Rotated copies: when the training index repeats an object (random over-sampling of rare classes,
 applied by the core to the training split only), the ``c``-th copy is shown under the fixed
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 import torch
 
 N_SYMMETRIES = 8
@@ -35,44 +35,49 @@ def dihedral_views() -> list[Callable[[torch.Tensor], torch.Tensor]]:
     return [(lambda x, k=k: dihedral(x, k)) for k in range(1, N_SYMMETRIES)]
 
 
-class GalaxyAugment:
-    """Random label-preserving augmentation of one ``(3, H, W)`` image in [0, 1].
+class SymmetryAugment:
+    """Random label-preserving augmentation of a training batch ``(B, 3, H, W)``.
+
+    Each image gets a random one of the eight symmetries, then one affine resampling that combines
+    a small rotation, a random square crop (zoom) and a shift; the brightness factor is applied per
+    item by the dataset, before normalisation. Doing the geometry on the whole batch with one
+    ``grid_sample`` is ~50x faster on CPU than per-image torchvision calls (measured: 7.7 ms per
+    item before). Empty borders are filled by reflection, which keeps them sky-like.
 
     Parameters
     ----------
-    max_rotation_deg : small-angle rotations are drawn uniformly in ± this (after a random one of
-        the eight symmetries); 0 turns them off.
-    crop_scale : random square crops keep this fraction (uniform in [crop_scale, 1]) of the side,
-        resized back to the input size; 1 turns them off.
-    brightness : the image is multiplied by a factor uniform in [1 - b, 1 + b].
+    max_rotation_deg : rotation angle uniform in ± this; 0 turns rotations off.
+    crop_scale : the crop keeps a side fraction uniform in [crop_scale, 1], shifted at random
+        within the frame; 1 turns crops off.
     """
 
-    def __init__(self, max_rotation_deg: float = 15.0, crop_scale: float = 0.85, brightness: float = 0.15):
+    def __init__(self, max_rotation_deg: float = 15.0, crop_scale: float = 0.85):
         if not 0 <= max_rotation_deg <= 180:
             raise ValueError(f"max_rotation_deg must be in [0, 180], got {max_rotation_deg}")
         if not 0.3 <= crop_scale <= 1:
             raise ValueError(f"crop_scale must be in [0.3, 1], got {crop_scale}")
-        if not 0 <= brightness < 1:
-            raise ValueError(f"brightness must be in [0, 1), got {brightness}")
         self.max_rotation_deg = float(max_rotation_deg)
         self.crop_scale = float(crop_scale)
-        self.brightness = float(brightness)
 
-    def __call__(self, img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        import torchvision.transforms.v2.functional as TF
+    def __call__(self, inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator):
+        import torch.nn.functional as F
 
-        img = dihedral(img, int(rng.integers(N_SYMMETRIES)))
-        h, w = img.shape[-2:]
-        if self.max_rotation_deg > 0:
-            angle = float(rng.uniform(-self.max_rotation_deg, self.max_rotation_deg))
-            # the corners this leaves empty are filled with 0, close to the dark sky of cutouts
-            img = TF.rotate(img, angle, interpolation=TF.InterpolationMode.BILINEAR)
-        if self.crop_scale < 1:
-            side = max(4, int(round(h * rng.uniform(self.crop_scale, 1.0))))
-            top = int(rng.integers(0, h - side + 1)) if side < h else 0
-            left = int(rng.integers(0, w - side + 1)) if side < w else 0
-            img = TF.resized_crop(img, top, left, side, side, [h, w], antialias=True)
-        if self.brightness > 0:
-            img = img * float(rng.uniform(1 - self.brightness, 1 + self.brightness))
-        return img.clamp_(0, 1.5)
-
+        b = inputs.shape[0]
+        k = torch.randint(0, N_SYMMETRIES, (b,), generator=generator)
+        out = inputs.clone()
+        for sym in range(1, N_SYMMETRIES):
+            sel = (k == sym).nonzero().flatten().to(inputs.device)
+            if len(sel):
+                out[sel] = dihedral(inputs[sel], sym)
+        if self.max_rotation_deg == 0 and self.crop_scale == 1:
+            return out, targets
+        angle = (torch.rand(b, generator=generator) * 2 - 1) * (self.max_rotation_deg * torch.pi / 180)
+        scale = self.crop_scale + (1 - self.crop_scale) * torch.rand(b, generator=generator)
+        shift = (torch.rand(b, 2, generator=generator) * 2 - 1) * (1 - scale)[:, None]
+        cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], dim=1),
+                             torch.stack([sin, cos, shift[:, 1]], dim=1)], dim=1)
+        theta = theta.to(device=inputs.device, dtype=out.dtype)
+        grid = F.affine_grid(theta, list(out.shape), align_corners=False)
+        out = F.grid_sample(out, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        return out, targets

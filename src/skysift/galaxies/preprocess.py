@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 
 from ..core.data import TaskData
 from ..errors import DataError
-from .augment import GalaxyAugment, dihedral
+from .augment import dihedral
 from .io import DEFAULT_SIZE, LoadOptions, resize_array
 
 
@@ -68,18 +68,21 @@ class GalaxyDataset(Dataset):
     """Items ``((3, S, S) float32 normalised image, target)``.
 
     The target is an int64 class, a float32 ``(K,)`` vote-fraction vector, or -1 when unlabelled.
-    Repeated ids (over-sampled copies) are shown under symmetry ``copy mod 8``; ``augment`` (training
-    only) adds a random symmetry, small rotation, crop and brightness change.
+    Repeated ids (over-sampled copies) are shown under symmetry ``copy mod 8``; ``brightness`` > 0
+    (training only) multiplies each image by a factor uniform in [1 - brightness, 1 + brightness]
+    (the geometric augmentation runs on whole batches, see :class:`.augment.SymmetryAugment`).
     """
 
     def __init__(self, images: np.ndarray, y: np.ndarray | None, mean, std, *, copies: np.ndarray | None = None,
-                 augment: GalaxyAugment | None = None):
+                 brightness: float = 0.0):
+        if not 0 <= brightness < 1:
+            raise ValueError(f"brightness must be in [0, 1), got {brightness}")
         self.images = images
         self.y = y
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
         self.copies = np.zeros(len(images), dtype=np.int64) if copies is None else copies
-        self.augment = augment
+        self.brightness = float(brightness)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -88,11 +91,9 @@ class GalaxyDataset(Dataset):
         img = torch.from_numpy(np.ascontiguousarray(self.images[i])).permute(2, 0, 1).float() / 255.0
         if self.copies[i]:
             img = dihedral(img, int(self.copies[i]))
-        if self.augment is not None:
-            # a per-item generator seeded from torch's RNG: reproducible under seed_everything,
-            # different across epochs and DataLoader workers
-            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
-            img = self.augment(img, rng)
+        if self.brightness > 0:
+            # torch's global RNG: reproducible under seed_everything, different across epochs
+            img = img * (1 + self.brightness * (2 * float(torch.rand(())) - 1))
         img = (img - self.mean) / self.std
         if self.y is None:
             target = torch.tensor(-1, dtype=torch.long)

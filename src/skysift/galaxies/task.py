@@ -12,7 +12,7 @@ from ..core.data import TaskData
 from ..core.task import Task
 from ..errors import DataError
 from . import io
-from .augment import AUGMENT_DEFAULTS, GalaxyAugment, dihedral_views
+from .augment import AUGMENT_DEFAULTS, SymmetryAugment, dihedral_views
 from .models import MODELS, check_pretrained
 from .preprocess import GalaxyDataset, copy_numbers, fit_stats, match_geometry
 
@@ -51,13 +51,15 @@ class GalaxiesTask(Task):
     def dataset(self, data: TaskData, stats: dict, params: dict, *, train: bool) -> GalaxyDataset:
         stats = stats or fit_stats(data)
         images = match_geometry(data, stats)
-        augment = None
-        if train:
-            aug = {k: params.get(k, v) for k, v in AUGMENT_DEFAULTS.items()}
-            augment = GalaxyAugment(**aug)
+        brightness = float(params.get("brightness", AUGMENT_DEFAULTS["brightness"])) if train else 0.0
         y = data.y if data.has_labels else None
         return GalaxyDataset(images, y, stats["mean"], stats["std"], copies=copy_numbers(data.ids),
-                             augment=augment)
+                             brightness=brightness)
+
+    def batch_augment(self, params):
+        """Random symmetry, small rotation and crop of every training image (labels unchanged)."""
+        return SymmetryAugment(float(params.get("max_rotation_deg", AUGMENT_DEFAULTS["max_rotation_deg"])),
+                               float(params.get("crop_scale", AUGMENT_DEFAULTS["crop_scale"])))
 
     def tta_views(self, params):
         return dihedral_views()
