@@ -60,11 +60,15 @@ class ClassifierModule(L.LightningModule):
         self._val_targets.clear()
         hard = target.argmax(dim=1) if target.ndim == 2 else target.long()
         self.log("val_acc", (logits.argmax(dim=1) == hard).float().mean(), prog_bar=True)
-        if logits.shape[1] == 2 and 0 < int(hard.sum()) < len(hard):
-            from sklearn.metrics import roc_auc_score
+        if logits.shape[1] == 2:
+            from sklearn.metrics import average_precision_score, roc_auc_score
 
             p = torch.softmax(logits, dim=1)[:, 1].numpy()
-            self.log("val_roc_auc", float(roc_auc_score(hard.numpy(), p)), prog_bar=True)
+            both = 0 < int(hard.sum()) < len(hard)
+            # logged every epoch (0.5 / prevalence when undefined) so a monitor never goes missing
+            self.log("val_roc_auc", float(roc_auc_score(hard.numpy(), p)) if both else 0.5, prog_bar=True)
+            self.log("val_pr_auc", float(average_precision_score(hard.numpy(), p)) if both
+                     else float(hard.float().mean()), prog_bar=True)
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

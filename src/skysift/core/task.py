@@ -109,6 +109,9 @@ class Task:
     headline_higher_is_better: ClassVar[bool] = True
     default_model: ClassVar[str]
     models: ClassVar[ModelRegistry]
+    #: what early stopping and best-checkpoint selection watch: a logged validation quantity
+    #: (``val_loss``, ``val_acc``; two-class tasks also ``val_roc_auc``, ``val_pr_auc``) and its mode
+    monitor: ClassVar[tuple[str, str]] = ("val_loss", "min")
     #: column name of the id in prediction CSVs
     id_column: ClassVar[str] = "id"
     #: training-configuration defaults for this task (see TrainConfig); user options override them

@@ -224,6 +224,8 @@ def _fit_torch(task, spec, params, stats, train: TaskData, val: TaskData, cfg: T
     from .lightning_module import ClassifierModule
     from .losses import ClassificationLoss
 
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # hardware banners and tips are noise here
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     y = train.hard_labels
     k = train.n_classes
@@ -257,9 +259,10 @@ def _fit_torch(task, spec, params, stats, train: TaskData, val: TaskData, cfg: T
                               batch_augment=task.batch_augment(params) if cfg.augment else None,
                               seed=cfg.seed)
     ckpt_dir = run_dir / "checkpoints"
-    checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor="val_loss", mode="min",
+    monitor, mode = task.monitor
+    checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=monitor, mode=mode,
                                  save_top_k=1, save_last=True, enable_version_counter=False)
-    callbacks = [checkpoint, EarlyStopping(monitor="val_loss", mode="min", patience=cfg.patience),
+    callbacks = [checkpoint, EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience),
                  *extra_callbacks]
     show = _progress_enabled(progress)
     if show:

@@ -15,3 +15,17 @@ def augment(x: np.ndarray, rng: np.random.Generator, *, sigma: float, noise: flo
     if noise > 0:
         x = x + rng.normal(0, noise * sigma * rng.random(), len(x))
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def inject_transit(r: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Inject a ``batman`` planet that passes the detection threshold into a detrended series.
+
+    Injection-recovery is how transit surveys measure completeness; here it turns a quiet star's
+    light curve into a new, physically valid positive, so a network sees thousands of different
+    transits rather than memorising the few dozen real planets of an imbalanced set.
+    """
+    from .simulate import CADENCE_DAYS, planet_signal
+
+    t = np.arange(len(r)) * CADENCE_DAYS
+    transit, _ = planet_signal(t, rng, sigma=sigma)
+    return ((1.0 + r) * transit - 1.0).astype(np.float32)

@@ -38,15 +38,15 @@ def _diagnose_csv(path: Path, n_cols: int) -> None:
     """Find the first ragged row or non-numeric value; called only after the fast parser failed,
     so that the error names the row and column instead of surfacing pandas' message."""
     with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh)
-        header = next(reader)
+        reader = csv.reader(fh, skipinitialspace=True)
+        header = [h.strip() for h in next(reader)]
         for rownum, row in enumerate(reader, start=1):
             if len(row) != n_cols:
                 raise DataError(path, f"ragged row: {len(row)} fields where the header has {n_cols}",
                                 where=f"row {rownum}")
             for col, value in zip(header, row):
                 v = value.strip()
-                if v == "" or v.lower() in ("nan", "na", "null"):
+                if v == "" or v.lower() in ("nan", "na", "null", "inf", "-inf"):
                     continue
                 try:
                     float(v)
@@ -82,15 +82,22 @@ def load_kaggle_csv(path: str | Path, *, labelled: bool | None = None) -> TaskDa
         raise DataError(path, f"unexpected column(s) {sorted(extra)[:5]}")
     if labelled and label_col is None:
         raise DataError(path, "no LABEL column: training and evaluation need labels (2 = planet, 1 = not)")
-    dtypes = {h: np.float32 for _, h in flux_cols}
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    # pyarrow's reader is strict about field counts (pandas pads short rows with NaN, silently)
+    types = {h: pa.float32() for _, h in flux_cols}
+    if label_col:
+        types[label_col] = pa.float64()
     if id_col:
-        dtypes[id_col] = str
+        types[id_col] = pa.string()
     try:
-        df = pd.read_csv(path, dtype=dtypes | ({label_col: np.float64} if label_col else {}),
-                         skipinitialspace=True, engine="c")
-    except (ValueError, pd.errors.ParserError):
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            column_types=types, null_values=["", "NaN", "nan", "NA", "null"], strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
         _diagnose_csv(path, len(header))
         raise DataError(path, "could not be parsed as CSV") from None
+    df = table.to_pandas()
     if len(df) == 0:
         raise DataError(path, "no rows")
     flux = df[[h for _, h in flux_cols]].to_numpy(np.float32)

@@ -50,37 +50,55 @@ class ResBlock1d(nn.Module):
 
 
 class ResNet1d(nn.Module):
-    """Residual 1-D CNN with dilations and global average + max pooling.
+    """Residual 1-D CNN with dilations, optional self-attention over time, and global average +
+    max pooling.
 
-    Max pooling over time makes the score depend on the strongest dip-like pattern anywhere in the
-    series (a transit occupies < 5% of the cadences), average pooling on the overall texture.
+    The convolutions see a few days at a time: enough for one transit's shape. Telling a planet
+    from an eclipsing binary needs the whole series: a secondary eclipse half a period away, odd
+    and even eclipses of different depth. ``attention_layers`` transformer layers over the
+    down-sampled sequence (~100 steps of ~16 h) compare every event with every other. Max pooling
+    makes the score depend on the strongest dip-like pattern anywhere (a transit covers < 5% of the
+    cadences), average pooling on the overall texture.
     """
 
     def __init__(self, n_classes: int = 2, width: int = 24, depth: int = 4, dropout: float = 0.1,
-                 in_channels: int = 2):
+                 in_channels: int = 2, attention_layers: int = 0, heads: int = 4):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv1d(in_channels, width, 9, stride=2, padding=4, bias=False),
                                   nn.BatchNorm1d(width), nn.GELU())
         blocks, c = [], width
         for i in range(depth):
-            c_out = width * 2 ** min(i, 3)
+            c_out = width * 2 ** min(i, 2)
             blocks.append(ResBlock1d(c, c_out, stride=2, dilation=1 + (i % 2), dropout=dropout))
             c = c_out
         self.blocks = nn.Sequential(*blocks)
+        self.attention = None
+        if attention_layers > 0:
+            layer = nn.TransformerEncoderLayer(c, heads, dim_feedforward=2 * c, dropout=dropout,
+                                               batch_first=True, norm_first=True, activation="gelu")
+            self.attention = nn.TransformerEncoder(layer, attention_layers, enable_nested_tensor=False)
+            self.max_positions = 512
+            self.position = nn.Parameter(torch.zeros(1, self.max_positions, c))
+            nn.init.trunc_normal_(self.position, std=0.02)
         self.head = nn.Sequential(nn.Linear(2 * c, 64), nn.GELU(), nn.Dropout(dropout), nn.Linear(64, n_classes))
 
     def forward(self, x):
         h = self.blocks(self.stem(_as_channels(x)))
+        if self.attention is not None:
+            seq = h.transpose(1, 2)
+            seq = seq + self.position[:, : seq.shape[1]]
+            h = self.attention(seq).transpose(1, 2)
         pooled = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)
         return self.head(pooled)
 
 
 MODELS = ModelRegistry()
 MODELS.register(ModelSpec(
-    "resnet1d", lambda p, s, k: ResNet1d(k, width=p["width"], depth=p["depth"], dropout=p["dropout"]),
-    defaults={"width": 24, "depth": 4, "dropout": 0.1},
-    description="residual dilated 1-D CNN with average+max pooling (default)"))
+    "resnet1d", lambda p, s, k: ResNet1d(k, width=p["width"], depth=p["depth"], dropout=p["dropout"],
+                                         attention_layers=p["attention_layers"]),
+    defaults={"width": 32, "depth": 5, "dropout": 0.1, "attention_layers": 2, "inject_prob": 0.3},
+    description="residual dilated 1-D CNN + self-attention over time, trained with transit injection (default)"))
 MODELS.register(ModelSpec(
-    "seed-cnn", lambda p, s, k: SeedCNN(int(s.get("length", 3197)), k), defaults={},
+    "seed-cnn", lambda p, s, k: SeedCNN(int(s.get("length", 3197)), k), defaults={"inject_prob": 0.0},
     description="the seed project's Conv1d 6/16 + FC 500-64 network (parity)",
     train_overrides={"lr": 1e-3}))

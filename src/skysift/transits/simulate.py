@@ -9,6 +9,7 @@ linear interpolation, as in the Kaggle set. 3,197 cadences at 29.4 min (65.3 d).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,36 @@ def _a_over_rs(period_days, rho_sun_units):
     return 4.206 * period_days ** (2 / 3) * rho_sun_units ** (1 / 3)
 
 
-def planet_signal(t, rng) -> tuple[np.ndarray, dict]:
-    """Relative flux (1 = out of transit) of one transiting planet with realistic parameters."""
+#: Kepler's detection threshold on the multiple-event statistic: confirmed planets (the positives of
+#: the Kaggle set) all passed it, so simulated positives do too.
+MIN_MES = 7.1
+
+
+def multiple_event_statistic(flux: np.ndarray, sigma: float) -> float:
+    """Depth / σ × √(cadences in transit): the SNR of the transit train summed over all events."""
+    in_transit = flux < 1.0 - 1e-9
+    if not in_transit.any():
+        return 0.0
+    depth = float(1.0 - flux[in_transit].mean())
+    return depth / sigma * float(np.sqrt(in_transit.sum()))
+
+
+def planet_signal(t, rng, sigma: float | None = None, min_mes: float = MIN_MES,
+                  tries: int = 30) -> tuple[np.ndarray, dict]:
+    """Relative flux (1 = out of transit) of one transiting planet with realistic parameters.
+
+    With the star's white-noise ``sigma``, parameters are redrawn until the transit train would pass
+    Kepler's detection threshold ``min_mes``.
+    """
+    for _ in range(tries):
+        flux, meta = _draw_planet(t, rng)
+        meta["mes"] = multiple_event_statistic(flux, sigma) if sigma else float("nan")
+        if sigma is None or meta["mes"] >= min_mes:
+            break
+    return flux, meta
+
+
+def _draw_planet(t, rng) -> tuple[np.ndarray, dict]:
     period = float(np.exp(rng.uniform(np.log(0.5), np.log(40.0))))
     rho = float(np.exp(rng.normal(0, 0.4)))
     a = max(_a_over_rs(period, rho), 2.0)
@@ -66,7 +95,7 @@ def eclipsing_binary_signal(t, rng) -> tuple[np.ndarray, dict]:
     flux = primary - sb * (1 - secondary)
     ellip = rng.uniform(0, 0.004) * np.cos(4 * np.pi * (t - t0) / period)
     flux = flux - ellip
-    dilution = rng.uniform(0.0, 0.9)  # blended light from a third star shrinks the eclipses
+    dilution = rng.uniform(0.0, 0.8)  # blended light from a third star shrinks the eclipses
     flux = 1 - (1 - flux) * (1 - dilution)
     return flux, {"kind": "eclipsing_binary", "period": period, "depth": float(1 - flux.min())}
 
@@ -129,11 +158,34 @@ def systematics(t, flux, rng) -> np.ndarray:
     return flux
 
 
+CHUNK = 500
+
+
 def simulate_light_curves(n: int, seed: int = 0, positive_fraction: float = 0.015,
-                          eb_fraction: float = 0.05, n_points: int = N_POINTS):
-    """Return (flux ``(n, n_points)`` in e-/s, labels ``(n,)`` 1 = planet host, info list)."""
+                          eb_fraction: float = 0.05, n_points: int = N_POINTS, workers: int | None = None):
+    """Return (flux ``(n, n_points)`` in e-/s, labels ``(n,)`` 1 = planet host, info list).
+
+    Stars are made in chunks of 500 with independent seeds, in parallel processes when there are
+    several chunks; the result depends only on ``(n, seed)``, not on the number of workers.
+    """
     if n < 1:
         raise ValueError("n must be >= 1")
+    sizes = [min(CHUNK, n - i) for i in range(0, n, CHUNK)]
+    seeds = np.random.SeedSequence(seed).spawn(len(sizes))
+    args = [(k, s, positive_fraction, eb_fraction, n_points) for k, s in zip(sizes, seeds)]
+    workers = workers or min(len(sizes), os.cpu_count() or 1)
+    if workers > 1 and len(sizes) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            parts = list(pool.map(_simulate_chunk, *zip(*args)))
+    else:
+        parts = [_simulate_chunk(*a) for a in args]
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            [i for p in parts for i in p[2]])
+
+
+def _simulate_chunk(n, seed, positive_fraction, eb_fraction, n_points):
     rng = np.random.default_rng(seed)
     t = np.arange(n_points) * CADENCE_DAYS + rng.uniform(130, 1500)
     labels = np.zeros(n, dtype=np.int64)
@@ -143,8 +195,10 @@ def simulate_light_curves(n: int, seed: int = 0, positive_fraction: float = 0.01
     info = []
     for i in range(n):
         rel, _ = stellar_noise(t, rng)
+        # point-to-point scatter: white noise plus the short-timescale part of granulation
+        sigma = float(1.4826 * np.median(np.abs(np.diff(rel) - np.median(np.diff(rel)))) / np.sqrt(2))
         if labels[i] == 1:
-            sig, meta = planet_signal(t, rng)
+            sig, meta = planet_signal(t, rng, sigma=sigma)
         elif rng.random() < eb_fraction:
             sig, meta = eclipsing_binary_signal(t, rng)
         else:
@@ -158,15 +212,24 @@ def simulate_light_curves(n: int, seed: int = 0, positive_fraction: float = 0.01
 
 def write_kaggle_csv(path: str | Path, flux: np.ndarray, labels: np.ndarray | None) -> Path:
     """Write the Kaggle "Kepler labelled time series" layout: ``LABEL,FLUX.1..FLUX.N`` (2 = planet)."""
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
 
     path = Path(path)
-    cols = {f"FLUX.{j + 1}": flux[:, j].round(2) for j in range(flux.shape[1])}
-    df = pd.DataFrame(cols)
+    cols, names = [], []
     if labels is not None:
-        df.insert(0, "LABEL", np.where(np.asarray(labels) == 1, 2, 1))
+        cols.append(pa.array(np.where(np.asarray(labels) == 1, 2, 1)))
+        names.append("LABEL")
+    rounded = np.round(flux, 2)
+    for j in range(flux.shape[1]):
+        cols.append(pa.array(rounded[:, j]))
+        names.append(f"FLUX.{j + 1}")
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
+        # the header is written by hand: pyarrow quotes column names, the Kaggle files do not
+        with open(tmp, "wb") as fh:
+            fh.write((",".join(names) + "\n").encode())
+            pacsv.write_csv(pa.table(cols, names=names), fh,
+                            write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"))
     return path
 
 

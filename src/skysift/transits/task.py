@@ -12,7 +12,7 @@ from ..core.data import TaskData
 from ..core.task import Task
 from ..errors import DataError
 from . import io
-from .augment import augment
+from .augment import augment, inject_transit
 from .models import MODELS
 from .preprocess import clean_batch, to_channels
 from .simulate import N_POINTS
@@ -21,23 +21,27 @@ from .simulate import N_POINTS
 class FluxDataset(Dataset):
     """Items ``((2, L) float32 channels, int64 label)``; label -1 when unlabelled."""
 
-    def __init__(self, rel: np.ndarray, sigma: np.ndarray, y: np.ndarray | None, train: bool):
+    def __init__(self, rel: np.ndarray, sigma: np.ndarray, y: np.ndarray | None, train: bool,
+                 inject_prob: float = 0.0):
         self.rel = rel
         self.sigma = sigma
         self.y = y
         self.train = train
+        self.inject_prob = inject_prob
 
     def __len__(self):
         return len(self.rel)
 
     def __getitem__(self, i):
         x = self.rel[i]
+        target = -1 if self.y is None else int(self.y[i])
         if self.train:
             # a per-item generator seeded from torch's RNG keeps augmentation reproducible under
             # seed_everything and different across epochs and DataLoader workers
             rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
+            if target == 0 and rng.random() < self.inject_prob:
+                x, target = inject_transit(x, float(self.sigma[i]), rng), 1
             x = augment(x, rng, sigma=float(self.sigma[i]))
-        target = -1 if self.y is None else int(self.y[i])
         return torch.from_numpy(to_channels(x, self.sigma[i])), torch.tensor(target, dtype=torch.long)
 
 
@@ -46,12 +50,16 @@ class TransitsTask(Task):
     description = ("Kepler/TESS flux series (Kaggle 'Kepler labelled time series' CSV or FITS light "
                    "curves): does this star host a transiting planet?")
     headline_metric = "pr_auc"
+    # with a weighted sampler the validation loss mostly tracks the prior shift; ranking is the goal
+    monitor = ("val_pr_auc", "max")
     default_model = "resnet1d"
     models = MODELS
     id_column = "id"
     train_defaults = {"epochs": 30, "batch_size": 64, "lr": 2e-3, "patience": 8, "sampler": "weighted",
                       "loss": "ce", "val_frac": 0.2}
-    demo = {"n_train": 1500, "n_test": 800, "epochs": 8, "patience": 8}
+    # the demo trains a slimmer network for a few epochs so that all four tasks finish in minutes
+    demo = {"n_train": 1500, "n_test": 800, "epochs": 6, "patience": 6,
+            "model_params": {"width": 16, "depth": 4, "attention_layers": 1}}
     simulate_default_n = 3000
 
     def load(self, path, *, labelled=None) -> TaskData:
@@ -76,7 +84,7 @@ class TransitsTask(Task):
     def dataset(self, data: TaskData, stats: dict, params: dict, *, train: bool) -> Dataset:
         y = data.hard_labels if data.has_labels else None
         rel, sigma = self._clean(data, stats)
-        return FluxDataset(rel, sigma, y, train=train)
+        return FluxDataset(rel, sigma, y, train=train, inject_prob=float(params.get("inject_prob", 0.0)))
 
     def tta_views(self, params):
         return [lambda x: torch.flip(x, dims=[-1])]

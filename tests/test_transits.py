@@ -1,0 +1,217 @@
+"""The transits task: loaders and their errors, simulator, training, bundle round trip, resume, CLI."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import skysift
+from skysift.cli import main
+from skysift.errors import DataError
+from skysift.transits import io
+from skysift.transits.simulate import simulate_light_curves, write_kaggle_csv
+
+L = 3197
+
+
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("tr")
+    flux, labels, _ = simulate_light_curves(160, seed=5, positive_fraction=0.1)
+    return write_kaggle_csv(d / "exoTrain.csv", flux, labels)
+
+
+def _write(tmp_path, text, name="f.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _header(n=L, label=True):
+    cols = ([ "LABEL"] if label else []) + [f"FLUX.{i}" for i in range(1, n + 1)]
+    return ",".join(cols)
+
+
+def _row(label, values):
+    return ",".join([str(label)] + [str(v) for v in values])
+
+
+def test_simulator_matches_kaggle_layout(small_csv):
+    header = small_csv.read_text().splitlines()[0].split(",")
+    assert header[0] == "LABEL" and header[1] == "FLUX.1" and header[-1] == f"FLUX.{L}"
+    d = io.load(small_csv, labelled=True)
+    assert d.x.shape == (160, L) and set(np.unique(d.y)) == {0, 1}
+    assert d.class_names == ["no_planet", "planet"]
+
+
+def test_simulator_has_planets_and_eclipsing_binaries():
+    _, labels, info = simulate_light_curves(400, seed=2)
+    kinds = [i["kind"] for i in info]
+    assert 0.005 <= labels.mean() <= 0.03
+    assert kinds.count("eclipsing_binary") > 5 and all(k == "planet" for k, y in zip(kinds, labels) if y)
+
+
+def test_test_file_without_label_loads_unlabelled(tmp_path):
+    p = _write(tmp_path, _header(200, label=False) + "\n" + ",".join(["1.0"] * 200) + "\n")
+    d = io.load(p)
+    assert d.y is None and d.x.shape == (1, 200)
+    with pytest.raises(DataError, match="no LABEL column"):
+        io.load(p, labelled=True)
+
+
+@pytest.mark.parametrize("body, message, where", [
+    (_row(2, [1.0] * 199), "ragged row", "row 1"),
+    (_row(1, [1.0] * 200) + "\n" + _row(2, [1.0] * 150 + ["abc"] + [1.0] * 49), "non-numeric value 'abc' in column FLUX.151", "row 2"),
+    (_row(1, [""] * 200), "every flux value is missing", "row 1"),
+    (_row(3, [1.0] * 200), "unknown LABEL 3", "row 1"),
+    (_row(1, [1.0] * 199 + ["inf"]), "infinite", "row 1"),
+])
+def test_kaggle_csv_errors_name_file_row_and_problem(tmp_path, body, message, where):
+    p = _write(tmp_path, _header(200) + "\n" + body + "\n")
+    with pytest.raises(DataError) as e:
+        io.load(p, labelled=True)
+    msg = str(e.value)
+    assert str(p) in msg and message in msg and where in msg
+
+
+def test_duplicate_ids_and_bad_headers(tmp_path):
+    p = _write(tmp_path, "kepid,LABEL," + ",".join(f"FLUX.{i}" for i in range(1, 201)) + "\n"
+               + "7,1," + ",".join(["1"] * 200) + "\n" + "7,2," + ",".join(["1"] * 200) + "\n")
+    with pytest.raises(DataError, match="duplicate id '7'.*|row 2"):
+        io.load(p)
+    p2 = _write(tmp_path, "LABEL,FLUX.1,FLUX.3\n1,2,3\n", "gap.csv")
+    with pytest.raises(DataError, match="missing FLUX.2"):
+        io.load(p2)
+    p3 = _write(tmp_path, "a,b\n1,2\n", "other.csv")
+    with pytest.raises(DataError, match="no FLUX.1..FLUX.N"):
+        io.load(p3)
+    with pytest.raises(DataError, match="no such file"):
+        io.load(tmp_path / "absent.csv")
+
+
+def test_fits_loader_errors(tmp_path):
+    from astropy.io import fits
+
+    (tmp_path / "broken.fits").write_bytes(b"SIMPLE  = T" + b" " * 100)
+    with pytest.raises(DataError, match="broken.fits"):
+        io.load(tmp_path / "broken.fits")
+    cols = fits.ColDefs([fits.Column(name="TIME", format="D", array=np.arange(5.0))])
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(tmp_path / "noflux.fits")
+    with pytest.raises(DataError, match="no PDCSAP_FLUX or SAP_FLUX"):
+        io.load(tmp_path / "noflux.fits")
+
+
+@pytest.mark.realdata
+def test_real_kepler90_fits_load(shared_data, tmp_path):
+    folder = shared_data / "kepler" / "kepler90"
+    d = io.load(folder)
+    assert len(d) == 3 and d.x.shape[1] == L
+    assert set(d.groups) == {"11442793"}  # three quarters of one star: one group for the splitter
+    assert np.isfinite(d.x).mean() > 0.5
+    # with a labels CSV the same folder becomes training data
+    link = tmp_path / "k90"
+    link.mkdir()
+    for f in folder.glob("*.fits"):
+        (link / f.name).symlink_to(f)
+    (link / "labels.csv").write_text("kepid,label\n11442793,1\n")
+    assert list(io.load(link, labelled=True).y) == [1, 1, 1]
+
+
+def test_train_bundle_round_trip_and_predict(small_csv, tmp_path):
+    run = tmp_path / "run"
+    model = skysift.train("transits", small_csv, run, epochs=2, batch_size=32, progress=False)
+    assert (run / "model.safetensors").exists() and (run / "model.json").exists()
+    card = json.loads((run / "model.json").read_text())
+    assert card["task"] == "transits" and card["model"]["name"] == "resnet1d"
+    assert card["calibration"]["temperature"] > 0 and "ece_uncalibrated" in card["validation_metrics"]
+    for png in ("roc_pr.png", "confusion.png", "reliability.png", "training_curves.png"):
+        assert (run / "plots" / png).stat().st_size > 1000
+    loaded = skysift.load(run)
+    p1 = model.predict_proba(small_csv)
+    p2 = loaded.predict_proba(small_csv)
+    np.testing.assert_allclose(p1, p2, atol=1e-6)
+    assert p1.shape == (160, 2) and np.allclose(p1.sum(axis=1), 1)
+    df = loaded.predict(small_csv)
+    assert list(df.columns) == ["id", "p_no_planet", "p_planet"] and len(df) == 160
+    m = loaded.evaluate(small_csv)
+    assert {"roc_auc", "pr_auc", "f1", "accuracy", "ece", "n"} <= set(m) and m["n"] == 160
+
+
+def test_seed_cnn_trains_and_split_has_no_leak(small_csv, tmp_path):
+    run = tmp_path / "seed"
+    skysift.train("transits", small_csv, run, model="seed-cnn", epochs=1, resample="over", progress=False)
+    split = json.loads((run / "split.json").read_text())
+    assert not set(split["train"]) & set(split["val"])
+    assert json.loads((run / "model.json").read_text())["model"]["name"] == "seed-cnn"
+
+
+def test_resume_after_kill(small_csv, tmp_path):
+    """Kill a training process with SIGKILL after its first checkpoint, then resume it."""
+    run = tmp_path / "killed"
+    env = {**os.environ, "SKYSIFT_NO_PROGRESS": "1"}
+    cmd = [sys.executable, "-m", "skysift", "train", "transits", "--data", str(small_csv), "--out", str(run),
+           "--epochs", "30", "--patience", "100", "--batch-size", "32"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert last.exists() and not (run / "model.json").exists()
+    import torch
+
+    epoch_at_kill = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
+    rc = main(["train", "transits", "--data", str(small_csv), "--out", str(run), "--epochs", "3",
+               "--patience", "100", "--batch-size", "32", "--resume"])
+    assert rc == 0 and (run / "model.json").exists()
+    card = json.loads((run / "model.json").read_text())
+    epochs = [h["epoch"] for h in card["history"]]
+    assert max(epochs) == 2 and epoch_at_kill <= 2
+
+
+def test_cli_exit_codes(small_csv, tmp_path, capsys):
+    assert main(["train", "transits", "--data", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "nope.csv" in err and "Traceback" not in err
+    bad = _write(tmp_path, _header(200) + "\n" + _row(5, [1] * 200) + "\n")
+    assert main(["train", "transits", "--data", str(bad), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown LABEL 5" in capsys.readouterr().err
+    assert main(["train", "transits", "--data", str(small_csv), "--out", str(tmp_path / "r"), "--model", "nope"]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "no_run"), "--data", str(small_csv)]) == 2
+    assert main(["train", "galaxiez", "--data", "x", "--out", "y"]) == 2
+    assert main(["simulate", "transits", "--out", str(tmp_path / "s"), "--n", "30", "--seed", "3"]) == 0
+    assert (tmp_path / "s" / "exoTrain.csv").exists()
+
+
+def test_cli_full_cycle(small_csv, tmp_path, capsys):
+    run = tmp_path / "cli_run"
+    assert main(["train", "transits", "--data", str(small_csv), "--out", str(run), "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", str(small_csv), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"roc_auc", "pr_auc", "f1", "accuracy", "ece", "n"} <= set(out)
+    assert main(["predict", str(run), "--data", str(small_csv), "--out", str(tmp_path / "p.csv")]) == 0
+    assert (tmp_path / "p.csv").read_text().startswith("id,p_no_planet,p_planet")
+    assert main(["info", str(run)]) == 0
+    assert "resnet1d" in capsys.readouterr().out
+
+
+def test_request_parsing_validates():
+    from skysift.transits.task import TASK
+
+    d = TASK.parse_request({"objects": [{"id": "a", "flux": [1.0] * 300}, {"id": "b", "flux": [2.0] * 3197}]})
+    assert d.x.shape == (2, L) and list(d.ids) == ["a", "b"]
+    for bad, msg in [({"flux": [1.0] * 20}, "at least 100"), ({"flux": ["x"] * 200}, "only numbers"),
+                     ([1, 2], "JSON object"), ({"objects": []}, "non-empty")]:
+        with pytest.raises(DataError, match=msg):
+            TASK.parse_request(bad)
