@@ -52,7 +52,7 @@ def test_simulator_matches_kaggle_layout(small_csv):
 
 
 def test_simulator_has_planets_and_eclipsing_binaries():
-    _, labels, info = simulate_light_curves(400, seed=2)
+    _, labels, info = simulate_light_curves(1000, seed=2)
     kinds = [i["kind"] for i in info]
     assert 0.005 <= labels.mean() <= 0.03
     assert kinds.count("eclipsing_binary") > 5 and all(k == "planet" for k, y in zip(kinds, labels) if y)

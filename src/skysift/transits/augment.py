@@ -29,3 +29,17 @@ def inject_transit(r: np.ndarray, sigma: float, rng: np.random.Generator) -> np.
     t = np.arange(len(r)) * CADENCE_DAYS
     transit, _ = planet_signal(t, rng, sigma=sigma)
     return ((1.0 + r) * transit - 1.0).astype(np.float32)
+
+
+def inject_eclipsing_binary(r: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Inject an eclipsing binary (the commonest astrophysical false positive) into a quiet star.
+
+    The label stays "no planet": this is hard-negative augmentation, the mirror of
+    :func:`inject_transit`. Eclipsing binaries are ~1.4% of Kepler targets, so an imbalanced set
+    holds too few for a network to learn V shapes, secondaries and too-deep eclipses from.
+    """
+    from .simulate import CADENCE_DAYS, eclipsing_binary_signal
+
+    t = np.arange(len(r)) * CADENCE_DAYS
+    eclipses, _ = eclipsing_binary_signal(t, rng)
+    return ((1.0 + r) * eclipses - 1.0).astype(np.float32)

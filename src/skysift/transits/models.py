@@ -96,9 +96,11 @@ MODELS = ModelRegistry()
 MODELS.register(ModelSpec(
     "resnet1d", lambda p, s, k: ResNet1d(k, width=p["width"], depth=p["depth"], dropout=p["dropout"],
                                          attention_layers=p["attention_layers"]),
-    defaults={"width": 32, "depth": 5, "dropout": 0.1, "attention_layers": 2, "inject_prob": 0.3},
-    description="residual dilated 1-D CNN + self-attention over time, trained with transit injection (default)"))
+    defaults={"width": 32, "depth": 5, "dropout": 0.1, "attention_layers": 2, "inject_prob": 0.3,
+              "inject_eb_prob": 0.2},
+    description="residual dilated 1-D CNN + self-attention over time, trained with injected transits "
+                "and eclipsing binaries (default)"))
 MODELS.register(ModelSpec(
-    "seed-cnn", lambda p, s, k: SeedCNN(int(s.get("length", 3197)), k), defaults={"inject_prob": 0.0},
+    "seed-cnn", lambda p, s, k: SeedCNN(int(s.get("length", 3197)), k), defaults={"inject_prob": 0.0, "inject_eb_prob": 0.0},
     description="the seed project's Conv1d 6/16 + FC 500-64 network (parity)",
     train_overrides={"lr": 1e-3}))

@@ -12,7 +12,7 @@ from ..core.data import TaskData
 from ..core.task import Task
 from ..errors import DataError
 from . import io
-from .augment import augment, inject_transit
+from .augment import augment, inject_eclipsing_binary, inject_transit
 from .models import MODELS
 from .preprocess import clean_batch, to_channels
 from .simulate import N_POINTS
@@ -22,12 +22,13 @@ class FluxDataset(Dataset):
     """Items ``((2, L) float32 channels, int64 label)``; label -1 when unlabelled."""
 
     def __init__(self, rel: np.ndarray, sigma: np.ndarray, y: np.ndarray | None, train: bool,
-                 inject_prob: float = 0.0):
+                 inject_prob: float = 0.0, inject_eb_prob: float = 0.0):
         self.rel = rel
         self.sigma = sigma
         self.y = y
         self.train = train
         self.inject_prob = inject_prob
+        self.inject_eb_prob = inject_eb_prob
 
     def __len__(self):
         return len(self.rel)
@@ -39,8 +40,12 @@ class FluxDataset(Dataset):
             # a per-item generator seeded from torch's RNG keeps augmentation reproducible under
             # seed_everything and different across epochs and DataLoader workers
             rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
-            if target == 0 and rng.random() < self.inject_prob:
-                x, target = inject_transit(x, float(self.sigma[i]), rng), 1
+            if target == 0:
+                u = rng.random()
+                if u < self.inject_prob:
+                    x, target = inject_transit(x, float(self.sigma[i]), rng), 1
+                elif u < self.inject_prob + self.inject_eb_prob:
+                    x = inject_eclipsing_binary(x, rng)
             x = augment(x, rng, sigma=float(self.sigma[i]))
         return torch.from_numpy(to_channels(x, self.sigma[i])), torch.tensor(target, dtype=torch.long)
 
@@ -84,7 +89,8 @@ class TransitsTask(Task):
     def dataset(self, data: TaskData, stats: dict, params: dict, *, train: bool) -> Dataset:
         y = data.hard_labels if data.has_labels else None
         rel, sigma = self._clean(data, stats)
-        return FluxDataset(rel, sigma, y, train=train, inject_prob=float(params.get("inject_prob", 0.0)))
+        return FluxDataset(rel, sigma, y, train=train, inject_prob=float(params.get("inject_prob", 0.0)),
+                           inject_eb_prob=float(params.get("inject_eb_prob", 0.0)))
 
     def tta_views(self, params):
         return [lambda x: torch.flip(x, dims=[-1])]
