@@ -41,6 +41,7 @@ def main() -> None:
         t = time.perf_counter()
         data = task.load(test_csv)
         rows.append(("load CSV", len(data) / (time.perf_counter() - t)))
+        task._clean(data.subset([0]), {"length": data.x.shape[1]})  # numba JIT of wotan, once per process
         t = time.perf_counter()
         task._clean(data, {"length": data.x.shape[1]})
         rows.append(("clean + detrend (wotan biweight)", len(data) / (time.perf_counter() - t)))
