@@ -189,10 +189,12 @@ def test_timm_by_name_and_local_pretrained_weights(tmp_path):
     spec = TASK.models.get("timm:resnet10t")
     net = spec.build(spec.defaults, {"image_size": 32}, 3)
     assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
+    dilated = spec.build({**spec.defaults, "output_stride": 16}, {}, 3)
+    assert dilated.net.forward_features(torch.zeros(1, 3, 64, 64)).shape[-1] == 4  # 4x4 map, not 2x2
     with pytest.raises(ConfigError, match="unknown model"):
         TASK.models.get("resnet-without-prefix")
     with pytest.raises(ConfigError, match="timm has no model"):
-        TASK.models.get("timm:not_a_model").build({"drop_rate": 0.0, "pretrained_path": None}, {}, 3)
+        TASK.models.get("timm:not_a_model").build(spec.defaults, {}, 3)
     missing = {**spec.defaults, "pretrained_path": str(tmp_path / "absent.safetensors")}
     with pytest.raises(ConfigError, match="never downloads"):
         TASK.fit_preprocessing(load(_tiny_npz(tmp_path)), missing)

@@ -70,13 +70,18 @@ class TimmNet(nn.Module):
     """A timm backbone with a ``K``-way head. ``pretrained_path``: a local ``.safetensors`` /
     ``.pth`` checkpoint of the same architecture (its classifier is replaced when K differs)."""
 
-    def __init__(self, name: str, n_classes: int, drop_rate: float = 0.1, pretrained_path: str | None = None):
+    def __init__(self, name: str, n_classes: int, drop_rate: float = 0.1, pretrained_path: str | None = None,
+                 output_stride: int | None = None):
         super().__init__()
         import timm
 
         if not timm.is_model(name):
             raise ConfigError(f"timm has no model {name!r} (see timm.list_models())")
         kwargs = dict(num_classes=n_classes, in_chans=3, drop_rate=drop_rate)
+        if output_stride:
+            # dilate the last stage(s) instead of striding: a 64-px cutout then ends on a 4x4 map
+            # (output_stride 16) rather than 2x2, at the cost of more compute in the last stage
+            kwargs["output_stride"] = int(output_stride)
         if pretrained_path and Path(pretrained_path).exists():
             # pretrained_cfg_overlay points timm at the local file: no hub or URL is consulted
             self.net = timm.create_model(name, pretrained=True,
@@ -100,21 +105,23 @@ def check_pretrained(params: dict) -> None:
                           "put a local .safetensors/.pth checkpoint there or drop pretrained_path")
 
 
-TIMM_DEFAULTS = {"drop_rate": 0.1, "pretrained_path": None, **AUGMENT_DEFAULTS}
-DEFAULT_BACKBONE = "resnet10t"
+TIMM_DEFAULTS = {"drop_rate": 0.1, "pretrained_path": None, "output_stride": None, **AUGMENT_DEFAULTS}
+DEFAULT_BACKBONE = "regnetx_002"
 
 
 def _timm_spec(name: str) -> ModelSpec | None:
     if not name.startswith("timm:"):
         return None
     backbone = name.split(":", 1)[1]
-    return ModelSpec(name, lambda p, s, k: TimmNet(backbone, k, p["drop_rate"], p["pretrained_path"]),
+    return ModelSpec(name, lambda p, s, k: TimmNet(backbone, k, p["drop_rate"], p["pretrained_path"],
+                                                   p["output_stride"]),
                      defaults=dict(TIMM_DEFAULTS), description=f"timm backbone {backbone}")
 
 
 MODELS = ModelRegistry(fallback=_timm_spec)
 MODELS.register(ModelSpec(
-    "galaxy-timm", lambda p, s, k: TimmNet(p["backbone"], k, p["drop_rate"], p["pretrained_path"]),
+    "galaxy-timm", lambda p, s, k: TimmNet(p["backbone"], k, p["drop_rate"], p["pretrained_path"],
+                                           p["output_stride"]),
     defaults={"backbone": DEFAULT_BACKBONE, **TIMM_DEFAULTS},
     description=f"compact timm backbone ({DEFAULT_BACKBONE}) at 64 px (default)"))
 MODELS.register(ModelSpec(

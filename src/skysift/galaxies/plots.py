@@ -43,17 +43,26 @@ def gallery(data: TaskData, indices, out: Path, *, proba: np.ndarray | None = No
     return save(fig, out)
 
 
-def _last_conv(net):
+def _feature_module(net):
+    """The module whose output is the last spatial feature map: a timm backbone's final stage
+    (``forward_features`` ends there), else the last convolution."""
     import torch.nn as nn
 
+    inner = getattr(net, "net", None)
+    if inner is not None and hasattr(inner, "forward_features"):
+        for attr in ("stages", "layer4", "s4", "blocks", "features", "trunk"):
+            mod = getattr(inner, attr, None)
+            if isinstance(mod, nn.Module):
+                children = list(mod.children()) if attr in ("stages", "blocks", "features") else [mod]
+                return children[-1] if children else mod
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     return convs[-1] if convs else None
 
 
 def saliency_maps(model, data: TaskData, indices, out: Path, *, title: str = "") -> Path:
     """For a few images: the image, the gradient saliency of the predicted class (|∂logit/∂pixel|,
-    max over colour channels) and the mean activation of the network's last convolution, upsampled
-    (the seed visualised activations). ``model`` is a trained :class:`skysift.api.Model`."""
+    max over colour channels) and the mean activation of the network's last feature map (a timm
+    backbone's final stage, or the last convolution), upsampled (the seed visualised activations). ``model`` is a trained :class:`skysift.api.Model`."""
     import matplotlib.pyplot as plt
     import torch
     import torch.nn.functional as F
@@ -62,7 +71,7 @@ def saliency_maps(model, data: TaskData, indices, out: Path, *, title: str = "")
     sub = data.subset(indices)
     ds = model.task.dataset(sub, model.stats, model.params, train=False)
     net = model.net.cpu().eval()
-    conv = _last_conv(net)
+    conv = _feature_module(net)
     acts: list = []
     hook = conv.register_forward_hook(lambda m, i, o: acts.append(o.detach())) if conv is not None else None
     fig, axes = plt.subplots(3, len(indices), figsize=(2.0 * len(indices), 6.3), squeeze=False)
@@ -80,8 +89,8 @@ def saliency_maps(model, data: TaskData, indices, out: Path, *, title: str = "")
             true = sub.class_names[sub.hard_labels[col]] if sub.has_labels else "?"
             axes[0, col].set_title(f"true {true}\npred {model.class_names[k]}", fontsize=7)
             axes[1, col].imshow(sal, cmap="inferno")
-            if acts:
-                a = acts[-1].mean(dim=1, keepdim=True)
+            if acts and acts[-1].ndim == 4:
+                a = acts[-1].abs().mean(dim=1, keepdim=True)
                 a = F.interpolate(a, size=img.shape[:2], mode="bilinear", align_corners=False)[0, 0].numpy()
                 axes[2, col].imshow(img, alpha=0.55)
                 axes[2, col].imshow(a, cmap="viridis", alpha=0.6)
@@ -89,7 +98,7 @@ def saliency_maps(model, data: TaskData, indices, out: Path, *, title: str = "")
                 axes[r, col].axis("off")
         axes[1, 0].text(-0.1, 0.5, "saliency", transform=axes[1, 0].transAxes, rotation=90, va="center",
                         ha="right", fontsize=8)
-        axes[2, 0].text(-0.1, 0.5, "last-conv\nactivation", transform=axes[2, 0].transAxes, rotation=90,
+        axes[2, 0].text(-0.1, 0.5, "last-stage\nactivation", transform=axes[2, 0].transAxes, rotation=90,
                         va="center", ha="right", fontsize=8)
     finally:
         if hook is not None:
