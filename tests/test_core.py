@@ -98,6 +98,20 @@ def test_temperature_scaling_recovers_overconfidence():
         softmax(true_logits * 3), y)
 
 
+def test_bias_corrected_temperature_undoes_prior_shift():
+    from skysift.core.calibration import fit_bias_corrected_temperature
+
+    rng = np.random.default_rng(1)
+    y = (rng.random(6000) < 0.05).astype(int)
+    score = rng.normal(0, 1, 6000) + 2.5 * y
+    # a network trained on balanced batches: logit offset by +3 in favour of the rare class
+    logits = np.column_stack([np.zeros_like(score), 2 * score - 2.5 + 3.0])
+    t, b = fit_bias_corrected_temperature(logits, y)
+    p = softmax(logits, t, b)
+    assert abs(p[:, 1].mean() - y.mean()) < 0.01
+    assert expected_calibration_error(p, y) < 0.3 * expected_calibration_error(softmax(logits, fit_temperature(logits, y)), y)
+
+
 def test_metrics_hand_checked():
     y = np.array([0, 0, 1, 1])
     proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.35, 0.65], [0.2, 0.8]])

@@ -39,6 +39,7 @@ class Model:
         self.kind: str = card["model"].get("kind", "torch")
         cal = card.get("calibration", {})
         self.temperature: float = float(cal.get("temperature", 1.0))
+        self.bias: list[float] = list(cal.get("bias") or [0.0] * len(self.class_names))
         self.threshold: float = float(cal.get("threshold", 0.5))
         self.tta: bool = bool(card.get("train_config", {}).get("tta", False))
 
@@ -93,7 +94,7 @@ class Model:
         logits = self.predict_logits(data, tta=tta, batch_size=batch_size)
         if len(logits) == 0:
             return np.zeros((0, len(self.class_names)))
-        return softmax(logits, self.temperature)
+        return softmax(logits, self.temperature, self.bias)
 
     def predict(self, data: TaskData | str | Path, *, tta: bool | None = None):
         """A pandas DataFrame in the task's submission layout (id + class probabilities)."""

@@ -151,6 +151,8 @@ def info(run_dir: Path = typer.Argument(...),
     t.add_row("class counts", json.dumps(card["data"].get("class_counts", {})))
     cal = card.get("calibration", {})
     t.add_row("temperature", f"{cal.get('temperature', 1.0):.3f}")
+    if cal.get("bias"):
+        t.add_row("class biases", ", ".join(f"{b:+.2f}" for b in cal["bias"]))
     t.add_row("threshold", f"{cal.get('threshold', 0.5):.3f}")
     for k, v in card.get("validation_metrics", {}).items():
         if isinstance(v, float):

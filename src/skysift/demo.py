@@ -57,15 +57,17 @@ def run_demo(out: str | Path, tasks: list[str] | None = None, seed: int = 0,
                              **{k: v for k, v in metrics.items() if isinstance(v, (int, float)) or v is None}}
     write_json(out / "summary.json", results)
     table = Table(title=f"skysift demo ({time.time() - t_all:.0f} s) — metrics on fresh simulated test sets")
-    cols = ["model", "n", "roc_auc", "pr_auc", "f1", "accuracy", "ece", "seconds"]
+    cols = {"model": "model", "n": "n", "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "f1": "F1",
+            "accuracy": "acc.", "ece": "ECE", "seconds": "time s"}
     table.add_column("task")
-    for c in cols:
-        table.add_column(c, justify="right")
+    for c in cols.values():
+        table.add_column(c, justify="right" if c != "model" else "left", no_wrap=c == "model")
     for name, m in results.items():
         row = [name]
         for c in cols:
             v = m.get(c)
-            row.append("—" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)))
+            row.append("—" if v is None else (f"{v:.0f}" if c == "seconds" else f"{v:.3f}"
+                                              if isinstance(v, float) else str(v)))
         table.add_row(*row)
     console.print(table)
     console.print(f"outputs in {out}/<task>/ (run/ holds the model bundle and plots/)")

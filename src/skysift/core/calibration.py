@@ -28,8 +28,45 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, max_iter: int = 200) -> f
     return float(np.clip(temp, 0.05, 20.0))
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+def fit_bias_corrected_temperature(logits: np.ndarray, y: np.ndarray, n_classes: int | None = None,
+                                   max_iter: int = 200, l2: float = 1e-3) -> tuple[float, list[float]]:
+    """Bias-corrected temperature scaling (Alexandari et al. 2020): ``softmax(logits / T + b)``.
+
+    The per-class bias ``b`` undoes the prior shift that a weighted sampler or injected positives
+    build into a network (it is trained on ~balanced classes and deployed on rare ones), which a
+    temperature alone cannot. Classes absent from ``y`` keep bias 0; a small L2 penalty keeps the
+    biases finite when a class has very few validation members.
+    """
+    z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    t = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    k = n_classes or z.shape[1]
+    if len(t) == 0 or len(torch.unique(t)) < 2:
+        return 1.0, [0.0] * k
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(k, dtype=torch.float64, requires_grad=True)
+    present = torch.zeros(k, dtype=torch.float64)
+    present[torch.unique(t)] = 1.0
+    opt = torch.optim.LBFGS([log_t, bias], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(z / log_t.exp() + bias * present, t) + l2 * (bias * present).pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    temp = float(log_t.exp().item())
+    b = (bias * present).detach().numpy()
+    if not np.isfinite(temp) or temp <= 0 or not np.all(np.isfinite(b)):
+        return 1.0, [0.0] * k
+    b = b - b.mean()  # only differences between classes matter
+    return float(np.clip(temp, 0.05, 20.0)), [float(v) for v in b]
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0, bias=None) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64) / temperature
+    if bias is not None:
+        z = z + np.asarray(bias, dtype=np.float64)
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)

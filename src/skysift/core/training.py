@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import ConfigError, SkysiftError
 from .bundle import save_bundle
-from .calibration import expected_calibration_error, fit_temperature, softmax
+from .calibration import expected_calibration_error, fit_bias_corrected_temperature, softmax
 from .config import TrainConfig
 from .data import TaskData
 from .io import write_json
@@ -158,14 +158,17 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
                                                       callbacks or [])
 
     y_val = val.hard_labels
-    temperature = fit_temperature(val_logits, y_val) if cfg.calibrate else 1.0
+    temperature, bias = (fit_bias_corrected_temperature(val_logits, y_val, data.n_classes)
+                         if cfg.calibrate else (1.0, [0.0] * data.n_classes))
     proba_raw = softmax(val_logits)
-    proba = softmax(val_logits, temperature)
+    proba = softmax(val_logits, temperature, bias)
     threshold = best_f1_threshold(y_val, proba[:, 1]) if data.n_classes == 2 else 0.5
     metrics = classification_metrics(y_val, proba, data.class_names, threshold=threshold)
     metrics.update(task.metrics(val, proba))
     metrics["ece_uncalibrated"] = expected_calibration_error(proba_raw, y_val)
     metrics["temperature"] = temperature
+    metrics["log_loss_uncalibrated"] = float(
+        -np.mean(np.log(np.clip(proba_raw[np.arange(len(y_val)), y_val], 1e-15, 1))))
     train_seconds = time.time() - t0
 
     card = {
@@ -173,7 +176,8 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
         "model": {"name": spec.name, "kind": spec.kind, "params": params},
         "class_names": list(data.class_names),
         "preprocessing": stats,
-        "calibration": {"temperature": temperature, "threshold": threshold},
+        "calibration": {"method": "bias-corrected temperature scaling", "temperature": temperature,
+                        "bias": bias, "threshold": threshold},
         "train_config": cfg.to_dict(),
         "data": {"source": str(data.source), "n": len(data), "class_counts": data.class_counts(),
                  "n_train": len(train), "n_val": len(val), **data.meta.get("card", {})},
