@@ -1,0 +1,1 @@
+"""SETI Breakthrough Listen cadence snippets: narrow-band drifting signals in ON scans only."""
