@@ -31,7 +31,7 @@ class GalaxiesTask(Task):
     # imbalance tools (--sampler weighted, --resample over with rotated copies) stay available
     train_defaults = {"epochs": 15, "batch_size": 64, "lr": 2e-3, "patience": 5, "sampler": "none",
                       "loss": "ce", "val_frac": 0.2}
-    demo = {"n_train": 1200, "n_test": 500, "epochs": 6, "patience": 6}
+    demo = {"n_train": 1500, "n_test": 500, "epochs": 8, "patience": 8}
     simulate_default_n = 3000
 
     # ---- data -------------------------------------------------------------------------------
