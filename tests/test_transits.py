@@ -215,3 +215,15 @@ def test_request_parsing_validates():
                      ([1, 2], "JSON object"), ({"objects": []}, "non-empty")]:
         with pytest.raises(DataError, match=msg):
             TASK.parse_request(bad)
+
+
+def test_same_seed_same_model(small_csv, tmp_path):
+    """Same seed, same data: same split and the same weights (to float rounding: multithreaded CPU
+    kernels may sum in a different order; with one thread the weights are bitwise equal)."""
+    a = skysift.train("transits", small_csv, tmp_path / "a", epochs=1, seed=7, progress=False,
+                      model_params={"width": 8, "depth": 2, "attention_layers": 0})
+    b = skysift.train("transits", small_csv, tmp_path / "b", epochs=1, seed=7, progress=False,
+                      model_params={"width": 8, "depth": 2, "attention_layers": 0})
+    assert (tmp_path / "a" / "split.json").read_text() == (tmp_path / "b" / "split.json").read_text()
+    for (ka, va), (kb, vb) in zip(a.net.state_dict().items(), b.net.state_dict().items()):
+        assert ka == kb and np.allclose(va.numpy(), vb.numpy(), atol=1e-4), ka
