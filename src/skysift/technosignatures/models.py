@@ -143,7 +143,7 @@ def _timm_spec(name: str) -> ModelSpec | None:
     if not name.startswith("timm:"):
         return None
     backbone = name.split(":", 1)[1]
-    defaults = dict(TIMM_DEFAULTS)
+    defaults = dict(TIMM_DEFAULTS, backbone=backbone)  # recorded for the bundle and the weights check
     if "swin" in backbone:
         defaults["input_size"] = [224, 224]
     return ModelSpec(name, lambda p, s, k: TimmNet(backbone, _in_channels(p), k, p["pretrained"], p["input_size"],
