@@ -1,7 +1,7 @@
 """Networks for technosignatures. Inputs ``(B, C, t, f)`` (C = 6 scans, or 3 for the ON / ON−OFF
 views); outputs ``(B, 2)`` logits.
 
-* ``cadence-cnn`` (default): a compact VGG-style CNN (about 16 M multiply-adds at the default 32 × 64) that
+* ``cadence-cnn`` (default): a compact VGG-style CNN (about 11 M multiply-adds at the default 32 × 64) that
   trains in minutes on 2 CPU cores. The scans are input channels, so the first layers can compare
   ON with OFF at each time × frequency pixel; global average + max pooling makes it independent of
   where the needle lies.
@@ -39,7 +39,7 @@ def _block(c_in: int, c_out: int, n_conv: int) -> nn.Sequential:
 
 
 class CadenceCNN(nn.Module):
-    """Conv stages of ``widths`` (two 3×3 convs in the first two, one after), 2×2 max-pool between
+    """Conv stages of ``widths`` (3×3 convs: two in the second stage, one elsewhere), 2×2 max-pool between
     stages, global average ⊕ max pooling, dropout, linear head."""
 
     def __init__(self, in_channels: int, n_classes: int, widths=(16, 32, 48, 64), dropout: float = 0.2):
@@ -50,7 +50,7 @@ class CadenceCNN(nn.Module):
         for k, w in enumerate(widths):
             if k:
                 stages.append(nn.MaxPool2d(2))
-            stages.append(_block(c, int(w), 2 if k < 2 else 1))
+            stages.append(_block(c, int(w), 2 if k == 1 else 1))
             c = int(w)
         self.features = nn.Sequential(*stages)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * c, n_classes))

@@ -92,18 +92,29 @@ def resize(x, size):
     return np.ascontiguousarray(y.reshape(*lead, t_out, f_out))
 
 
-def to_input(x: np.ndarray, params: dict) -> torch.Tensor:
-    """One raw ``(6, T, F)`` snippet → the network's ``(C, t, f)`` float32 tensor.
+def shrink(x: np.ndarray, params: dict) -> np.ndarray:
+    """Step 1: area-resize a raw ``(6, T, F)`` snippet to ``params["size"]`` (float32).
 
     Resizing comes first: area-averaging is linear, so flattening and standardising the small
-    array gives nearly the same result as doing it at full size, ~8x faster (the medians
-    dominate the per-item cost on a CPU)."""
+    array gives nearly the same result as at full size, ~8x faster (the medians dominate the
+    per-item cost on a CPU). Flips and scan permutations commute with all steps, so augmentation
+    runs on the small array too."""
     p = check_params(params)
     # one BLAS thread: these GEMMs are tiny, and with several threads fighting over 2 shared cores
     # (the training loop uses them) each call took ~20 ms instead of ~1.5 ms
     with _blas_threads().limit(limits=1, user_api="blas"):
-        small = resize(np.asarray(x, dtype=np.float32), p["size"])
-    return torch.from_numpy(np.ascontiguousarray(view(normalise(small, p["flatten"]), p["view"])))
+        return resize(np.asarray(x, dtype=np.float32), p["size"])
+
+
+def finish(small: np.ndarray, params: dict) -> torch.Tensor:
+    """Steps 2–4: flatten, standardise per scan, select the view → ``(C, t, f)`` float32 tensor."""
+    p = check_params(params)
+    return torch.from_numpy(np.ascontiguousarray(view(normalise(small, p["flatten"]), p["view"]), dtype=np.float32))
+
+
+def to_input(x: np.ndarray, params: dict) -> torch.Tensor:
+    """One raw ``(6, T, F)`` snippet → the network's ``(C, t, f)`` float32 tensor."""
+    return finish(shrink(x, params), params)
 
 
 @lru_cache(maxsize=1)
@@ -117,8 +128,8 @@ class CadenceDataset(Dataset):
     """Items ``((C, t, f) float32, int64 target)``; target -1 when unlabelled.
 
     Reads each snippet lazily from ``x`` (a memory-mapped SnippetStack or an array). With
-    ``augment`` (a :class:`~skysift.technosignatures.augment.CadenceAugment`), the raw scans are
-    augmented before normalisation.
+    ``augment`` (a :class:`~skysift.technosignatures.augment.CadenceAugment`), the resized scans
+    are augmented before normalisation.
     """
 
     def __init__(self, x, y, params: dict, augment=None):
@@ -132,9 +143,9 @@ class CadenceDataset(Dataset):
         return len(self.x)
 
     def __getitem__(self, i):
-        a = np.asarray(self.x[int(i)], dtype=np.float32)
+        small = shrink(self.x[int(i)], self.params)
         if self.augment is not None:
             rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
-            a = self.augment(a, rng)
+            small = self.augment(small, rng)
         target = -1 if self.y is None else int(self.y[int(i)])
-        return to_input(a, self.params), torch.tensor(target, dtype=torch.long)
+        return finish(small, self.params), torch.tensor(target, dtype=torch.long)
