@@ -103,12 +103,16 @@ class Model:
         return self.task.prediction_frame(data.ids, proba, self.class_names)
 
     def evaluate(self, data: TaskData | str | Path, *, tta: bool | None = None,
-                 plots_dir: str | Path | None = None) -> dict:
-        """Metrics of the task on labelled ``data`` (and figures in ``plots_dir`` when given)."""
+                 plots_dir: str | Path | None = None, proba: np.ndarray | None = None) -> dict:
+        """Metrics of the task on labelled ``data`` (and figures in ``plots_dir`` when given).
+
+        ``proba`` reuses probabilities already computed for ``data`` by :meth:`predict_proba`.
+        """
         from .core.metrics import classification_metrics
 
         data = self._as_data(data, labelled=True)
-        proba = self.predict_proba(data, tta=tta)
+        if proba is None:
+            proba = self.predict_proba(data, tta=tta)
         y = data.hard_labels
         metrics = classification_metrics(y, proba, self.class_names, threshold=self.threshold)
         metrics.update(self.task.metrics(data, proba))

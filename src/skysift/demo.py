@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .core.io import write_json
+from .core.io import atomic_path, write_json
 from .core.task import get_task, task_names
 
 
@@ -46,11 +46,14 @@ def run_demo(out: str | Path, tasks: list[str] | None = None, seed: int = 0,
             progress.advance(bar)
             progress.update(bar, description="evaluating on a fresh simulated test set")
             model = api.load(run_dir)
-            metrics = model.evaluate(test_path, plots_dir=out / name / "plots_test")
+            test = task.load(test_path, labelled=True)
+            proba = model.predict_proba(test)
+            metrics = model.evaluate(test, plots_dir=out / name / "plots_test", proba=proba)
             write_json(out / name / "metrics_test.json", metrics)
             progress.advance(bar)
-            progress.update(bar, description="predicting")
-            api.predict(run_dir, test_path, out / name / "predictions.csv")
+            progress.update(bar, description="writing predictions")
+            with atomic_path(out / name / "predictions.csv") as tmp:
+                task.prediction_frame(test.ids, proba, model.class_names).to_csv(tmp, index=False)
             progress.advance(bar)
             progress.update(bar, description=f"done in {time.time() - t0:.0f} s")
             results[name] = {"model": model.card["model"]["name"], "seconds": round(time.time() - t0, 1),

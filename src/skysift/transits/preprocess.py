@@ -6,6 +6,8 @@ time-windowed biweight (Hippke et al. 2019), the robust choice for transit searc
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from scipy.ndimage import median_filter
 
@@ -67,12 +69,31 @@ def clean(flux: np.ndarray, *, detrend: str = "biweight", window_days: float = 0
     return r.astype(np.float32), float(max(s, 1e-7))
 
 
-def clean_batch(flux: np.ndarray, **kw) -> tuple[np.ndarray, np.ndarray]:
-    """``(N, L)`` relative fluxes and ``(N,)`` noise levels."""
-    if not len(flux):
-        return np.zeros((0, flux.shape[1]), np.float32), np.zeros(0, np.float32)
+def _clean_chunk(flux: np.ndarray, kw: dict) -> tuple[np.ndarray, np.ndarray]:
     out = [clean(row, **kw) for row in flux]
     return np.stack([r for r, _ in out]), np.array([s for _, s in out], dtype=np.float32)
+
+
+def clean_batch(flux: np.ndarray, workers: int | None = None, **kw) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, L)`` relative fluxes and ``(N,)`` noise levels.
+
+    wotan's biweight costs tens of milliseconds per light curve, so batches of a few hundred or
+    more are spread over processes (``workers``, default: all cores); results do not depend on it.
+    """
+    if not len(flux):
+        return np.zeros((0, flux.shape[1]), np.float32), np.zeros(0, np.float32)
+    workers = workers or os.cpu_count() or 1
+    if workers < 2 or len(flux) < 200:
+        return _clean_chunk(flux, kw)
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = np.array_split(flux, min(len(flux) // 50, workers * 4))
+    import multiprocessing as mp
+
+    # forkserver: forking a process that already runs OpenMP threads (numba, torch) is unsafe
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
+        parts = list(pool.map(_clean_chunk, chunks, [kw] * len(chunks)))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def to_channels(r: np.ndarray, sigma: float | np.ndarray) -> np.ndarray:

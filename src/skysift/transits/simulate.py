@@ -180,7 +180,10 @@ def simulate_light_curves(n: int, seed: int = 0, positive_fraction: float = 0.01
     if workers > 1 and len(sizes) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(workers) as pool:
+        import multiprocessing as mp
+
+        # forkserver: forking a process that already runs OpenMP threads (numba, torch) can hang
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
             parts = list(pool.map(_simulate_chunk, *zip(*args)))
     else:
         parts = [_simulate_chunk(*a) for a in args]
