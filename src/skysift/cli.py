@@ -197,6 +197,21 @@ def demo(out: Path = typer.Option(Path("demo_out"), "--out"),
     run_demo(out, tasks=task or None, seed=seed, console=out_console)
 
 
+@app.command()
+def explore(task: str = typer.Argument(...), data: Path = typer.Option(..., "--data"),
+            out: Path = typer.Option(..., "--out", help="folder for the figures, tables and HTML pages"),
+            max_n: int = typer.Option(5000, "--max-n", help="objects used for embeddings and statistics"),
+            seed: int = typer.Option(0, "--seed")):
+    """Look at a dataset: class balance, examples per class, statistics, PCA/UMAP 2-D and 3-D views."""
+    from .explore import explore as run_explore
+
+    if max_n < 10:
+        raise SkysiftError(f"--max-n must be >= 10, got {max_n}")
+    files = run_explore(task, data, out, max_n=max_n, seed=seed)
+    for name, path in files.items():
+        out_console.print(f"{name}: {path}")
+
+
 def _mount_optional() -> None:
     """Sub-commands that live in their own modules (serving, reports, datasets, explore ...)."""
     import importlib
@@ -204,8 +219,7 @@ def _mount_optional() -> None:
     for module, attr, name in (("skysift.serving.cli", "register", None),
                                ("skysift.report", "register", None),
                                ("skysift.export", "register", None),
-                               ("skysift.datasets.cli", "app", "datasets"),
-                               ("skysift.explore", "register", None)):
+                               ("skysift.datasets.cli", "app", "datasets")):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:
