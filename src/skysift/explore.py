@@ -25,7 +25,7 @@ from .core.data import TaskData
 from .core.io import atomic_path, write_text
 from .errors import DataError
 
-#: at most this many objects go into PCA/UMAP and the summary statistics (drawn per class)
+#: about this many objects go into PCA/UMAP and the summary statistics (drawn per class)
 MAX_EMBED = 5000
 EXAMPLES_PER_CLASS = 6
 
@@ -35,7 +35,7 @@ def _safe(name: str) -> str:
 
 
 def _stratified_subset(labels: np.ndarray, max_n: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of at most ``max_n`` objects, keeping every class's share but at least
+    """Indices of about ``max_n`` objects (a little more when rare classes are topped up), keeping every class's share but at least
     ``min(count, 50)`` of each class, so rare classes still show up in the scatter."""
     n = len(labels)
     if n <= max_n:
@@ -143,9 +143,16 @@ def _scatter_png(Z: np.ndarray, labels, class_names, path: Path, title: str, axe
         if sel.any():
             ax.scatter(Z[sel, 0], Z[sel, 1], s=6, alpha=0.6, color=cmap(k % cmap.N),
                        label=f"{class_names[k]} ({sel.sum()})", rasterized=True)
+    # a few extreme objects (flares, bad cadences) would squeeze the bulk into a corner: the view
+    # spans the central 99% of each axis and says how many objects lie outside it
+    lo, hi = np.percentile(Z[:, :2], [0.5, 99.5], axis=0)
+    pad = 0.05 * np.maximum(hi - lo, 1e-12)
+    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    outside = int(np.sum(np.any((Z[:, :2] < lo - pad) | (Z[:, :2] > hi + pad), axis=1)))
     ax.set_xlabel(axes[0])
     ax.set_ylabel(axes[1])
-    ax.set_title(title)
+    ax.set_title(title + (f"\n({outside} objects outside the central 99% view)" if outside else ""), fontsize=10)
     ax.legend(markerscale=2.5, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return _savefig(fig, path)
 
@@ -179,7 +186,8 @@ def explore(task, data: str | Path | TaskData, out: str | Path, *, max_n: int = 
     ----------
     task : a Task instance or a task name.
     data : a path the task's loader reads (labels required), or loaded TaskData.
-    max_n : objects used for the embeddings and summary statistics (stratified sample).
+    max_n : about this many objects are used for the embeddings and summary statistics (a
+        stratified sample that keeps at least ``min(count, 50)`` of every class).
     umap : also a UMAP embedding; default: when ``umap-learn`` is installed.
 
     Returns a dict ``{name: path}`` of the files written (``timings`` are in ``explore.json``).
@@ -236,7 +244,7 @@ def explore(task, data: str | Path | TaskData, out: str | Path, *, max_n: int = 
 
     table = _summary_table(labels, names, counts, X)
     for ext, text in (("csv", table.to_csv(index=False)),
-                      ("md", table.to_markdown(index=False, floatfmt=".4g") if _has_tabulate() else table.to_string(index=False)),
+                      ("md", _markdown(table)),
                       ("html", table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0))):
         write_text(out / f"class_summary.{ext}", text)
         written[f"class_summary_{ext}"] = out / f"class_summary.{ext}"
@@ -282,10 +290,15 @@ def explore(task, data: str | Path | TaskData, out: str | Path, *, max_n: int = 
     return written
 
 
-def _has_tabulate() -> bool:
-    import importlib.util
+def _markdown(table) -> str:
+    """A GitHub-style markdown table. Written here because pandas' ``to_markdown`` needs the
+    ``tabulate`` package for what is a header, a rule and one line per row."""
+    def cell(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v).replace("|", "\\|")
 
-    return importlib.util.find_spec("tabulate") is not None
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
 
 
 def _index_page(out: Path, title, counts, table, written, galleries, var, shape, n) -> Path:
