@@ -56,8 +56,9 @@ class Server:
             def do_GET(self):
                 url = urlparse(self.path)
                 with outer.lock:
-                    outer.requests.append((url.path, self.headers.get("Range", "")))
-                    n_same = sum(p == url.path for p, _ in outer.requests)
+                    # keyed by path + query: each cutout (ra, dec) is its own resource
+                    outer.requests.append((self.path, self.headers.get("Range", "")))
+                    n_same = sum(p == self.path for p, _ in outer.requests)
                 if url.path == "/cutout":
                     q = parse_qs(url.query)
                     if q["dec"][0].startswith("-1.0") and n_same == 1:
@@ -234,6 +235,7 @@ def test_cutouts_retry_resume_and_labels(server, tmp_path):
                         backoff=0.01, service_url=server.url + "/cutout")
     assert (res.written, res.skipped, res.failed) == (3, 0, [])
     assert len(server.requests) == 4  # three images, one of them retried after a 503
+    assert sum("dec=-1.0" in p for p, _ in server.requests) == 2
     names = sorted(p.name for p in (out / "images").iterdir())
     assert names == sorted(f"{i}.jpeg" for i in (587727178986356823, 587727227300741210, 587727225690980449))
     assert not list((out / "images").glob(".*.tmp"))  # no half-written files left
