@@ -68,7 +68,8 @@ def _class_balance(counts: dict[str, int], path: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(names) + 2), 3.8))
     bars = ax.bar(range(len(names)), values, color="tab:blue")
     ax.bar_label(bars, labels=[f"{v:,}" for v in values], fontsize=8)
-    ax.set_xticks(range(len(names)), names, rotation=45 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center")
+    crowded = len(names) > 6 or sum(len(n) for n in names) > 40  # labels would overlap
+    ax.set_xticks(range(len(names)), names, rotation=35 if crowded else 0, ha="right" if crowded else "center")
     ax.set_ylabel("objects")
     positive = values[values > 0]
     if len(positive) and positive.max() > 20 * positive.min():
