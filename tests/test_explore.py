@@ -96,6 +96,7 @@ def _browser_note(line: str) -> bool:
     return any(note in line for note in BROWSER_NOTES)
 
 
+@pytest.mark.browser
 def test_chromium_check_catches_a_script_error(tmp_path):
     bad = tmp_path / "bad.html"
     bad.write_text("<html><body><script>notDefined();</script></body></html>")
@@ -103,6 +104,7 @@ def test_chromium_check_catches_a_script_error(tmp_path):
     assert any("notDefined" in line for line in console)
 
 
+@pytest.mark.browser
 def test_explore_fake_task_writes_files_and_pages_open(tmp_path):
     data = _tiny_data(tmp_path / "tiny.npz")
     files = explore(TinyTask(), data, tmp_path / "out", max_n=200, umap=False)
@@ -156,3 +158,21 @@ def test_explore_every_installed_task_on_simulated_data(name, tmp_path):
     assert files["class_balance"].exists() and files["embedding_pca"].exists()
     assert files["embedding_pca_3d"].stat().st_size > 1_000_000  # plotly.js is inlined
     assert any(k.startswith("examples_") for k in files), "plot_gallery drew nothing"
+
+
+REAL = {"transients": "plasticc", "galaxies": "galaxyzoo/gz1"}
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_explore_real_data(name, shared_data, tmp_path):
+    if name not in task_names():
+        pytest.skip(f"task {name!r} is not installed yet")
+    files = explore(name, shared_data / REAL[name], tmp_path / "out", max_n=600, examples_per_class=3, umap=False)
+    info = json.loads(files["summary_json"].read_text())
+    import pandas as pd
+
+    table = pd.read_csv(files["class_summary_csv"])
+    assert table["count"].sum() == info["n_objects"] > 1000
+    assert (table["count"] > 0).all()
+    assert files["embedding_pca"].stat().st_size > 10_000
