@@ -126,7 +126,8 @@ def test_real_kepler90_fits_load(shared_data, tmp_path):
 
 def test_train_bundle_round_trip_and_predict(small_csv, tmp_path):
     run = tmp_path / "run"
-    model = skysift.train("transits", small_csv, run, epochs=2, batch_size=32, progress=False)
+    model = skysift.train("transits", small_csv, run, epochs=2, batch_size=32, progress=False,
+                          model_params={"width": 8, "depth": 3, "attention_layers": 1})
     assert (run / "model.safetensors").exists() and (run / "model.json").exists()
     card = json.loads((run / "model.json").read_text())
     assert card["task"] == "transits" and card["model"]["name"] == "resnet1d"
@@ -157,7 +158,7 @@ def test_resume_after_kill(small_csv, tmp_path):
     run = tmp_path / "killed"
     env = {**os.environ, "SKYSIFT_NO_PROGRESS": "1"}
     cmd = [sys.executable, "-m", "skysift", "train", "transits", "--data", str(small_csv), "--out", str(run),
-           "--epochs", "30", "--patience", "100", "--batch-size", "32"]
+           "--epochs", "30", "--patience", "100", "--batch-size", "32", "--param", "width=8", "--param", "depth=3"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = run / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
@@ -171,7 +172,7 @@ def test_resume_after_kill(small_csv, tmp_path):
 
     epoch_at_kill = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
     rc = main(["train", "transits", "--data", str(small_csv), "--out", str(run), "--epochs", "3",
-               "--patience", "100", "--batch-size", "32", "--resume"])
+               "--patience", "100", "--batch-size", "32", "--param", "width=8", "--param", "depth=3", "--resume"])
     assert rc == 0 and (run / "model.json").exists()
     card = json.loads((run / "model.json").read_text())
     epochs = [h["epoch"] for h in card["history"]]
@@ -195,7 +196,8 @@ def test_cli_exit_codes(small_csv, tmp_path, capsys):
 
 def test_cli_full_cycle(small_csv, tmp_path, capsys):
     run = tmp_path / "cli_run"
-    assert main(["train", "transits", "--data", str(small_csv), "--out", str(run), "--epochs", "1"]) == 0
+    assert main(["train", "transits", "--data", str(small_csv), "--out", str(run), "--epochs", "1",
+                 "--param", "width=8", "--param", "depth=2", "--param", "attention_layers=0"]) == 0
     capsys.readouterr()
     assert main(["evaluate", str(run), "--data", str(small_csv), "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
