@@ -32,7 +32,7 @@ class TechnosignaturesTask(Task):
     train_defaults = {"epochs": 12, "batch_size": 64, "lr": 3e-3, "patience": 4, "sampler": "weighted",
                       "loss": "ce", "val_frac": 0.2}
     # the demo: small sets (the simulator costs ~35 ms a snippet) and a few epochs of the compact CNN
-    demo = {"n_train": 500, "n_test": 200, "epochs": 4, "patience": 4, "batch_size": 32}
+    demo = {"n_train": 400, "n_test": 150, "epochs": 4, "patience": 4, "batch_size": 32}
     simulate_default_n = 2000
 
     # ---- data -------------------------------------------------------------------------------
