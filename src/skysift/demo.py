@@ -59,10 +59,11 @@ def run_demo(out: str | Path, tasks: list[str] | None = None, seed: int = 0,
             results[name] = {"model": model.card["model"]["name"], "seconds": round(time.time() - t0, 1),
                              **{k: v for k, v in metrics.items() if isinstance(v, (int, float)) or v is None}}
     write_json(out / "summary.json", results)
-    table = Table(title=f"skysift demo ({time.time() - t_all:.0f} s) — metrics on fresh simulated test sets")
-    cols = {"model": "model", "n": "n", "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "f1": "F1",
-            "accuracy": "acc.", "ece": "ECE", "seconds": "time s"}
-    table.add_column("task")
+    table = Table(title=f"skysift demo ({time.time() - t_all:.0f} s): fresh simulated test sets",
+                  caption="ROC/PR: ROC-AUC and PR-AUC (macro one-vs-rest for several classes)")
+    cols = {"model": "model", "n": "n", "roc_auc": "ROC", "pr_auc": "PR", "f1": "F1",
+            "accuracy": "acc", "ece": "ECE", "seconds": "s"}
+    table.add_column("task", no_wrap=True)
     for c in cols.values():
         table.add_column(c, justify="right" if c != "model" else "left", no_wrap=c == "model")
     for name, m in results.items():
