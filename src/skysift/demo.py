@@ -73,6 +73,8 @@ def run_demo(out: str | Path, tasks: list[str] | None = None, seed: int = 0,
             row.append("—" if v is None else (f"{v:.0f}" if c == "seconds" else f"{v:.3f}"
                                               if isinstance(v, float) else str(v)))
         table.add_row(*row)
-    console.print(table)
+    # a truncated number is worse than a wide line: never narrower than the table needs
+    wide = Console(width=max(console.width, 100), file=console.file, force_terminal=console.is_terminal)
+    wide.print(table)
     console.print(f"outputs in {out}/<task>/ (run/ holds the model bundle and plots/)")
     return results
