@@ -204,6 +204,23 @@ class Task:
         return self.description
 
 
+def request_objects(payload: Any, key: str, what: str) -> list:
+    """The objects of a ``POST /predict`` body: ``{key: ...}`` for one object or
+    ``{"objects": [{"id": ..., key: ...}, ...]}`` for a batch. ``what`` describes ``key`` in errors."""
+    from ..errors import DataError
+
+    if not isinstance(payload, dict):
+        raise DataError("request", f"body must be a JSON object with '{key}' or 'objects'")
+    objects = payload.get("objects")
+    if objects is None:
+        if key not in payload:
+            raise DataError("request", f"body needs '{key}' ({what}) or 'objects'")
+        objects = [{"id": payload.get("id", "0"), key: payload[key]}]
+    if not isinstance(objects, list) or not objects:
+        raise DataError("request", "'objects' must be a non-empty list")
+    return objects
+
+
 # ---- task discovery --------------------------------------------------------------------------
 _TASKS: dict[str, Task] = {}
 

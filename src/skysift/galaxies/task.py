@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..core.data import TaskData
-from ..core.task import Task
+from ..core.task import request_objects, Task
 from ..errors import DataError
 from . import io
 from .augment import AUGMENT_DEFAULTS, SymmetryAugment, dihedral_views
@@ -111,15 +111,7 @@ class GalaxiesTask(Task):
     def parse_request(self, payload: Any) -> TaskData:
         """``{"image": "<base64 PNG/JPEG>"}`` or ``{"objects": [{"id": "...", "image": "..."}, ...]}``;
         optional ``"crop"`` (central fraction) and ``"size"`` as in the loaders."""
-        if not isinstance(payload, dict):
-            raise DataError("request", "body must be a JSON object with 'image' or 'objects'")
-        objects = payload.get("objects")
-        if objects is None:
-            if "image" not in payload:
-                raise DataError("request", "body needs 'image' (a base64 PNG/JPEG) or 'objects'")
-            objects = [{"id": payload.get("id", "0"), "image": payload["image"]}]
-        if not isinstance(objects, list) or not objects:
-            raise DataError("request", "'objects' must be a non-empty list")
+        objects = request_objects(payload, "image", "a base64 PNG/JPEG")
         try:
             opts = io.LoadOptions(image_size=payload.get("size", io.DEFAULT_SIZE), crop=payload.get("crop", 1.0))
         except (TypeError, ValueError) as e:

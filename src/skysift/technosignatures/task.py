@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..core.data import TaskData
-from ..core.task import Task
+from ..core.task import request_objects, Task
 from ..errors import DataError
 from . import io
 from .augment import AUGMENT_DEFAULTS, CadenceAugment, MixBatch, tta_views
@@ -142,15 +142,7 @@ class TechnosignaturesTask(Task):
     def parse_request(self, payload: Any) -> TaskData:
         """``{"npy": "<base64 .npy of a (6, T, F) float snippet>"}`` or
         ``{"objects": [{"id": "...", "npy": "..."}, ...]}`` (at most 64 objects)."""
-        if not isinstance(payload, dict):
-            raise DataError("request", "body must be a JSON object with 'npy' or 'objects'")
-        objects = payload.get("objects")
-        if objects is None:
-            if "npy" not in payload:
-                raise DataError("request", "body needs 'npy' (a base64-encoded .npy cadence snippet) or 'objects'")
-            objects = [{"id": payload.get("id", "0"), "npy": payload["npy"]}]
-        if not isinstance(objects, list) or not objects:
-            raise DataError("request", "'objects' must be a non-empty list")
+        objects = request_objects(payload, "npy", "a base64-encoded .npy cadence snippet")
         if len(objects) > MAX_REQUEST_OBJECTS:
             raise DataError("request", f"at most {MAX_REQUEST_OBJECTS} objects per request, got {len(objects)}")
         arrays, ids, shape0 = [], [], None

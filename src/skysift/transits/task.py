@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..core.data import TaskData
-from ..core.task import Task
+from ..core.task import request_objects, Task
 from ..errors import DataError
 from . import io
 from .augment import augment, inject_eclipsing_binary, inject_transit
@@ -140,15 +140,7 @@ class TransitsTask(Task):
     def parse_request(self, payload: Any) -> TaskData:
         """``{"flux": [...]}`` or ``{"objects": [{"id": "...", "flux": [...]}, ...]}``; ``null`` marks a
         missing cadence."""
-        if not isinstance(payload, dict):
-            raise DataError("request", "body must be a JSON object with 'flux' or 'objects'")
-        objects = payload.get("objects")
-        if objects is None:
-            if "flux" not in payload:
-                raise DataError("request", "body needs 'flux' (a list of numbers) or 'objects'")
-            objects = [{"id": payload.get("id", "0"), "flux": payload["flux"]}]
-        if not isinstance(objects, list) or not objects:
-            raise DataError("request", "'objects' must be a non-empty list")
+        objects = request_objects(payload, "flux", "a list of numbers")
         rows, ids = [], []
         for k, obj in enumerate(objects):
             where = f"object {k}"
