@@ -29,8 +29,11 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -q --timeout=3600
 
+# throughput and memory of every task on this machine (each script prints a table)
 bench: install
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_transits.py
+	$(BIN)/python benchmarks/bench_technosignatures.py throughput --n-train 300 --n-predict 300 --epochs 2
+	$(BIN)/python benchmarks/bench_galaxies.py throughput --threads 2 --n 512
 
 clean:
 	rm -rf demo_out .pytest_cache
