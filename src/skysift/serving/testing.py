@@ -1,0 +1,53 @@
+"""Bundles with untrained (randomly initialised) weights, for smoke tests and load benchmarks.
+
+Serving, export and reports only need a valid bundle of the right architecture, not a good one;
+training every task's network just to test them would cost minutes per task. The bundle is written
+exactly as training writes it (``save_bundle``), with ``"untrained": true`` in the card.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..core.bundle import save_bundle
+from ..core.data import TaskData
+from ..core.task import get_task
+from ..errors import ConfigError
+
+
+def random_bundle(task_name: str, data: str | Path | TaskData, run_dir: str | Path, *,
+                  model: str | None = None, model_params: dict | None = None, seed: int = 0) -> Path:
+    """Write a bundle of ``task_name``'s ``model`` (default: the task's default, with its demo
+    parameters) whose preprocessing statistics come from labelled ``data`` and whose weights are
+    random (seeded). Returns ``run_dir``."""
+    import torch
+
+    from ..core.training import resolve_config
+
+    task = get_task(task_name)
+    if not isinstance(data, TaskData):
+        data = task.load(data, labelled=True)
+    if model_params is None and model is None:
+        model_params = dict(task.demo.get("model_params", {}))
+    cfg, spec, params = resolve_config(task, {"model": model, "model_params": model_params})
+    if spec.kind != "estimator":
+        torch.manual_seed(seed)
+    else:
+        raise ConfigError(f"model {spec.name!r} is an estimator: it has no random initial state; train it")
+    stats = task.fit_preprocessing(data, params)
+    net = spec.build(params, stats, data.n_classes)
+    card = {
+        "task": task.name,
+        "model": {"name": spec.name, "kind": spec.kind, "params": params},
+        "class_names": list(data.class_names),
+        "preprocessing": stats,
+        "calibration": {"method": "none", "temperature": 1.0, "bias": [0.0] * data.n_classes, "threshold": 0.5},
+        "train_config": {**cfg.to_dict(), "tta": False},
+        "data": {"source": str(data.source), "n": len(data), "class_counts": data.class_counts()},
+        "validation_metrics": {},
+        "history": [],
+        "untrained": True,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    save_bundle(run_dir, net.state_dict(), card)
+    return Path(run_dir)

@@ -1,0 +1,284 @@
+"""HTTP serving: every task present, JSON and file uploads, strict validation, several models per
+process, OpenAPI fuzzing (schemathesis, in-process ASGI), and ``skysift serve`` as a real server."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from skysift.core.task import get_task, task_names
+from skysift.errors import SkysiftError
+from skysift.serving import create_app
+from skysift.serving.cli import parse_models
+from skysift.serving.testing import random_bundle
+
+TASKS = task_names()
+
+
+def _hook_or_skip(fn, *args):
+    try:
+        return fn(*args)
+    except NotImplementedError as e:
+        pytest.skip(f"hook not implemented: {e}")
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """``{task: (run_dir, data_path)}``: a small simulated dataset and a random-weight bundle per task."""
+    root = tmp_path_factory.mktemp("serving")
+    out = {}
+    for name in TASKS:
+        task = get_task(name)
+        try:
+            data = task.simulate(root / f"data_{name}", n=40, seed=1)
+        except NotImplementedError:
+            continue
+        out[name] = (random_bundle(name, data, root / f"run_{name}"), data)
+    return out
+
+
+@pytest.fixture(scope="module")
+def app(bundles):
+    return create_app({name: run for name, (run, _) in bundles.items()})
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return TestClient(app)
+
+
+def _bundle(bundles, name):
+    if name not in bundles:
+        pytest.skip(f"task {name!r} has no simulator")
+    return bundles[name]
+
+
+def test_health_models_and_cards(client, bundles):
+    r = client.get("/health")
+    assert r.status_code == 200
+    assert r.json()["status"] == "ok" and r.json()["models"] == list(bundles)
+    listing = client.get("/models").json()
+    assert [m["name"] for m in listing] == list(bundles)
+    for m in listing:
+        card = client.get(f"/models/{m['name']}").json()
+        assert card["task"] == m["task"] and card["class_names"] == m["class_names"]
+    # the default model is the first one
+    assert client.get("/model").json()["task"] == listing[0]["task"]
+    assert client.get("/docs").status_code == 200
+    schema = client.get("/openapi.json").json()
+    assert all(f"/models/{n}/predict" in schema["paths"] for n in bundles)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_json_request_gives_the_models_probabilities(client, app, name, bundles):
+    _bundle(bundles, name)
+    served = app.state.models[name]
+    example = _hook_or_skip(served.task.request_example)
+    r = client.post(f"/models/{name}/predict", json=example)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    expected = served.model.predict_proba(served.task.parse_request(example))
+    got = np.array([[p["probabilities"][c] for c in body["class_names"]] for p in body["predictions"]])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert body["n"] == len(expected) and body["class_names"] == served.model.class_names
+    assert all(p["predicted"] in body["class_names"] for p in body["predictions"])
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_batch_request(client, app, name, bundles):
+    _bundle(bundles, name)
+    task = app.state.models[name].task
+    one = _hook_or_skip(task.request_example)["objects"][0]
+    batch = {"objects": [{**one, "id": f"obj-{k}"} for k in range(5)]}
+    r = client.post(f"/models/{name}/predict", json=batch)
+    assert r.status_code == 200, r.text
+    preds = r.json()["predictions"]
+    assert [p["id"] for p in preds] == [f"obj-{k}" for k in range(5)]
+    # the same object five times gets the same probabilities five times
+    first = preds[0]["probabilities"]
+    assert all(p["probabilities"] == pytest.approx(first, abs=1e-6) for p in preds)
+
+
+def _as_upload(path: Path) -> tuple[str, bytes]:
+    """A file as is; a folder as a zip of it (the service unpacks it)."""
+    if path.is_file():
+        return path.name, path.read_bytes()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in sorted(path.rglob("*")):
+            if f.is_file():
+                zf.write(f, Path(path.name) / f.relative_to(path))
+    return path.name + ".zip", buf.getvalue()
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_file_upload_gives_the_models_probabilities(client, app, name, bundles):
+    run, data_path = _bundle(bundles, name)
+    served = app.state.models[name]
+    filename, raw = _as_upload(Path(data_path))
+    r = client.post(f"/models/{name}/predict", files={"file": (filename, raw)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    data = served.task.load(data_path, labelled=False)
+    expected = served.model.predict_proba(data)
+    assert [p["id"] for p in body["predictions"]] == [str(i) for i in data.ids]
+    got = np.array([[p["probabilities"][c] for c in body["class_names"]] for p in body["predictions"]])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_bad_requests_get_4xx_with_a_message(client, app, name, bundles):
+    _bundle(bundles, name)
+    url = f"/models/{name}/predict"
+    cases = [
+        (b'{"objects": [NaN]}', "application/json", 400, "NaN"),
+        (b'{"objects": [', "application/json", 400, "not valid JSON"),
+        (b"[1, 2, 3]", "application/json", 422, "JSON object"),
+        (b'{"objects": []}', "application/json", 422, "non-empty"),
+        (b'{"objects": [{"id": 1}]}', "application/json", 422, "object 0"),
+        (b'{"objects": "x"}', "application/json", 422, "list"),
+        (b"\xff\xfe", "application/json", 400, "not valid JSON"),
+        (b"hello", "text/plain", 415, "content type"),
+    ]
+    for body, ctype, status, words in cases:
+        r = client.post(url, content=body, headers={"content-type": ctype})
+        assert r.status_code == status, (body, r.text)
+        assert words in r.json()["detail"], (body, r.json())
+    r = client.post(url, files={"file": ("junk.csv", b"a,b\n1,2\n")})
+    assert r.status_code == 422 and "junk.csv" in r.json()["detail"], r.text
+    r = client.post(url, files={"other": ("x.csv", b"1")})
+    assert r.status_code == 422 and "'file'" in r.json()["detail"]
+    r = client.post(url, content=b"--xx\r\nbroken", headers={"content-type": "multipart/form-data; boundary=xx"})
+    assert 400 <= r.status_code < 500, r.text
+
+
+def test_wrong_shape_and_values_named_by_object(client, bundles):
+    if "transits" not in bundles:
+        pytest.skip("transits not present")
+    ok = [1.0] * 200
+    for flux, words in (([1.0] * 5, "at least 100"), (ok[:-1] + ["x"], "only numbers"),
+                        ([None] * 200, "fewer than 10 valid")):
+        r = client.post("/models/transits/predict", json={"objects": [{"id": "a", "flux": ok},
+                                                                       {"id": "b", "flux": flux}]})
+        assert r.status_code == 422 and "object 1" in r.json()["detail"] and words in r.json()["detail"], r.text
+
+
+def test_body_and_object_limits(bundles):
+    name = next(iter(bundles))
+    small = TestClient(create_app({name: bundles[name][0]}, max_body_bytes=4096, max_objects=2))
+    r = small.post("/predict", content=b"[" + b"1," * 5000 + b"1]", headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    task = get_task(name)
+    try:
+        one = task.request_example()["objects"][0]
+    except NotImplementedError:
+        pytest.skip(f"{name} has no request example")
+    limited = TestClient(create_app({name: bundles[name][0]}, max_objects=2))
+    r = limited.post("/predict", json={"objects": [{**one, "id": str(k)} for k in range(3)]})
+    assert r.status_code == 413 and "limit is 2" in r.json()["detail"]
+
+
+def test_zip_upload_with_unsafe_paths_is_refused(client, bundles):
+    name = next(iter(bundles))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("../escape.csv", "a,b\n1,2\n")
+    r = client.post(f"/models/{name}/predict", files={"file": ("data.zip", buf.getvalue())})
+    assert r.status_code == 422 and "unsafe path" in r.json()["detail"]
+    r = client.post(f"/models/{name}/predict", files={"file": ("data.zip", b"PK\x03\x04 not a zip")})
+    assert r.status_code == 422 and ".zip" in r.json()["detail"]
+
+
+def test_unknown_model_is_404_naming_the_served_ones(client, bundles):
+    r = client.post("/models/nope/predict", json={})
+    assert r.status_code == 404 and all(n in r.json()["detail"] for n in bundles)
+
+
+def test_model_names_from_cli_arguments(tmp_path):
+    a, b = tmp_path / "kepler", tmp_path / "x" / "kepler"
+    assert list(parse_models([a], ["gz=" + str(b)])) == ["kepler", "gz"]
+    with pytest.raises(SkysiftError, match="two models"):
+        parse_models([a, b], None)
+    with pytest.raises(SkysiftError, match="NAME=RUN_DIR"):
+        parse_models(None, ["no-equals"])
+    with pytest.raises(SkysiftError, match="at least one"):
+        parse_models(None, None)
+    with pytest.raises(SkysiftError, match="must be letters"):
+        create_app({"bad name!": a})
+
+
+def test_serve_command_runs_a_real_server(bundles, tmp_path):
+    name = next(iter(bundles))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "SKYSIFT_NO_PROGRESS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "skysift", "serve", "--model", f"m1={bundles[name][0]}",
+                             "--port", str(port), "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        import httpx
+
+        deadline = time.time() + 90
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+                assert time.time() < deadline, "server did not start"
+                time.sleep(0.5)
+        assert r.json()["models"] == ["m1"]
+        assert httpx.get(f"http://127.0.0.1:{port}/models/m1", timeout=5).json()["task"] == name
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_serve_command_bad_run_dir_exits_2(tmp_path):
+    from skysift.cli import main
+
+    assert main(["serve", str(tmp_path / "missing")]) == 2
+
+
+# ---- fuzzing from the app's own OpenAPI schema ---------------------------------------------
+import schemathesis  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_fuzz_openapi_no_server_errors(app, mode):
+    """Bodies, content types and uploads generated from the app's own OpenAPI schema, valid
+    (positive) and deliberately invalid (negative), sent in process to the ASGI app: never a 5xx.
+    Examples are bounded per operation so the whole fuzz takes seconds."""
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    generation = schemathesis.GenerationMode(mode)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 4
+    calls = []
+    for operation in operations:
+        if mode == "negative" and operation.method.upper() == "GET" and "{" not in operation.path:
+            continue  # nothing to make invalid in a GET without parameters
+
+        @given(case=operation.as_strategy(generation_mode=generation))
+        @settings(max_examples=10, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def fuzz(case):
+            response = case.call_and_validate(checks=[not_a_server_error])
+            calls.append(response.status_code)
+
+        fuzz()
+    from collections import Counter
+    print(mode, sorted(Counter(calls).items()))
+    assert calls and max(calls) < 500
