@@ -154,3 +154,17 @@ def test_taskdata_subset_keeps_alignment():
     s = d.subset([2, 0])
     assert list(s.ids) == ["c", "a"] and s.x[0][0] == 2.0 and list(s.y) == [0, 0]
     assert json.dumps(d.class_counts()) == '{"n": 2, "p": 1}'
+
+
+def test_with_class_names_reindexes_labels_by_name():
+    from skysift.core.data import TaskData
+
+    d = TaskData(ids=np.array(["a", "b", "c"]), x=np.zeros((3, 1)), y=np.array([0, 1, 1]),
+                 class_names=["15", "90"])
+    r = d.with_class_names(["6", "15", "42", "90"])
+    assert r.class_names == ["6", "15", "42", "90"]
+    assert r.y.tolist() == [1, 3, 3]
+    soft = TaskData(ids=np.array(["a"]), x=np.zeros((1, 1)), y=np.array([[0.25, 0.75]]), class_names=["x", "y"])
+    assert soft.with_class_names(["y", "z", "x"]).y.tolist() == [[0.75, 0.0, 0.25]]
+    with pytest.raises(ValueError, match="90"):
+        d.with_class_names(["15", "42"])

@@ -92,15 +92,38 @@ class Model:
                       batch_size: int = 256) -> np.ndarray:
         """Calibrated class probabilities ``(N, K)``, columns in ``class_names`` order."""
         logits = self.predict_logits(data, tta=tta, batch_size=batch_size)
+        return self.calibrate(logits)
+
+    def calibrate(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated ``(N, K)`` probabilities from logits of :meth:`predict_logits`."""
         if len(logits) == 0:
             return np.zeros((0, len(self.class_names)))
         return softmax(logits, self.temperature, self.bias)
 
+    @property
+    def extras(self) -> dict:
+        """Task state fitted after training (e.g. an open-set scorer), from the card."""
+        return self.card.get("task_extras") or {}
+
+    def output_from_logits(self, logits: np.ndarray, data: TaskData | None = None) -> tuple[np.ndarray, list[str]]:
+        """``(probabilities, column names)`` as delivered to users: the calibrated class probabilities
+        plus any column the task adds (PLAsTiCC's class 99)."""
+        return self.task.output_proba(self.calibrate(logits), logits, self.class_names, self.extras, data)
+
+    def predict_output(self, data: TaskData | str | Path, *, tta: bool | None = None) -> tuple[np.ndarray, list[str]]:
+        """Like :meth:`predict_proba`, with the task's extra output columns; returns ``(P, names)``."""
+        data = self._as_data(data, labelled=None)
+        return self.output_from_logits(self.predict_logits(data, tta=tta), data)
+
+    def frame(self, ids: np.ndarray, logits: np.ndarray, data: TaskData | None = None):
+        """The submission-layout DataFrame for logits already computed (one inference pass)."""
+        proba, names = self.output_from_logits(logits, data)
+        return self.task.prediction_frame(np.asarray(ids), proba, names)
+
     def predict(self, data: TaskData | str | Path, *, tta: bool | None = None):
         """A pandas DataFrame in the task's submission layout (id + class probabilities)."""
         data = self._as_data(data, labelled=False)
-        proba = self.predict_proba(data, tta=tta)
-        return self.task.prediction_frame(data.ids, proba, self.class_names)
+        return self.frame(data.ids, self.predict_logits(data, tta=tta), data)
 
     def evaluate(self, data: TaskData | str | Path, *, tta: bool | None = None,
                  plots_dir: str | Path | None = None, proba: np.ndarray | None = None) -> dict:
@@ -111,6 +134,8 @@ class Model:
         from .core.metrics import classification_metrics
 
         data = self._as_data(data, labelled=True)
+        self._check_classes(data)
+        data = data.with_class_names(self.class_names)
         if proba is None:
             proba = self.predict_proba(data, tta=tta)
         y = data.hard_labels
@@ -125,7 +150,8 @@ class Model:
 
     def _check_classes(self, data: TaskData) -> None:
         if data.has_labels and list(data.class_names) != self.class_names:
-            extra = sorted(set(data.class_names) - set(self.class_names))
+            present = {data.class_names[i] for i in np.unique(data.hard_labels)}
+            extra = sorted(present - set(self.class_names))
             if extra:
                 from .errors import DataError
 

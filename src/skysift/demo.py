@@ -47,13 +47,14 @@ def run_demo(out: str | Path, tasks: list[str] | None = None, seed: int = 0,
             progress.update(bar, description="evaluating on a fresh simulated test set")
             model = api.load(run_dir)
             test = task.load(test_path, labelled=True)
-            proba = model.predict_proba(test)
+            logits = model.predict_logits(test)
+            proba = model.calibrate(logits)
             metrics = model.evaluate(test, plots_dir=out / name / "plots_test", proba=proba)
             write_json(out / name / "metrics_test.json", metrics)
             progress.advance(bar)
             progress.update(bar, description="writing predictions")
             with atomic_path(out / name / "predictions.csv") as tmp:
-                task.prediction_frame(test.ids, proba, model.class_names).to_csv(tmp, index=False)
+                model.frame(test.ids, logits, test).to_csv(tmp, index=False)
             progress.advance(bar)
             progress.update(bar, description=f"done in {time.time() - t0:.0f} s")
             results[name] = {"model": model.card["model"]["name"], "seconds": round(time.time() - t0, 1),

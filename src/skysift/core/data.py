@@ -97,6 +97,29 @@ class TaskData:
             meta=dict(self.meta),
         )
 
+    def with_class_names(self, class_names: list[str]) -> "TaskData":
+        """The same objects with labels re-indexed into ``class_names`` (a model's classes).
+
+        Two files of one task may hold different subsets of the classes (a test set without the
+        rarest one); comparing their integer labels directly would silently mislabel objects.
+        Raises ValueError naming the classes ``class_names`` lacks."""
+        class_names = [str(c) for c in class_names]
+        if list(self.class_names) == class_names or self.y is None:
+            return replace(self, class_names=list(class_names)) if self.y is None else self
+        missing = sorted(set(self.class_names[i] for i in np.unique(self.hard_labels)) - set(class_names))
+        if missing:
+            raise ValueError(f"classes {missing} are not among {class_names}")
+        pos = {c: j for j, c in enumerate(class_names)}
+        if self.y.ndim == 2:
+            y = np.zeros((len(self.y), len(class_names)), dtype=self.y.dtype)
+            for j, c in enumerate(self.class_names):
+                if c in pos:
+                    y[:, pos[c]] = self.y[:, j]
+        else:
+            lut = np.array([pos.get(c, -1) for c in self.class_names], dtype=np.int64)
+            y = lut[self.y.astype(np.int64)]
+        return replace(self, y=y, class_names=list(class_names), meta=dict(self.meta))
+
     def class_counts(self) -> dict[str, int]:
         if self.y is None:
             return {}

@@ -16,7 +16,9 @@ data:
 ``batch_augment``         optional batch-level augmentation (mixup / CutMix) at train time
 ``tta_views``             optional test-time augmentation: functions on a batch of inputs
 ``metrics`` / ``plots``   extra task metrics (e.g. PLAsTiCC log-loss) and figures
-``write_predictions``     the submission-style CSV
+``prediction_frame``      the submission-style CSV
+``fit_extras``            optional state fitted on validation after training (open-set scorers)
+``output_proba``          optional extra output columns (e.g. PLAsTiCC's class 99)
 ========================  ==================================================================
 
 Inputs yielded by ``dataset`` are a tensor or a dict of tensors (collated by PyTorch's default
@@ -164,6 +166,19 @@ class Task:
     def plots(self, data: TaskData, proba: np.ndarray, out_dir: Path) -> list[Path]:
         """Task-specific figures (galleries, per-band light curves ...); returns the files made."""
         return []
+
+    def fit_extras(self, model: Any, val: TaskData, val_logits: np.ndarray) -> dict:
+        """JSON-serialisable state fitted after training on the validation split, with the trained
+        ``model`` (:class:`~skysift.api.Model`) at hand: e.g. an open-set (unknown-class) scorer.
+        Stored in the bundle's card as ``task_extras`` and handed back to :meth:`output_proba`."""
+        return {}
+
+    def output_proba(self, proba: np.ndarray, logits: np.ndarray, class_names: list[str],
+                     extras: dict, data: TaskData | None = None) -> tuple[np.ndarray, list[str]]:
+        """The probabilities a user receives, and their column names: by default the ``(N, K)``
+        calibrated ``proba`` of the trained classes. A task may add columns, e.g. PLAsTiCC's class 99
+        ("none of the above"), renormalising the rows."""
+        return proba, list(class_names)
 
     def prediction_frame(self, ids: np.ndarray, proba: np.ndarray, class_names: list[str]):
         """A pandas DataFrame in the task's submission layout (id + one column per class)."""

@@ -187,8 +187,14 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     save_bundle(run_dir, net_tensors, card)
-    write_json(run_dir / "metrics_val.json", metrics)
     model = Model.from_run(run_dir)
+    extras = task.fit_extras(model, val, val_logits)
+    if extras:
+        # the card is rewritten atomically; until then the bundle is complete without the extras
+        card["task_extras"] = extras
+        save_bundle(run_dir, net_tensors, card)
+        model = Model.from_run(run_dir)
+    write_json(run_dir / "metrics_val.json", metrics)
     try:
         from .plots import standard_plots
 
