@@ -251,7 +251,7 @@ def observation_arrays(path: Path, table, row0: int = 0) -> dict[str, np.ndarray
         col = table.column(name)
         if col.null_count:
             i = int(np.argmax(col.is_null().to_numpy(zero_copy_only=False)))
-            raise DataError(path, f"missing value in column {name}", where=_where(row0, i, table))
+            raise DataError(path, f"missing or NaN value in column {name}", where=_where(row0, i, table))
         cols[name] = col.to_numpy()
     oid = cols["object_id"]
     for name in ("mjd", "flux", "flux_err"):

@@ -56,13 +56,15 @@ def _batches(lc_path: Path, mapping: dict[str, str], block_size: int) -> Iterato
     import pyarrow.csv as pacsv
 
     types = {raw: io._arrow_type(canon) for raw, canon in mapping.items()}
-    reader = pacsv.open_csv(
-        str(lc_path), read_options=pacsv.ReadOptions(block_size=block_size),
-        convert_options=pacsv.ConvertOptions(column_types=types, include_columns=list(mapping),
-                                             null_values=io._NULLS))
     row0 = 0
+    reader = None
     while True:
         try:
+            if reader is None:  # opening already parses the first block
+                reader = pacsv.open_csv(
+                    str(lc_path), read_options=pacsv.ReadOptions(block_size=block_size),
+                    convert_options=pacsv.ConvertOptions(column_types=types, include_columns=list(mapping),
+                                                         null_values=io._NULLS))
             batch = reader.read_next_batch()
         except StopIteration:
             return
@@ -85,14 +87,14 @@ def _diagnose_stream(lc_path: Path, mapping: dict[str, str], block_size: int, ro
         bad.append(row)
         return "error"
 
-    reader = pacsv.open_csv(
-        str(lc_path), read_options=pacsv.ReadOptions(block_size=block_size),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in mapping},
-                                             include_columns=list(mapping), strings_can_be_null=True,
-                                             null_values=io._NULLS))
     seen = 0
     try:
+        reader = pacsv.open_csv(
+            str(lc_path), read_options=pacsv.ReadOptions(block_size=block_size),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in mapping},
+                                                 include_columns=list(mapping), strings_can_be_null=True,
+                                                 null_values=io._NULLS))
         for batch in reader:
             io.find_bad_value(lc_path, pa.Table.from_batches([batch]), mapping, row0=seen)
             seen += batch.num_rows
@@ -109,8 +111,9 @@ def iter_chunks(lightcurves_path: str | Path, metadata_path: str | Path | None =
                 chunk_rows: int = DEFAULT_CHUNK_ROWS, labelled: bool | None = False,
                 allow_unknown: bool = False, after_object_id: int | None = None,
                 block_size: int = BLOCK_SIZE) -> Iterator[TaskData]:
-    """Yield TaskData chunks of whole objects (each ~``chunk_rows`` observations or more, when one
-    object is longer) from a light-curve CSV sorted by ``object_id``.
+    """Yield TaskData chunks of whole objects from a light-curve CSV sorted by ``object_id``: each
+    holds at least ``chunk_rows`` observations (the last one fewer) and at most ``chunk_rows`` plus
+    one pyarrow block (``block_size`` bytes of CSV) plus the longest object.
 
     Every chunk is validated like :func:`skysift.transients.io.load` (its metadata rows are taken
     from ``metadata_path``, found beside the file when None). ``after_object_id`` skips objects
@@ -174,8 +177,8 @@ def iter_chunks(lightcurves_path: str | Path, metadata_path: str | Path | None =
         # cut before the rows of the last id: that object may continue in the next batch
         cat = {k: np.concatenate([p[k] for p in pending]) for k in obs}
         cut = int(np.searchsorted(cat["object_id"], last_id, side="left"))
-        if cut == 0:
-            pending, n_pending = [cat], len(cat["object_id"])  # one object longer than chunk_rows
+        if cut < chunk_rows:  # too few complete objects yet (or one object longer than chunk_rows)
+            pending, n_pending = [cat], len(cat["object_id"])
             continue
         td = emit([{k: v[:cut] for k, v in cat.items()}], first_row)
         if td is not None:
