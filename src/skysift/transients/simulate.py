@@ -157,11 +157,11 @@ def _draw_params(cls: int, k: int, rng: np.random.Generator) -> dict[str, np.nda
                  t_peak=u(10500, 12500), t_late=u(5500, 6500), t_cool=12 * s,
                  uv_cut=np.full(k, 2.0), bump=u(0.25, 0.5))
     elif cls == 67:  # SN Ia-91bg: faint, fast, red
-        p.update(peak_absmag=n(-17.6, 0.35), rise=u(2.0, 2.8), fall=u(7.5, 10.0), tail=u(40, 60),
+        p.update(peak_absmag=n(-17.9, 0.35), rise=u(2.0, 2.8), fall=u(7.5, 10.0), tail=u(40, 60),
                  tail_frac=np.full(k, 0.1), t_peak=u(7000, 8000), t_late=u(4200, 5000),
                  t_cool=u(6, 10), uv_cut=np.full(k, 3.0), host_ebv=np.abs(n(0, 0.05)))
     elif cls == 52:  # SN Iax: faint (broad luminosity range), fast
-        p.update(peak_absmag=u(-18.3, -15.0), rise=u(2.2, 3.5), fall=u(9, 15), tail=u(50, 90),
+        p.update(peak_absmag=u(-18.7, -16.2), rise=u(2.2, 3.5), fall=u(9, 15), tail=u(50, 90),
                  tail_frac=np.full(k, 0.15), t_peak=u(7500, 9500), t_late=u(4500, 5500),
                  t_cool=u(8, 14), uv_cut=np.full(k, 2.5), host_ebv=rng.exponential(0.08, k))
     elif cls == 42:  # SN II: 1 = II-P (plateau), 2 = IIn (slow, luminous), 3 = II-L (linear)
@@ -181,21 +181,21 @@ def _draw_params(cls: int, k: int, rng: np.random.Generator) -> dict[str, np.nda
         sub = rng.choice([1, 2], k, p=[0.36, 0.64]).astype(float)
         p["submodel"] = sub
         p.update(peak_absmag=np.where(sub == 1, n(-17.2, 0.6), n(-17.6, 0.7)),
-                 rise=np.where(sub == 1, u(3.5, 5.5), u(3.0, 4.5)),
-                 fall=np.where(sub == 1, u(14, 22), u(11, 18)), tail=u(60, 100),
+                 rise=np.where(sub == 1, u(3.0, 4.5), u(2.5, 4.0)),
+                 fall=np.where(sub == 1, u(11, 17), u(9, 15)), tail=u(60, 100),
                  tail_frac=u(0.1, 0.25), t_peak=u(8000, 10000), t_late=u(4500, 5500),
                  t_cool=u(10, 20), uv_cut=np.full(k, 3.0), host_ebv=rng.exponential(0.15, k))
     elif cls == 95:  # SLSN-I: luminous, slow, blue
         s = _lognormal(rng, 1.0, 0.3, k)
-        p.update(peak_absmag=n(-21.2, 0.5), rise=11 * s, fall=45 * s, stretch=s,
+        p.update(peak_absmag=n(-21.6, 0.5), rise=11 * s, fall=45 * s, stretch=s,
                  t_peak=u(14000, 18000), t_late=u(8000, 10000), t_cool=55 * s,
                  uv_cut=np.full(k, 1.5))
     elif cls == 15:  # TDE: hot, constant temperature, t^-5/3 decline
         tt = u(20000, 40000)
-        p.update(peak_absmag=n(-19.6, 0.6), rise=u(10, 30), fall=u(25, 60), t_peak=tt, t_late=tt,
+        p.update(peak_absmag=n(-19.4, 0.6), rise=u(8, 20), fall=u(10, 30), t_peak=tt, t_late=tt,
                  t_cool=np.full(k, 1.0))
     elif cls == 64:  # kilonova: very fast, cooling quickly from blue to red
-        p.update(peak_absmag=n(-16.0, 0.6), rise=u(0.15, 0.5), fall=u(1.2, 3.0),
+        p.update(peak_absmag=n(-15.4, 0.6), rise=u(0.15, 0.5), fall=u(1.2, 3.0),
                  tail=u(5, 10), tail_frac=u(0.05, 0.2),
                  t_peak=u(6500, 9000), t_late=u(1800, 2600), t_cool=u(1.5, 3.0))
     elif cls == UNKNOWN_CLASS:  # 1 = pair-instability SN, 2 = intermediate-luminosity red transient
@@ -210,7 +210,7 @@ def _draw_params(cls: int, k: int, rng: np.random.Generator) -> dict[str, np.nda
                  t_cool=np.where(sub == 1, u(80, 140), u(40, 80)), uv_cut=np.full(k, 2.0))
     elif cls == 88:  # AGN: mean luminosity and damped random walk
         p.update(peak_absmag=n(-22.0, 1.2), tau_drw=_lognormal(rng, 200.0, 0.5, k),
-                 sf_inf=_lognormal(rng, 0.22, 0.35, k), drw_corr=u(0.75, 0.97),
+                 sf_inf=_lognormal(rng, 0.3, 0.35, k), drw_corr=u(0.75, 0.97),
                  colour=n(0.5, 0.3))  # f_ν ∝ λ^colour: quasar continua have α_ν ≈ -0.5
     elif cls == 92:  # RR Lyrae: temperature pulsation with a sawtooth, 0.4-0.8 d
         p.update(ref_mag=u(15.5, 19.0), period=u(0.4, 0.8), t0=u(SURVEY_START, SURVEY_START + 1),
@@ -234,7 +234,7 @@ def _draw_params(cls: int, k: int, rng: np.random.Generator) -> dict[str, np.nda
         sub = rng.choice([1, 2], k).astype(float)
         p["submodel"] = sub
         p.update(ref_mag=n(19.3, 1.0), t_peak=u(4000, 7000), u0=u(0.02, 1.0),
-                 fall=_lognormal(rng, 35.0, 0.6, k), blend=np.where(sub == 1, u(0.8, 1.0), u(0.2, 0.8)))
+                 fall=_lognormal(rng, 50.0, 0.5, k), blend=np.where(sub == 1, u(0.8, 1.0), u(0.2, 0.8)))
     else:  # pragma: no cover - the class list is checked by the caller
         raise ConfigError(f"no model for class {cls}")
     p["true_z"] = z
@@ -374,7 +374,8 @@ def _true_flux(cls: int, p: dict[str, np.ndarray], mjd: np.ndarray, band: np.nda
                 b2 = np.minimum(q["eclipse_area"] / q["radius_ratio"] ** 2, 1.0) * prof(d2)
                 ell = 1 - q["amplitude"] * np.cos(4 * np.pi * ph)
                 return ref * ell * (f1 * (1 - b1) + f2 * (1 - b2)) / norm
-            total, tmpl = light(phase), _phase_average(light)
+            # the survey template was taken out of eclipse, so only eclipses show in difference flux
+            total, tmpl = light(phase), light(np.full(1, 0.25))
         elif cls == 53:
             phase = ((mjd - q["t0"]) / q["period"]) % 1.0
             def light(ph):
@@ -494,8 +495,11 @@ def _cadence(ra, dec, ddf, rng):
     s_hi = centre[:, None] + 365.25 * seasons[None, :] + half[:, None]
     s_lo, s_hi = np.clip(s_lo, SURVEY_START, SURVEY_END), np.clip(s_hi, SURVEY_START, SURVEY_END)
     length = np.maximum(s_hi - s_lo, 0)  # (k, 5) days in season within the survey
-    rate = np.where(ddf, 0.095, 0.2 * rng.lognormal(0, 0.12, k))  # visit nights per day
-    nights = rng.poisson(rate[:, None] * length)
+    rate = np.where(ddf, 0.085, 0.2 * rng.lognormal(0, 0.12, k))  # visit nights per day
+    # deep fields follow a fixed schedule (the training set has 330-352 observations for most
+    # of them); wide-survey visits are a Poisson process
+    nights = np.where(ddf[:, None], np.floor(rate[:, None] * length + rng.random((k, 1))),
+                      rng.poisson(rate[:, None] * length)).astype(np.int64)
     nn = nights.ravel()
     obj_of_night = np.repeat(np.repeat(np.arange(k), len(seasons)), nn)
     lo = np.repeat(s_lo.ravel(), nn)
@@ -519,6 +523,13 @@ def _cadence(ra, dec, ddf, rng):
     t = t + np.where(dd, 0.0012 * j, 0.021 * j) + rng.uniform(0, 0.0005, len(t))
     order = np.lexsort((t, o))
     o, t, band = o[order], t[order], band[order]
+    # two visits of one object drawn into the same instant would be duplicate rows once mjd is
+    # written with 4 decimals (the loaders reject them): push the later one 2e-4 d on
+    for _ in range(5):
+        clash = np.flatnonzero((np.diff(t) < 2e-4) & (o[1:] == o[:-1])) + 1
+        if len(clash) == 0:
+            break
+        t[clash] += 2e-4
     offsets = np.concatenate([[0], np.cumsum(np.bincount(o, minlength=k))]).astype(np.int64)
     return offsets, t, band.astype(np.int8)
 
@@ -543,7 +554,8 @@ def _observe(diff, total, band, is_ddf, rng):
 # ---------------------------------------------------------------------------------------------
 def class_counts(n: int, classes=None, class_fractions=None, unknown_fraction: float = 0.0) -> dict[int, int]:
     """Number of objects per class for ``n`` objects: proportional to the fractions (default: the
-    PLAsTiCC training set), at least ``min(3, n // n_classes)`` of each."""
+    PLAsTiCC training set, by largest remainder), raised to at least ``min(3, n // n_classes)``
+    for every class of non-zero fraction; ``unknown_fraction · n`` objects of class 99 on top."""
     classes = tuple(CLASSES if classes is None else (int(c) for c in classes))
     bad = [c for c in classes if c not in CLASSES and c != UNKNOWN_CLASS]
     if bad:
@@ -570,29 +582,33 @@ def class_counts(n: int, classes=None, class_fractions=None, unknown_fraction: f
     if unknown_fraction > 0 and n_unknown == 0:
         n_unknown = 1
     n_known = n - n_unknown
-    floor = min(3, n_known // len(classes))
-    base = np.full(len(classes), floor) * (w > 0)
-    rest = n_known - base.sum()
-    share = w / w.sum() * rest
-    cnt = base + np.floor(share).astype(int)
+    share = w / w.sum() * n_known
+    cnt = np.floor(share).astype(int)
     # largest remainder: hand out what the flooring left over
-    left = n_known - cnt.sum()
-    cnt[np.argsort(-(share - np.floor(share)), kind="stable")[:left]] += 1
+    cnt[np.argsort(-(share - cnt), kind="stable")[:n_known - cnt.sum()]] += 1
+    # every requested class gets a few objects even when rare (kilonovae at n = 300), taken
+    # from the most populous classes
+    floor = min(3, n_known // int((w > 0).sum()))
+    while ((cnt < floor) & (w > 0)).any():
+        j = int(np.flatnonzero((cnt < floor) & (w > 0))[0])
+        cnt[j] += 1
+        cnt[int(np.argmax(cnt))] -= 1
     out = {c: int(m) for c, m in zip(classes, cnt)}
     if n_unknown:
         out[UNKNOWN_CLASS] = n_unknown
     return out
 
 
-def _simulate_class(cls: int, k: int, rng: np.random.Generator, max_rounds: int = 40):
-    """``k`` objects of one class that pass the detection cut: (LightCurves, truth dict)."""
+def _simulate_class(cls: int, k: int, rng: np.random.Generator, in_ddf: bool, max_rounds: int = 40):
+    """``k`` objects of one class in the deep fields (``in_ddf``) or the wide survey that pass the
+    detection cut: (LightCurves, truth dict)."""
     got_lc, got_truth, have = [], [], 0
     for _ in range(max_rounds):
         need = k - have
         if need <= 0:
             break
         m = max(8, int(need * 1.6) + 4)  # oversample: 30-70 % fail the cut for faint classes
-        ddf = rng.random(m) < DDF_FRACTION[cls]
+        ddf = np.full(m, in_ddf)
         galactic = np.full(m, cls in GALACTIC_CLASSES)
         ra, dec, gl, gb, mwebv = _sky_positions(m, ddf, galactic, rng)
         offsets, mjd, band = _cadence(ra, dec, ddf, rng)
@@ -634,12 +650,12 @@ def _host_redshifts(z, ddf, galactic, rng):
     photo = z + sig * (1 + z) * rng.standard_normal(k)
     outlier = rng.random(k) < 0.04
     photo = np.where(outlier, rng.uniform(0.02, 1.5, k), photo)
-    photo = np.clip(photo, 0.001, 3.0)
+    photo = np.round(np.clip(photo, 0.001, 3.0), 4)
     err = sig * (1 + photo) * rng.lognormal(0, 0.2, k)
     specz = np.round(z, 4)
     distmod = distance_modulus(photo)  # the Kaggle distmod is computed from the photo-z
     gal = galactic
-    return (np.where(gal, 0.0, specz), np.where(gal, 0.0, np.round(photo, 4)),
+    return (np.where(gal, 0.0, specz), np.where(gal, 0.0, photo),
             np.where(gal, 0.0, np.round(err, 4)), np.where(gal, np.nan, np.round(distmod, 4)))
 
 
@@ -664,10 +680,15 @@ def simulate_objects(n: int, seed: int = 0, classes=None, class_fractions=None, 
             continue
         # one independent stream per class: adding a class does not change the others
         crng = np.random.default_rng([int(seed) & 0xFFFFFFFF, cls])
-        lc, tr = _simulate_class(cls, k, crng)
-        lcs.append(lc)
-        truths.append(pd.DataFrame(tr))
-        targets.append(np.full(k, cls))
+        # the deep fields pass the detection cut more often, so their share is fixed per class
+        # (as in the training set) rather than drawn before the cut
+        k_ddf = int(crng.binomial(k, DDF_FRACTION[cls]))
+        for part, in_ddf in ((k_ddf, True), (k - k_ddf, False)):
+            if part:
+                lc, tr = _simulate_class(cls, part, crng, in_ddf)
+                lcs.append(lc)
+                truths.append(pd.DataFrame(tr))
+                targets.append(np.full(part, cls))
     lc = LightCurves.concat(lcs)
     truth = pd.concat(truths, ignore_index=True)
     target = np.concatenate(targets).astype(np.int64)
