@@ -50,6 +50,7 @@ Row numbers in messages count data rows from 1 (the header is row 0); Parquet ro
 """
 from __future__ import annotations
 
+import csv
 import gzip
 import logging
 import re
@@ -116,7 +117,8 @@ def read_header(path: Path) -> list[str]:
         raise DataError(path, f"not a readable text CSV file ({e})") from None
     if not line.strip():
         raise DataError(path, "empty file (no header line)")
-    return [h.strip() for h in line.rstrip("\r\n").split(",")]
+    # the csv module, not split(","): writers such as pyarrow quote the column names
+    return [h.strip() for h in next(csv.reader([line.rstrip("\r\n")]))]
 
 
 def _arrow_type(name: str):
