@@ -26,10 +26,15 @@ def load(path: str | Path, *, labelled: bool | None = None, length: int | None =
     if not path.exists():
         raise DataError(path, "no such file or directory")
     if path.is_dir():
+        parts = sorted(path.glob("*.parquet"))
+        if parts and not any(path.glob("*.fits*")):
+            return load_parquet_parts(parts, source=path, labelled=labelled)
         return load_fits_folder(path, labelled=labelled, length=length)
     name = path.name.lower()
     if name.endswith((".fits", ".fits.gz", ".fit")):
         return load_fits_files([path], labels=None, source=path, labelled=labelled, length=length)
+    if name.endswith(".parquet"):
+        return load_kaggle_parquet(path, labelled=labelled)
     return load_kaggle_csv(path, labelled=labelled)
 
 
@@ -56,8 +61,6 @@ def _diagnose_csv(path: Path, n_cols: int) -> None:
 
 
 def load_kaggle_csv(path: str | Path, *, labelled: bool | None = None) -> TaskData:
-    import pandas as pd
-
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8") as fh:
@@ -67,21 +70,7 @@ def load_kaggle_csv(path: str | Path, *, labelled: bool | None = None) -> TaskDa
     if not header:
         raise DataError(path, "empty file")
     header = [h.strip() for h in header]
-    flux_cols = [(int(m.group(1)), h) for h in header if (m := _FLUX_RE.match(h))]
-    if not flux_cols:
-        raise DataError(path, "no FLUX.1..FLUX.N columns: not a Kepler labelled-time-series CSV")
-    numbers = [k for k, _ in flux_cols]
-    if numbers != list(range(1, len(numbers) + 1)):
-        missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
-        raise DataError(path, f"flux columns are not FLUX.1..FLUX.{max(numbers)} in order"
-                        + (f" (missing FLUX.{missing[0]})" if missing else ""))
-    label_col = next((h for h in header if h.upper() == "LABEL"), None)
-    id_col = next((h for h in header if h in ID_COLUMNS), None)
-    extra = set(header) - {h for _, h in flux_cols} - {label_col, id_col}
-    if extra:
-        raise DataError(path, f"unexpected column(s) {sorted(extra)[:5]}")
-    if labelled and label_col is None:
-        raise DataError(path, "no LABEL column: training and evaluation need labels (2 = planet, 1 = not)")
+    flux_cols, label_col, id_col = _kaggle_columns(path, header, labelled)
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -97,7 +86,110 @@ def load_kaggle_csv(path: str | Path, *, labelled: bool | None = None) -> TaskDa
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
         _diagnose_csv(path, len(header))
         raise DataError(path, "could not be parsed as CSV") from None
-    df = table.to_pandas()
+    return _kaggle_table(path, table.to_pandas(), flux_cols, label_col, id_col, labelled, "kaggle-csv")
+
+
+def _kaggle_columns(path: Path, header: list[str], labelled: bool | None, kind: str = "CSV"):
+    """The FLUX.1..FLUX.N columns (in order), the LABEL and id columns of a Kaggle-layout header."""
+    flux_cols = [(int(m.group(1)), h) for h in header if (m := _FLUX_RE.match(h))]
+    if not flux_cols:
+        raise DataError(path, f"no FLUX.1..FLUX.N columns: not a Kepler labelled-time-series {kind}")
+    numbers = [k for k, _ in flux_cols]
+    if numbers != list(range(1, len(numbers) + 1)):
+        missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
+        raise DataError(path, f"flux columns are not FLUX.1..FLUX.{max(numbers)} in order"
+                        + (f" (missing FLUX.{missing[0]})" if missing else ""))
+    label_col = next((h for h in header if h.upper() == "LABEL"), None)
+    id_col = next((h for h in header if h in ID_COLUMNS), None)
+    extra = set(header) - {h for _, h in flux_cols} - {label_col, id_col}
+    if extra:
+        raise DataError(path, f"unexpected column(s) {sorted(extra)[:5]}")
+    if labelled and label_col is None:
+        raise DataError(path, "no LABEL column: training and evaluation need labels (2 = planet, 1 = not)")
+    return flux_cols, label_col, id_col
+
+
+def load_kaggle_parquet(path: str | Path, *, labelled: bool | None = None) -> TaskData:
+    """The Kaggle layout (optional LABEL and id columns, FLUX.1..FLUX.N) stored as Parquet: one
+    partition of a catalogue."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(path, f"not a Parquet file ({str(e).splitlines()[0][:120]})") from None
+    flux_cols, label_col, id_col = _kaggle_columns(path, list(schema.names), labelled, "Parquet file")
+    for _, h in flux_cols + ([(0, label_col)] if label_col else []):
+        t = schema.field(h).type
+        if not (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_null(t)):
+            raise DataError(path, f"column {h} holds {t}, not numbers")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(path, f"unreadable Parquet data ({str(e).splitlines()[0][:120]})") from None
+    import pandas as pd
+
+    def numbers(h: str, t) -> np.ndarray:  # nulls become NaN, as in the CSV reader
+        return table.column(h).cast(t).to_numpy(zero_copy_only=False).astype(t.to_pandas_dtype())
+
+    cols = {h: numbers(h, pa.float32()) for _, h in flux_cols}
+    if label_col:
+        cols[label_col] = numbers(label_col, pa.float64())
+    if id_col:
+        cols[id_col] = table.column(id_col).cast(pa.string()).to_numpy(zero_copy_only=False)
+    df = pd.DataFrame(cols)
+    return _kaggle_table(path, df, flux_cols, label_col, id_col, labelled, "kaggle-parquet")
+
+
+def load_parquet_parts(parts: list[Path], *, source: Path, labelled: bool | None = None) -> TaskData:
+    """A folder of Kaggle-layout Parquet partitions read as one dataset, in file-name order."""
+    datas = [load_kaggle_parquet(p, labelled=labelled) for p in parts]
+    lengths = {d.x.shape[1] for d in datas}
+    if len(lengths) > 1:
+        raise DataError(source, f"partitions have different numbers of flux columns: {sorted(lengths)}")
+    has_y = {d.y is not None for d in datas}
+    if len(has_y) > 1:
+        raise DataError(source, "some partitions have a LABEL column and others do not")
+    ids = np.concatenate([d.ids for d in datas])
+    _, first = np.unique(ids, return_index=True)
+    if len(first) < len(ids):
+        dup = ids[np.setdiff1d(np.arange(len(ids)), first)[0]]
+        raise DataError(source, f"duplicate id {dup!r} across partitions (give each object a unique id column)")
+    return TaskData(ids=ids, x=np.concatenate([d.x for d in datas]),
+                    y=np.concatenate([d.y for d in datas]) if datas[0].y is not None else None,
+                    class_names=list(CLASS_NAMES), source=str(source), meta={"layout": "kaggle-parquet"})
+
+
+def write_parquet_catalogue(folder: str | Path, flux: np.ndarray, labels: np.ndarray | None = None, *,
+                            n_partitions: int = 4, ids: np.ndarray | None = None) -> Path:
+    """Write ``flux`` (and class indices ``labels``, 1 = planet, stored as the Kaggle LABEL 2/1) as
+    a catalogue of ``n_partitions`` Parquet files ``part-00000.parquet``... with an ``id`` column
+    (``"1"``.. by default) so that ids stay unique across partitions."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..core.io import atomic_path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    flux = np.asarray(flux, dtype=np.float32)
+    ids = np.array([str(i + 1) for i in range(len(flux))]) if ids is None else np.asarray(ids, dtype=str)
+    for k, idx in enumerate(np.array_split(np.arange(len(flux)), n_partitions)):
+        cols = {"id": pa.array(ids[idx])}
+        if labels is not None:
+            cols["LABEL"] = pa.array(np.where(np.asarray(labels)[idx] == 1, 2, 1).astype(np.int64))
+        for j in range(flux.shape[1]):
+            cols[f"FLUX.{j + 1}"] = pa.array(flux[idx, j])
+        with atomic_path(folder / f"part-{k:05d}.parquet") as tmp:
+            pq.write_table(pa.table(cols), tmp)
+    return folder
+
+
+def _kaggle_table(path: Path, df, flux_cols, label_col, id_col, labelled, layout: str) -> TaskData:
+    import pandas as pd
+
     if len(df) == 0:
         raise DataError(path, "no rows")
     flux = df[[h for _, h in flux_cols]].to_numpy(np.float32)
@@ -128,7 +220,7 @@ def load_kaggle_csv(path: str | Path, *, labelled: bool | None = None) -> TaskDa
                             where=f"row {i + 1}")
         y = np.array([KAGGLE_LABELS[int(v)] for v in raw], dtype=np.int64)
     return TaskData(ids=ids, x=flux, y=y, class_names=list(CLASS_NAMES), source=str(path),
-                    meta={"layout": "kaggle-csv"})
+                    meta={"layout": layout})
 
 
 # ---- FITS light curves ----------------------------------------------------------------------------
