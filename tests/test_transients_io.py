@@ -244,7 +244,7 @@ def test_conflicting_observations_fail(tmp_path):
     obs, meta = _obs_meta()
     extra = obs.iloc[[5]].assign(flux=obs.flux.iloc[5] + 1)
     write_kaggle(tmp_path, pd.concat([obs, extra]), meta)
-    with pytest.raises(DataError, match=r"two different observations at mjd .* object \d+|object \d+: two"):
+    with pytest.raises(DataError, match=r"training_set\.csv, object \d+: two different observations at mjd"):
         io.load(tmp_path)
 
 
@@ -439,3 +439,18 @@ def test_real_unblinded_training_set(shared_data):
     assert (np.diff(d.ids) > 0).all() and (d.x.flux_err > 0).all()
     galactic = np.isin(np.asarray(d.class_names, dtype=int)[d.y], list(GALACTIC))
     assert np.isnan(d.x.meta["distmod"][galactic]).all() and not np.isnan(d.x.meta["distmod"][~galactic]).any()
+
+
+def test_labels_for_model_flags_classes_the_model_lacks(tmp_path):
+    obs, meta = make_objects(6, seed=13)
+    meta.loc[5, "target"] = 991
+    write_kaggle(tmp_path, obs, meta)
+    d = io.load(tmp_path, allow_unknown=True)
+    model = [str(c) for c in CLASSES]
+    y = io.labels_for_model(d, model)
+    expected = [model.index(str(t)) if t in CLASSES else len(model) for t in meta.sort_values("object_id").target]
+    assert list(y) == expected
+    with pytest.raises(DataError, match=r"object \d+: class\(es\) \['6'\] are not among the model's classes"):
+        io.labels_for_model(d, model[1:])
+    with pytest.raises(DataError, match="no labels"):
+        io.labels_for_model(io.load(tmp_path, labelled=False), model)

@@ -670,3 +670,22 @@ def is_streamable(path: str | Path, *, min_bytes: int = 512 * 2**20) -> bool:
         return False
     size = files[0].stat().st_size * (5 if files[0].name.lower().endswith(".gz") else 1)
     return size >= min_bytes
+
+
+def labels_for_model(data: TaskData, model_classes: list[str] | tuple[str, ...]) -> np.ndarray:
+    """``data``'s labels ``(N,)`` as indices into a trained model's ``model_classes`` (its class
+    names in probability-column order), for evaluating at predict time. Fails, naming the classes
+    and an object, when the data hold a class the model was not trained on (other than ``"99"``,
+    which has no column of its own: the open-set score gives it the Kaggle ``class_99`` column,
+    and its index here is ``len(model_classes)``)."""
+    if data.y is None:
+        raise DataError(data.source, "no labels to compare with the model's classes")
+    names = np.asarray(data.class_names)[data.hard_labels]
+    lookup = {str(c): j for j, c in enumerate(model_classes)}
+    lookup.setdefault(class_name(UNKNOWN_CLASS), len(model_classes))
+    absent = sorted({str(n) for n in np.unique(names)} - set(lookup), key=int)
+    if absent:
+        first = int(np.flatnonzero(np.isin(names, absent))[0])
+        raise DataError(data.source, f"class(es) {absent} are not among the model's classes "
+                        f"{list(model_classes)}", where=f"object {data.ids[first]}")
+    return np.array([lookup[str(n)] for n in names], dtype=np.int64)
