@@ -95,11 +95,6 @@ def assert_same(a, b) -> None:
         assert list(np.asarray(a.class_names)[a.y]) == list(np.asarray(b.class_names)[b.y])
 
 
-def expected_arrays(obs: pd.DataFrame):
-    s = obs.sort_values(["object_id", "mjd", "passband"], kind="stable")
-    return s
-
-
 # ---- layouts -------------------------------------------------------------------------------------
 def test_kaggle_layout(tmp_path):
     obs, meta = make_objects(9)
