@@ -143,9 +143,204 @@ def extract_features(lc: LightCurves, feature_set: str = "full", *, n_jobs: int 
 
 
 def full_features(lc: LightCurves, *, n_jobs: int = 2) -> tuple[np.ndarray, list[str]]:
-    """The ``"full"`` set (see the module docstring)."""
-    X, names = seed_aggregates(lc)
+    """The ``"full"`` set: seed aggregates + metadata + light-curve package + peak physics.
+
+    Returns ``(X, names)`` with ``X`` (N, F) float32, NaN where a feature is undefined (a band
+    without observations, a fit that failed, a redshift feature of a galactic object).
+    """
+    blocks = [seed_aggregates(lc), _meta_features(lc), _light_curve_package_features(lc, n_jobs),
+              _peak_features(lc), _multiband_period(lc, n_jobs)]
+    X = np.concatenate([b[0] for b in blocks], axis=1).astype(np.float32)
+    names = [n for b in blocks for n in b[1]]
     return X, names
+
+
+# ---- metadata ------------------------------------------------------------------------------------
+def _meta_features(lc: LightCurves) -> tuple[np.ndarray, list[str]]:
+    """Host-galaxy photo-z and its error, distance modulus, Milky-Way extinction, DDF flag, and
+    the is-galactic flag (PLAsTiCC sets ``hostgal_photoz = 0`` exactly for Milky-Way objects)."""
+    m = lc.meta
+    photoz = m["hostgal_photoz"]
+    galactic = np.where(np.isnan(photoz), np.nan, (photoz == 0).astype(np.float64))
+    cols = [photoz, m["hostgal_photoz_err"], m["distmod"], m["mwebv"], m["ddf"], galactic]
+    return np.stack(cols, axis=1), ["hostgal_photoz", "hostgal_photoz_err", "distmod", "mwebv",
+                                    "ddf", "is_galactic"]
+
+
+# ---- light-curve package, per band ---------------------------------------------------------------
+def _band_order(lc: LightCurves) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row order grouping observations by (object, band), time-sorted inside each group, with
+    the group key ``object*6 + band`` (M,) of every row and the group offsets ``(6N+1,)``."""
+    g = lc.object_index()
+    key = g * len(PASSBANDS) + lc.passband.astype(np.int64)
+    order = np.argsort(key, kind="stable")  # stable: rows stay mjd-sorted inside a group
+    counts = np.bincount(key, minlength=len(lc) * len(PASSBANDS))
+    return order, key, np.concatenate([[0], np.cumsum(counts)])
+
+
+def _light_curve_extractor():
+    import light_curve as lcp
+
+    return lcp.Extractor(
+        lcp.Amplitude(), lcp.BeyondNStd(1.0), lcp.Cusum(), lcp.Eta(), lcp.EtaE(),
+        lcp.InterPercentileRange(0.1), lcp.Kurtosis(), lcp.LinearFit(), lcp.LinearTrend(),
+        lcp.MaximumSlope(), lcp.Mean(), lcp.WeightedMean(), lcp.Median(), lcp.Skew(),
+        lcp.StandardDeviation(), lcp.StetsonK(), lcp.ExcessVariance(), lcp.ReducedChi2(),
+        lcp.Periodogram(peaks=1), lcp.BazinFit("lmsder"),
+    )
+
+
+def _split_copies(t, f, e, offsets) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    # contiguous copies, not views: light-curve 0.13 is ~50x slower on views into a big buffer
+    return [(t[a:b].copy(), f[a:b].copy(), e[a:b].copy()) for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def _light_curve_package_features(lc: LightCurves, n_jobs: int) -> tuple[np.ndarray, list[str]]:
+    """Per-band features of the ``light-curve`` package on flux (not magnitudes: most PLAsTiCC
+    fluxes are near zero or negative). Bazin's reference time is made relative to the object's
+    peak and its amplitude/baseline relative to the band's peak flux so that they describe shape,
+    not calendar date or distance."""
+    ex = _light_curve_extractor()
+    order, _, boff = _band_order(lc)
+    t = lc.mjd[order]
+    f = lc.flux[order].astype(np.float64)
+    e = lc.flux_err[order].astype(np.float64)
+    curves = _split_copies(t, f, e, boff)
+    n_obj, n_band = len(lc), len(PASSBANDS)
+    raw = ex.many(curves, sorted=True, check=False, fill_value=np.nan, n_jobs=n_jobs) if curves else \
+        np.zeros((0, len(ex.names)))
+    raw = np.asarray(raw, dtype=np.float64).reshape(n_obj, n_band, len(ex.names))
+    names = list(ex.names)
+    t_peak = _peak_time(lc)
+    band_max = raw[:, :, names.index("amplitude")] * 0 + _band_max_flux(lc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        raw[:, :, names.index("bazin_fit_reference_time")] -= t_peak[:, None]
+        for c in ("bazin_fit_amplitude", "bazin_fit_baseline"):
+            raw[:, :, names.index(c)] /= np.abs(band_max)
+    out_names = [f"{n}_{b}" for b in PASSBANDS for n in names]
+    return raw.reshape(n_obj, -1), out_names
+
+
+# ---- peak physics --------------------------------------------------------------------------------
+def _peak_row(lc: LightCurves) -> np.ndarray:
+    """(N,) row index of the brightest detected observation of every object (brightest of all
+    observations when none is detected; -1 for an object without observations)."""
+    g = lc.object_index()
+    n = len(lc)
+    # rank detected rows above undetected ones, then by flux: one lexsort gives the peak per object
+    order = np.lexsort((lc.flux, lc.detected, g))
+    last = lc.offsets[1:] - 1
+    rows = np.where(lc.lengths > 0, order[np.clip(last, 0, None)] if len(order) else -1, -1)
+    return rows if n else np.zeros(0, np.int64)
+
+
+def _peak_time(lc: LightCurves) -> np.ndarray:
+    rows = _peak_row(lc)
+    return np.where(rows >= 0, lc.mjd[np.clip(rows, 0, None)] if len(lc.mjd) else np.nan, np.nan)
+
+
+def _band_max_flux(lc: LightCurves) -> np.ndarray:
+    """(N, 6) maximum flux per band (NaN for a band without observations)."""
+    _, key, _ = _band_order(lc)
+    st = grouped_stats(lc.flux, key, len(lc) * len(PASSBANDS), ("max",))
+    return st["max"].reshape(len(lc), len(PASSBANDS))
+
+
+def _peak_features(lc: LightCurves) -> tuple[np.ndarray, list[str]]:
+    """Features around the brightest detection, the ones the Kaggle winners relied on.
+
+    * ``peak_flux`` and ``peak_band``; per band the maximum flux, its ratio to the brightest band
+      (colour at maximum light), and the flux of the observation nearest the peak time divided by
+      the peak flux (colour at the peak epoch);
+    * ``peak_abs_mag[_band]`` = 27.5 − 2.5 log10(max flux) − distmod: a luminosity proxy (NaN for
+      galactic objects, whose distmod is unknown, or non-positive fluxes);
+    * ``rise_time`` / ``decline_time`` [d]: from the first detection to the peak and from the peak to
+      the last detection; ``rise_half`` / ``decline_half`` (and ``_fifth``) [d]: in the peak band,
+      from the last observation before the peak fainter than 1/2 (1/5) of the peak flux, and to the
+      first one after it; all also in the host's rest frame (divided by 1 + photo-z);
+    * ``max_snr`` (max flux/flux_err), detected counts per band.
+    """
+    n, nb = len(lc), len(PASSBANDS)
+    g = lc.object_index()
+    flux = lc.flux.astype(np.float64)
+    mjd = lc.mjd
+    rows = _peak_row(lc)
+    ok = rows >= 0
+    r = np.clip(rows, 0, None)
+    has_rows = len(flux) > 0
+    peak_flux = np.where(ok, flux[r] if has_rows else np.nan, np.nan)
+    t_peak = np.where(ok, mjd[r] if has_rows else np.nan, np.nan)
+    peak_band = np.where(ok, lc.passband[r] if has_rows else -1, -1)
+    cols: list[np.ndarray] = [peak_flux, peak_band.astype(np.float64)]
+    names = ["peak_flux", "peak_band"]
+    distmod = lc.meta["distmod"]
+    z1 = 1.0 + lc.meta["hostgal_photoz"]
+    band_max = _band_max_flux(lc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cols.append(27.5 - 2.5 * np.log10(np.where(peak_flux > 0, peak_flux, np.nan)) - distmod)
+        names.append("peak_abs_mag")
+        ratio = band_max / np.nanmax(np.where(np.isnan(band_max), -np.inf, band_max), axis=1)[:, None]
+        absmag = 27.5 - 2.5 * np.log10(np.where(band_max > 0, band_max, np.nan)) - distmod[:, None]
+        # flux of the observation closest in time to the peak, per band
+        _, key, _ = _band_order(lc)
+        dt = np.abs(mjd - t_peak[g])
+        order = np.lexsort((dt, key))
+        counts = np.bincount(key, minlength=n * nb)
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        near = np.where(counts > 0, flux[order[np.clip(first, 0, max(len(order) - 1, 0))]]
+                        if has_rows else np.nan, np.nan).reshape(n, nb)
+        near_dt = np.where(counts > 0, dt[order[np.clip(first, 0, max(len(order) - 1, 0))]]
+                           if has_rows else np.nan, np.nan).reshape(n, nb)
+        near_ratio = near / peak_flux[:, None]
+    for b, band in enumerate(PASSBANDS):
+        cols += [band_max[:, b], ratio[:, b], absmag[:, b], near_ratio[:, b], near_dt[:, b]]
+        names += [f"max_flux_{band}", f"max_flux_ratio_{band}", f"peak_abs_mag_{band}",
+                  f"flux_ratio_at_peak_{band}", f"dt_nearest_peak_{band}"]
+
+    det = lc.detected
+    span = grouped_stats(mjd[det], g[det], n, ("min", "max"))
+    rise, decline = t_peak - span["min"], span["max"] - t_peak
+    cols += [rise, decline, rise / z1, decline / z1]
+    names += ["rise_time", "decline_time", "rise_time_rest", "decline_time_rest"]
+
+    in_peak_band = lc.passband == peak_band[g]
+    before, after = mjd < t_peak[g], mjd > t_peak[g]
+    for frac, label in ((0.5, "half"), (0.2, "fifth")):
+        faint = in_peak_band & (flux < frac * peak_flux[g])
+        last_before = grouped_stats(mjd[faint & before], g[faint & before], n, ("max",))["max"]
+        first_after = grouped_stats(mjd[faint & after], g[faint & after], n, ("min",))["min"]
+        r_, d_ = t_peak - last_before, first_after - t_peak
+        cols += [r_, d_, r_ / z1, d_ / z1]
+        names += [f"rise_{label}", f"decline_{label}", f"rise_{label}_rest", f"decline_{label}_rest"]
+
+    snr = flux / lc.flux_err.astype(np.float64)
+    cols.append(grouped_stats(snr, g, n, ("max",))["max"])
+    names.append("max_snr")
+    n_det_band = np.bincount(key[det], minlength=n * nb).reshape(n, nb).astype(np.float64)
+    for b, band in enumerate(PASSBANDS):
+        cols.append(n_det_band[:, b])
+        names.append(f"n_detected_{band}")
+    return np.stack(cols, axis=1), names
+
+
+def _multiband_period(lc: LightCurves, n_jobs: int) -> tuple[np.ndarray, list[str]]:
+    """Lomb–Scargle period of all bands together, each band's flux divided by its standard
+    deviation after subtracting its median (so a periodic star's bands line up in phase and
+    amplitude), for galactic variables (eclipsing binaries, RR Lyrae, Miras)."""
+    import light_curve as lcp
+
+    n, nb = len(lc), len(PASSBANDS)
+    _, key, _ = _band_order(lc)
+    st = grouped_stats(lc.flux, key, n * nb, ("median", "std"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = (lc.flux - st["median"][key]) / np.where(st["std"][key] > 0, st["std"][key], 1.0)
+    norm = np.nan_to_num(norm)
+    ex = lcp.Extractor(lcp.Periodogram(peaks=2))
+    curves = [(a, b, np.ones_like(b)) for a, b, _ in
+              _split_copies(lc.mjd, norm, lc.flux_err.astype(np.float64), lc.offsets)]
+    raw = np.asarray(ex.many(curves, sorted=True, check=False, fill_value=np.nan, n_jobs=n_jobs),
+                     dtype=np.float64).reshape(n, -1) if curves else np.zeros((0, len(ex.names)))
+    return raw, [f"multiband_{x}" for x in ex.names]
 
 
 __all__ = ["FEATURE_SETS", "PASSBANDS", "extract_features", "full_features", "grouped_stats",

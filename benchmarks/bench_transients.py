@@ -1,0 +1,334 @@
+"""Figures of the transients (PLAsTiCC) task on the real training set.
+
+    python benchmarks/bench_transients.py cv --data /work/shared/data/plasticc --models lgbm \\
+        [--folds 5] [--option num_leaves=31 ...] [--out /tmp/transients_cv] [--direct]
+    python benchmarks/bench_transients.py features --data /work/shared/data/plasticc [--n 2000]
+    python benchmarks/bench_transients.py throughput --run RUN_DIR --data /work/shared/data/plasticc
+
+``cv``: stratified k-fold cross-validation → PLAsTiCC weighted log-loss (14 classes) per model,
+mean ± std over folds, accuracy, and ECE, before and after calibration. Each fold's training part
+is split 80/20 (stratified) into fit and validation sets, as ``skysift.train`` does: early stopping
+and the bias-corrected temperature scaling both use the validation part only; the held-out fold is
+touched once, for the figures. When ``skysift.transients.task`` exists every model goes through
+``skysift.train`` + ``Model.predict_proba`` (the same code for trees and networks); ``--direct``
+(or a checkout without the task) runs the LightGBM estimator on features computed once. Out-of-fold
+probabilities are written to ``--out/oof_<model>.csv`` for blending later.
+
+``features``: feature extraction CPU time per object (ms) for each feature set, 2 threads.
+``throughput``: objects/s of ``Model.predict_proba`` on the data, load excluded and included.
+
+Parsed light curves and features are cached as ``.npz`` under ``$SKYSIFT_BENCH_CACHE``
+(default ``/tmp/skysift_bench_cache``) so that repeated runs do not re-parse 1.4 M rows.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CACHE = Path(os.environ.get("SKYSIFT_BENCH_CACHE", "/tmp/skysift_bench_cache"))
+
+
+# ---- real data ------------------------------------------------------------------------------------
+def _find_files(path: Path) -> tuple[Path, Path]:
+    """(light curves, metadata) files of a PLAsTiCC folder: unblinded or Kaggle layout."""
+    for lcs, meta in (("plasticc_train_lightcurves.csv.gz", "plasticc_train_metadata.csv.gz"),
+                      ("training_set.csv", "training_set_metadata.csv")):
+        if (path / lcs).exists() and (path / meta).exists():
+            return path / lcs, path / meta
+    sys.exit(f"error: {path}: no PLAsTiCC training light curves + metadata found")
+
+
+def read_plasticc(path: str | Path):
+    """``(ids (N,), targets (N,) int, LightCurves)`` of a PLAsTiCC training folder.
+
+    Uses ``skysift.transients.io`` when it exists; otherwise reads the CSVs here (fields padded with
+    spaces, ``-9`` for missing values in the unblinded release). ``hostgal_specz`` is dropped: the
+    test set mostly lacks it, so no feature may use it.
+    """
+    import pandas as pd
+
+    from skysift.transients.data import META_COLUMNS, LightCurves
+
+    lcs_file, meta_file = _find_files(Path(path))
+    key = hashlib.sha1(f"{lcs_file.resolve()}:{lcs_file.stat().st_mtime}".encode()).hexdigest()[:12]
+    cached = CACHE / f"lc_{key}.npz"
+    if cached.exists():
+        z = np.load(cached)
+        lc = LightCurves(z["offsets"], z["mjd"], z["passband"], z["flux"], z["flux_err"], z["detected"],
+                         {c: z[f"meta_{c}"] for c in META_COLUMNS})
+        return z["ids"], z["y"], lc
+    obs = pd.read_csv(lcs_file, skipinitialspace=True).rename(columns={"detected_bool": "detected"})
+    meta = pd.read_csv(meta_file, skipinitialspace=True).rename(columns={"ddf_bool": "ddf"})
+    meta = meta.set_index("object_id")
+    for c in ("hostgal_photoz", "hostgal_photoz_err", "distmod", "mwebv"):
+        meta[c] = meta[c].where(meta[c] != -9)  # the unblinded release's missing-value sentinel
+    meta = meta.drop(columns=["hostgal_specz"])
+    obs = obs.sort_values(["object_id", "mjd"], kind="stable")
+    ids, lc = LightCurves.from_frame(obs, meta)
+    y = meta.loc[ids, "target"].to_numpy(dtype=np.int64)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp.npz")
+    np.savez(tmp, ids=ids, y=y, offsets=lc.offsets, mjd=lc.mjd, passband=lc.passband, flux=lc.flux,
+             flux_err=lc.flux_err, detected=lc.detected, **{f"meta_{c}": lc.meta[c] for c in META_COLUMNS})
+    os.replace(tmp, cached)
+    return ids, y, lc
+
+
+def cached_features(path: str | Path, lc, feature_set: str) -> tuple[np.ndarray, list[str]]:
+    from skysift.transients import features as F
+
+    lcs_file, _ = _find_files(Path(path))
+    src = Path(F.__file__).read_bytes()  # a change of the feature code invalidates the cache
+    key = hashlib.sha1(f"{lcs_file.resolve()}:{lcs_file.stat().st_mtime}:{feature_set}".encode() + src
+                       ).hexdigest()[:12]
+    cached = CACHE / f"features_{feature_set}_{key}.npz"
+    if cached.exists():
+        z = np.load(cached)
+        return z["X"], [str(n) for n in z["names"]]
+    X, names = F.extract_features(lc, feature_set, n_jobs=2)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp.npz")
+    np.savez(tmp, X=X, names=np.array(names))
+    os.replace(tmp, cached)
+    return X, names
+
+
+def parse_options(pairs: list[str]) -> dict:
+    out = {}
+    for p in pairs or []:
+        k, _, v = p.partition("=")
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+# ---- cross-validation -----------------------------------------------------------------------------
+def weighted_temperature(logits, y, w_class, n_classes):
+    """Temperature + per-class bias fitted to the *class-weighted* cross-entropy (the PLAsTiCC
+    metric) on the validation part — a variant of the core's calibration, which fits the plain
+    cross-entropy and so pulls probabilities back towards the frequent classes. Here for the report."""
+    import torch
+    import torch.nn.functional as Fn
+
+    z = torch.as_tensor(logits, dtype=torch.float64)
+    t = torch.as_tensor(y, dtype=torch.long)
+    counts = np.bincount(y, minlength=n_classes).astype(float)
+    cw = torch.as_tensor(np.where(counts > 0, w_class / np.maximum(counts, 1), 0.0))
+    present = torch.as_tensor((counts > 0).astype(float))
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t, bias], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        nll = Fn.cross_entropy(z / log_t.exp() + bias * present, t, reduction="none")
+        loss = (nll * cw[t]).sum() / cw[t].sum() + 1e-3 * (bias * present).pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.exp()), (bias * present).detach().numpy()
+
+
+def _fold_splits(y, folds, seed):
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for k, (tr, te) in enumerate(skf.split(np.zeros(len(y)), y)):
+        fit, val = train_test_split(tr, test_size=0.2, stratify=y[tr], random_state=seed + k)
+        yield k, np.sort(fit), np.sort(val), te
+
+
+def _summarise(name, y_t, oof, oof_cal, oof_wcal, class_targets, fold_of, rows):
+    from skysift.core.calibration import expected_calibration_error
+    from skysift.transients.metrics import plasticc_log_loss
+
+    col_of = {t: j for j, t in enumerate(class_targets)}
+    yi = np.array([col_of[t] for t in y_t])
+    for label, P in (("raw", oof), ("calibrated (core: bias-corrected T)", oof_cal),
+                     ("calibrated (class-weighted T)", oof_wcal)):
+        if P is None:
+            continue
+        per_fold = [plasticc_log_loss(y_t[fold_of == k], P[fold_of == k], class_targets)
+                    for k in np.unique(fold_of)]
+        acc = [float((P[fold_of == k].argmax(1) == yi[fold_of == k]).mean()) for k in np.unique(fold_of)]
+        ece = [expected_calibration_error(P[fold_of == k], yi[fold_of == k]) for k in np.unique(fold_of)]
+        rows.append((name, label, np.mean(per_fold), np.std(per_fold), np.mean(acc), np.mean(ece)))
+
+
+def cmd_cv(args) -> None:
+    from skysift.core.calibration import fit_bias_corrected_temperature, softmax
+    from skysift.transients.gbm import LightGBMEstimator, class_metric_weights
+    from skysift.transients.metrics import per_class_log_loss
+
+    ids, y_t, lc = read_plasticc(args.data)
+    class_targets = sorted(set(y_t.tolist()))
+    class_names = [str(t) for t in class_targets]
+    yi = np.searchsorted(class_targets, y_t)
+    k = len(class_targets)
+    opts = parse_options(args.option)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    use_task = not args.direct
+    if use_task:
+        try:
+            import skysift.transients.task  # noqa: F401
+        except ImportError:
+            print("skysift.transients.task not found: running the LightGBM estimator directly")
+            use_task = False
+    rows = []
+    for model in args.models.split(","):
+        t0 = time.time()
+        oof = np.zeros((len(y_t), k))
+        oof_cal, oof_wcal = np.zeros_like(oof), np.zeros_like(oof)
+        fold_of = np.zeros(len(y_t), np.int64)
+        iters = []
+        if not use_task:
+            if model != "lgbm":
+                sys.exit(f"error: model {model!r} needs skysift.transients.task (only lgbm runs directly)")
+            fs = opts.get("feature_set", "full")
+            X, _ = cached_features(args.data, lc, fs)
+        for fold, fit, val, te in _fold_splits(yi, args.folds, args.seed):
+            fold_of[te] = fold
+            if use_task:
+                p_raw, p_cal, logits_val, logits_te = _fold_via_task(model, ids, yi, lc, class_names,
+                                                                     fit, val, te, opts, out, fold, args)
+            else:
+                est = LightGBMEstimator(opts, k, class_names)
+                sw = _inverse_frequency(yi[fit], k)[yi[fit]]
+                est.fit(X[fit], yi[fit], X[val], yi[val], sample_weight=sw)
+                iters.append(est.best_iteration)
+                logits_val, logits_te = est.predict_logits(X[val]), est.predict_logits(X[te])
+                temp, bias = fit_bias_corrected_temperature(logits_val, yi[val], k)
+                p_raw, p_cal = softmax(logits_te), softmax(logits_te, temp, bias)
+            oof[te], oof_cal[te] = p_raw, p_cal
+            if logits_val is not None:
+                wt, wb = weighted_temperature(logits_val, yi[val], class_metric_weights(class_names, k), k)
+                oof_wcal[te] = softmax(logits_te, wt, wb)
+            print(f"  {model} fold {fold}: {time.time() - t0:.0f} s", flush=True)
+        has_w = use_task is False or np.any(oof_wcal.sum(1) > 0)
+        _summarise(model, y_t, oof, oof_cal, oof_wcal if has_w else None, class_targets, fold_of, rows)
+        import pandas as pd
+
+        frame = pd.DataFrame(oof_cal, columns=[f"class_{c}" for c in class_names])
+        frame.insert(0, "fold", fold_of)
+        frame.insert(0, "target", y_t)
+        frame.insert(0, "object_id", ids)
+        raw = pd.DataFrame(oof, columns=[f"raw_class_{c}" for c in class_names])
+        pd.concat([frame, raw], axis=1).to_csv(out / f"oof_{model}.csv", index=False)
+        per = per_class_log_loss(y_t, oof_cal, class_targets)
+        print(f"{model}: {time.time() - t0:.0f} s" + (f", best iterations {iters}" if iters else "")
+              + "\n  per-class log-loss (calibrated): "
+              + ", ".join(f"{t}:{v:.2f}" for t, (_, v) in per.items()))
+    print(f"\nPLAsTiCC {args.folds}-fold CV ({len(y_t)} objects, {k} classes), options {opts or '{}'}")
+    print(f"| {'model':<12} | {'probabilities':<36} | {'weighted log-loss':>19} | {'accuracy':>8} | {'ECE':>6} |")
+    print(f"|{'-' * 14}|{'-' * 38}|{'-' * 21}|{'-' * 10}|{'-' * 8}|")
+    for name, label, m, s, acc, ece in rows:
+        print(f"| {name:<12} | {label:<36} | {m:>10.4f} ± {s:<6.4f} | {acc:>8.4f} | {ece:>6.4f} |")
+
+
+def _inverse_frequency(y, k):
+    from skysift.core.sampling import class_weights
+
+    return class_weights(y, k)
+
+
+def _fold_via_task(model, ids, yi, lc, class_names, fit, val, te, opts, out, fold, args):
+    """One fold through ``skysift.train`` + ``Model.predict_proba``: train on fit+val (the core
+    re-splits it 80/20 itself with ``val_frac``), predict the held-out fold."""
+    import skysift
+    from skysift.core.data import TaskData
+
+    tr = np.sort(np.concatenate([fit, val]))
+    train_data = TaskData(ids[tr], lc.take(tr), yi[tr], list(class_names), source=str(args.data))
+    test_data = TaskData(ids[te], lc.take(te), yi[te], list(class_names), source=str(args.data))
+    run_dir = Path(tempfile.mkdtemp(prefix=f"cv_{model}_{fold}_", dir=out))
+    train_opts = {k: v for k, v in opts.items() if k in _TRAIN_KEYS}
+    model_params = {k: v for k, v in opts.items() if k not in _TRAIN_KEYS}
+    m = skysift.train("transients", train_data, run_dir, model=model, model_params=model_params,
+                      seed=args.seed + fold, progress=False, **train_opts)
+    p_cal = m.predict_proba(test_data)
+    cal = m.card["calibration"]
+    # undo the stored calibration to get the raw probabilities: softmax(log p · T − b·T) ∝ softmax(z)
+    logp = np.log(np.clip(p_cal, 1e-300, None))
+    z = logp * cal["temperature"] - np.asarray(cal["bias"]) * cal["temperature"]
+    z -= z.max(1, keepdims=True)
+    p_raw = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    return p_raw, p_cal, None, z
+
+
+_TRAIN_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "patience", "val_frac", "sampler", "loss",
+               "focal_gamma", "resample", "augment", "tta", "calibrate", "max_time_minutes", "num_workers"}
+
+
+# ---- features + throughput ------------------------------------------------------------------------
+def cmd_features(args) -> None:
+    from skysift.transients.features import FEATURE_SETS, extract_features
+
+    _, _, lc = read_plasticc(args.data)
+    rng = np.random.default_rng(0)
+    sub = lc.take(np.sort(rng.choice(len(lc), size=min(args.n, len(lc)), replace=False)))
+    print(f"\nfeature extraction on {len(sub)} real objects ({sub.n_observations} observations), 2 threads")
+    print(f"| {'feature set':<12} | {'features':>8} | {'CPU ms/object':>13} | {'wall ms/object':>14} |")
+    print(f"|{'-' * 14}|{'-' * 10}|{'-' * 15}|{'-' * 16}|")
+    for fs in FEATURE_SETS:
+        extract_features(sub.take(np.arange(min(20, len(sub)))), fs)  # warm-up: imports, thread pool
+        c, w = time.process_time(), time.perf_counter()
+        X, names = extract_features(sub, fs, n_jobs=2)
+        c, w = time.process_time() - c, time.perf_counter() - w
+        print(f"| {fs:<12} | {len(names):>8} | {1e3 * c / len(sub):>13.3f} | {1e3 * w / len(sub):>14.3f} |")
+
+
+def cmd_throughput(args) -> None:
+    import skysift
+
+    model = skysift.load(args.run)
+    task = skysift.get_task("transients")
+    t = time.perf_counter()
+    data = task.load(args.data, labelled=False)
+    t_load = time.perf_counter() - t
+    model.predict_proba(data.subset(np.arange(min(10, len(data)))))  # warm-up
+    t = time.perf_counter()
+    model.predict_proba(data)
+    t_pred = time.perf_counter() - t
+    print(f"\npredict throughput of {args.run} on {len(data)} objects")
+    print(f"| {'step':<34} | {'objects/s':>10} |")
+    print(f"|{'-' * 36}|{'-' * 12}|")
+    print(f"| {'predict_proba (load excluded)':<34} | {len(data) / t_pred:>10.1f} |")
+    print(f"| {'load + predict_proba':<34} | {len(data) / (t_pred + t_load):>10.1f} |")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    cv = sub.add_parser("cv")
+    cv.add_argument("--data", default="/work/shared/data/plasticc")
+    cv.add_argument("--models", default="lgbm")
+    cv.add_argument("--folds", type=int, default=5)
+    cv.add_argument("--seed", type=int, default=0)
+    cv.add_argument("--option", action="append", default=[], help="k=v, a model or training option")
+    cv.add_argument("--out", default="/tmp/transients_cv")
+    cv.add_argument("--direct", action="store_true", help="run LightGBM on cached features, not skysift.train")
+    fe = sub.add_parser("features")
+    fe.add_argument("--data", default="/work/shared/data/plasticc")
+    fe.add_argument("--n", type=int, default=2000)
+    th = sub.add_parser("throughput")
+    th.add_argument("--run", required=True)
+    th.add_argument("--data", default="/work/shared/data/plasticc")
+    args = ap.parse_args(argv)
+    np.seterr(all="ignore")
+    {"cv": cmd_cv, "features": cmd_features, "throughput": cmd_throughput}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
