@@ -514,6 +514,10 @@ def resolve(path: str | Path, metadata: str | Path | None = None) -> tuple[str, 
             raise DataError(path, "no CSV or Parquet files in this folder")
         metas = [p for p in files if "metadata" in p.name.lower()]
         lcs = [p for p in files if p not in metas]
+        if len(lcs) > 1:
+            # side files (the simulator's truth.csv, a sample submission) have no mjd column
+            observed = [p for p in lcs if "mjd" in {ALIASES.get(h, h) for h in read_header(p)}]
+            lcs = observed or lcs
         if metadata is None and not metas and lcs and all(_is_parquet(p) and _is_catalogue(read_header(p))
                                                          for p in lcs):
             return "catalogue", lcs, None
