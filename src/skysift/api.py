@@ -108,7 +108,7 @@ class Model:
     def output_from_logits(self, logits: np.ndarray, data: TaskData | None = None) -> tuple[np.ndarray, list[str]]:
         """``(probabilities, column names)`` as delivered to users: the calibrated class probabilities
         plus any column the task adds (PLAsTiCC's class 99)."""
-        return self.task.output_proba(self.calibrate(logits), logits, self.class_names, self.extras, data)
+        return self.task.output_proba(self, self.calibrate(logits), logits, data)
 
     def predict_output(self, data: TaskData | str | Path, *, tta: bool | None = None) -> tuple[np.ndarray, list[str]]:
         """Like :meth:`predict_proba`, with the task's extra output columns; returns ``(P, names)``."""

@@ -173,12 +173,13 @@ class Task:
         Stored in the bundle's card as ``task_extras`` and handed back to :meth:`output_proba`."""
         return {}
 
-    def output_proba(self, proba: np.ndarray, logits: np.ndarray, class_names: list[str],
-                     extras: dict, data: TaskData | None = None) -> tuple[np.ndarray, list[str]]:
+    def output_proba(self, model: Any, proba: np.ndarray, logits: np.ndarray,
+                     data: TaskData | None = None) -> tuple[np.ndarray, list[str]]:
         """The probabilities a user receives, and their column names: by default the ``(N, K)``
-        calibrated ``proba`` of the trained classes. A task may add columns, e.g. PLAsTiCC's class 99
-        ("none of the above"), renormalising the rows."""
-        return proba, list(class_names)
+        calibrated ``proba`` of ``model``'s trained classes. A task may add columns, e.g. PLAsTiCC's
+        class 99 ("none of the above"), renormalising the rows; ``model.extras`` holds what
+        :meth:`fit_extras` fitted, ``data`` the objects when at hand."""
+        return proba, list(model.class_names)
 
     def prediction_frame(self, ids: np.ndarray, proba: np.ndarray, class_names: list[str]):
         """A pandas DataFrame in the task's submission layout (id + one column per class)."""
