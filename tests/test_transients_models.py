@@ -225,3 +225,118 @@ def test_padding_is_ignored(name):
         single = net(collate([ds[2]])[0])
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(a[2:3], single, atol=1e-5, rtol=1e-4)
+
+
+# ---- open-set scorers ----------------------------------------------------------------------------
+def _validation_logits(n=300, k=5, seed=0):
+    """Confident, well-separated logits of known objects, and matching 8-d embeddings."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    logits = rng.normal(0, 0.5, (n, k))
+    logits[np.arange(n), y] += 6.0
+    centres = rng.normal(0, 5, (k, 8))
+    emb = centres[y] + rng.normal(0, 1, (n, 8))
+    return logits, y, emb, centres
+
+
+def _scorers():
+    from skysift.transients.openset import CombinedScorer, EnergyScorer, MahalanobisScorer, ProductScorer
+
+    return [ProductScorer(), EnergyScorer(), MahalanobisScorer(), CombinedScorer()]
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_openset_scorer_flags_out_of_distribution(i):
+    from skysift.transients.openset import softmax, with_unknown
+
+    scorer = _scorers()[i]
+    logits, y, emb, centres = _validation_logits()
+    scorer.fit(logits, y, emb)
+    known_logits = np.array([[8.0, 0, 0, 0, 0]])
+    ood_logits = np.array([[0.3, 0.2, 0.25, 0.1, 0.2]])  # no class claims it
+    known_emb = centres[[0]]
+    far_emb = centres[[0]] + 40.0  # far from every class
+    p_known = scorer.p_unknown(known_logits, known_emb)
+    p_ood = scorer.p_unknown(ood_logits if scorer.kind != "mahalanobis" else known_logits,
+                             far_emb if scorer.kind != "product" else known_emb)
+    assert p_ood[0] > p_known[0] + 0.1
+    assert 0 <= p_known[0] < 0.5 and 0 < p_ood[0] <= 1
+    proba = softmax(np.vstack([logits[:10], ood_logits]))
+    p99 = scorer.p_unknown(np.vstack([logits[:10], ood_logits]), np.vstack([emb[:10], far_emb]))
+    full = with_unknown(proba, p99)
+    assert full.shape == (11, 6)
+    np.testing.assert_allclose(full.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(full[:, -1], p99)
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_openset_state_round_trip(i, tmp_path):
+    from skysift.core.io import write_json
+    from skysift.transients.openset import scorer_from_state
+
+    scorer = _scorers()[i]
+    logits, y, emb, _ = _validation_logits(seed=1)
+    scorer.fit(logits, y, emb)
+    test_logits, _, test_emb, _ = _validation_logits(n=50, seed=2)
+    expected = scorer.p_unknown(test_logits, test_emb)
+    meta, arrays = scorer.state()
+    write_json(tmp_path / "s.json", meta)
+    again = scorer_from_state(json.loads((tmp_path / "s.json").read_text()), arrays)
+    np.testing.assert_allclose(again.p_unknown(test_logits, test_emb), expected, rtol=1e-12)
+    via_json = scorer_from_state(json.loads(json.dumps(scorer.to_json())))
+    np.testing.assert_allclose(via_json.p_unknown(test_logits, test_emb), expected, rtol=1e-12)
+
+
+def test_openset_mapping_and_errors():
+    from skysift.errors import ConfigError
+    from skysift.transients.openset import (UNKNOWN_PRIOR, EnergyScorer, MahalanobisScorer,
+                                            gaussian_quantile_posterior, make_scorer, scorer_from_state,
+                                            with_unknown)
+
+    assert UNKNOWN_PRIOR == pytest.approx(2 / 18)
+    # at z = μ/2 the Gaussian likelihoods are equal: the posterior is the prior
+    assert gaussian_quantile_posterior(np.array([0.75]), 1.5, 0.1)[0] == pytest.approx(0.1)
+    logits, y, emb, _ = _validation_logits()
+    e = EnergyScorer().fit(logits, y)
+    z = e.z(logits)
+    assert abs(np.mean(z)) < 0.05 and np.std(z) == pytest.approx(1.0, abs=0.1)  # N(0,1) on known objects
+    # mean p99 of known objects sits below the prior (they are the in-distribution side)
+    assert np.mean(e.p_unknown(logits)) < UNKNOWN_PRIOR
+    with pytest.raises(ConfigError):
+        MahalanobisScorer().fit(logits, y, None)
+    with pytest.raises(ConfigError):
+        make_scorer("nope")
+    with pytest.raises(ConfigError):
+        scorer_from_state({"kind": "nope"})
+    with pytest.raises(ConfigError):
+        with_unknown(np.ones((3, 2)) / 2, np.zeros(4))
+    with pytest.raises(ConfigError):
+        e.p_unknown(np.full((2, 5), np.nan))
+    m = MahalanobisScorer().fit(logits, y, np.where(np.arange(8) == 3, np.nan, emb))  # NaN columns imputed
+    assert np.isfinite(m.p_unknown(logits[:5], emb[:5])).all()
+
+
+@pytest.mark.realdata
+def test_real_kaggle_sample_through_dataset_and_networks(shared_data):
+    """The 10 real Kaggle-layout objects: redshift augmentation, encoding and a forward pass."""
+    from skysift.transients import io
+
+    folder = shared_data / "plasticc" / "kaggle_sample"
+    data = io.load(folder / "training_set.csv", labelled=True, metadata=folder / "training_set_metadata.csv")
+    lc = data.x
+    rng = np.random.default_rng(0)
+    for i in range(len(lc)):
+        obj = lc.object(i)
+        out = A.redshift(obj, rng, max_stretch=1.3)
+        if A.is_extragalactic(obj) and out["hostgal_photoz"] > obj["hostgal_photoz"]:
+            assert out["distmod"] > obj["distmod"] and np.sum(out["detected"]) >= 2
+        else:
+            np.testing.assert_array_equal(out["flux"], obj["flux"])
+    for name in ("seed-lstm", "transformer"):
+        params = SPECS[name].defaults
+        stats = fit_sequence_stats(lc, params)
+        ds = SequenceDataset(data, stats, params, train=True)
+        x, y = collate([ds[i] for i in range(len(ds))])
+        assert x["time"].shape[1] <= params["max_len"]
+        logits = SPECS[name].build(params, stats, data.n_classes)(x)
+        assert logits.shape == (len(data), data.n_classes) and torch.isfinite(logits).all()
