@@ -65,12 +65,11 @@ def _lgbm_logits(X_tr, y_tr, X_va, y_va, X_te, class_names: list[str], seed: int
     return est.predict_logits(X_va), est.predict_logits(X_te)
 
 
-def run_pair(name: str, held: tuple[int, ...], X: np.ndarray, targets: np.ndarray, seed: int,
-             options: dict) -> dict:
+def fit_pair(name: str, held: tuple[int, ...], X: np.ndarray, targets: np.ndarray, seed: int,
+             options: dict, cache: Path | None) -> dict:
+    """Split, train LightGBM on the known classes, temperature-scale on validation. Returns the
+    pieces the scorers need (cached as .npz under ``cache``: the fit is the slow part)."""
     from skysift.core.calibration import fit_temperature
-    from skysift.transients.metrics import plasticc_log_loss
-    from skysift.transients.openset import (CombinedScorer, EnergyScorer, MahalanobisScorer, ProductScorer,
-                                            softmax, with_unknown)
 
     known_mask = ~np.isin(targets, held)
     known_classes = np.array(sorted(set(targets[known_mask].tolist())))
@@ -80,35 +79,64 @@ def run_pair(name: str, held: tuple[int, ...], X: np.ndarray, targets: np.ndarra
     tr, va, te_known = kidx[tr], kidx[va], kidx[te]
     te_all = np.concatenate([te_known, np.flatnonzero(~known_mask)])
     y = lambda rows: np.searchsorted(known_classes, targets[rows])  # noqa: E731
+    key = f"{name}_s{seed}_" + "_".join(f"{k}{v}" for k, v in sorted(options.items()))
+    path = cache / f"openset_{key}.npz" if cache else None
     t0 = time.time()
-    lv, lt = _lgbm_logits(X[tr], y(tr), X[va], y(va), X[te_all], [str(c) for c in known_classes], seed, options)
+    if path is not None and path.exists():
+        z = np.load(path)
+        lv, lt = z["lv"], z["lt"]
+    else:
+        lv, lt = _lgbm_logits(X[tr], y(tr), X[va], y(va), X[te_all], [str(c) for c in known_classes], seed, options)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, lv=lv, lt=lt)
     temp = fit_temperature(lv, y(va))
-    lv, lt = lv / temp, lt / temp
-    proba_te = softmax(lt)
-    truth = np.where(np.isin(targets[te_all], held), 99, targets[te_all])
-    cols = [*known_classes.tolist(), 99]
-    out = {"pair": name, "seed": seed, "n_test_known": len(te_known), "n_test_unknown": int((~known_mask).sum()),
-           "fit_seconds": round(time.time() - t0, 1), "temperature": temp}
-    # the closed-set model alone (p99 = 0 → log-loss of the unknowns would be infinite): report the
-    # known-class loss for reference
-    out["closed_known_loss"] = plasticc_log_loss(targets[te_known], proba_te[: len(te_known)], known_classes.tolist())
-    scorers = {"product": ProductScorer(), "energy": EnergyScorer(), "mahalanobis": MahalanobisScorer(),
-               "combined": CombinedScorer()}
-    out["loss"], out["z_unknown"] = {}, {}
-    unknown_rows = truth == 99
-    for key, sc in scorers.items():
-        sc.fit(lv, y(va), X[va])
-        if key == "product":
-            p99 = sc.p_unknown(lt, X[te_all])
-        else:
-            z = sc.z(lt, X[te_all])
-            out["z_unknown"][key] = float(np.mean(z[unknown_rows]))
-            out.setdefault("z", {})[key] = z
-            p99 = sc.p_unknown(lt, X[te_all])
-        out["loss"][key] = plasticc_log_loss(truth, with_unknown(proba_te, p99), cols)
-    # constant p99 = the metric's effective prior, for reference
-    from skysift.transients.openset import UNKNOWN_PRIOR
+    return {"pair": name, "seed": seed, "held": held, "known_classes": known_classes, "va": va, "te_all": te_all,
+            "y_va": y(va), "lv": lv / temp, "lt": lt / temp, "temperature": temp,
+            "fit_seconds": round(time.time() - t0, 1), "n_test_known": len(te_known),
+            "n_test_unknown": int((~known_mask).sum())}
 
+
+def _variants() -> dict:
+    """Scorer name -> (factory, which vectors the distance scorers read)."""
+    from skysift.transients.openset import CombinedScorer, EnergyScorer, MahalanobisScorer, ProductScorer
+
+    return {
+        "product": (ProductScorer, None),
+        "energy": (EnergyScorer, None),
+        "maha-feat": (lambda: MahalanobisScorer(transform="robust"), "features"),
+        "maha-logit": (MahalanobisScorer, "logits"),
+        "energy+maha-feat": (lambda: CombinedScorer(transform="robust"), "features"),
+        "energy+maha-logit": (CombinedScorer, "logits"),
+    }
+
+
+def score_pair(fitted: dict, X: np.ndarray, targets: np.ndarray) -> dict:
+    """Fit every scorer on validation, score the test split: weighted log-loss per scorer (with
+    the default separation; ``main`` redoes the quantile-mapped ones with leave-one-pair-out μ)."""
+    from skysift.transients.metrics import plasticc_log_loss
+    from skysift.transients.openset import UNKNOWN_PRIOR, softmax, with_unknown
+
+    f = fitted
+    lv, lt, va, te_all = f["lv"], f["lt"], f["va"], f["te_all"]
+    proba_te = softmax(lt)
+    truth = np.where(np.isin(targets[te_all], f["held"]), 99, targets[te_all])
+    cols = [*f["known_classes"].tolist(), 99]
+    known_rows = truth != 99
+    out = {k: f[k] for k in ("pair", "seed", "n_test_known", "n_test_unknown", "fit_seconds", "temperature")}
+    # the closed-set model alone, on the known test objects (p99 = 0 would make the unknowns' loss infinite)
+    out["closed_known_loss"] = plasticc_log_loss(truth[known_rows], proba_te[known_rows], f["known_classes"].tolist())
+    out["loss"], out["z_unknown"], out["z"] = {}, {}, {}
+    for key, (make, vectors) in _variants().items():
+        sc = make()
+        fv, ft = {"features": (X[va], X[te_all]), "logits": (lv, lt), None: (None, None)}[vectors]
+        sc.fit(lv, f["y_va"], fv)
+        if key != "product":
+            z = sc.z(lt, ft)
+            out["z_unknown"][key] = float(np.mean(z[~known_rows]))
+            out["z"][key] = z
+        out["loss"][key] = plasticc_log_loss(truth, with_unknown(proba_te, sc.p_unknown(lt, ft)), cols)
+    # constant p99 = the metric's effective prior, for reference
     out["loss"]["constant"] = plasticc_log_loss(truth, with_unknown(proba_te, np.full(len(truth), UNKNOWN_PRIOR)), cols)
     out["_truth"], out["_proba"], out["_cols"] = truth, proba_te, cols
     return out
@@ -122,6 +150,7 @@ def main(argv=None) -> int:
     ap.add_argument("--default-separation", action="store_true",
                     help="use openset.DEFAULT_SEPARATION instead of the leave-one-pair-out estimate")
     ap.add_argument("--json", default="", help="write the per-run results here")
+    ap.add_argument("--cache", default="/tmp/skysift_openset_cache", help="cache of the LightGBM fits ('' = none)")
     ap.add_argument("--lgbm", action="append", default=["learning_rate=0.1", "early_stopping_rounds=40"],
                     help="k=v override of the lgbm defaults (JSON value); default: learning rate 0.1, "
                          "early stopping 40 rounds, to fit several folds in minutes on 2 cores")
@@ -147,7 +176,9 @@ def main(argv=None) -> int:
     runs = []
     for seed in args.seeds:
         for name in args.pairs:
-            r = run_pair(name, HELD_OUT[name], X, targets, seed, options)
+            fitted = fit_pair(name, HELD_OUT[name], X, targets, seed, options,
+                              Path(args.cache) if args.cache else None)
+            r = score_pair(fitted, X, targets)
             runs.append(r)
             print(f"  {name} seed {seed}: fit {r['fit_seconds']} s, " +
                   ", ".join(f"{k} {v:.3f}" for k, v in r["loss"].items()), flush=True)
@@ -168,17 +199,17 @@ def main(argv=None) -> int:
     keys = list(runs[0]["loss"])
     print(f"\nweighted log-loss on test (12 known classes + class 99 ×2; lower is better); "
           f"μ {'= default ' + str(DEFAULT_SEPARATION) if args.default_separation else 'leave-one-pair-out'}")
-    header = f"{'held out':<10}{'seed':>5}" + "".join(f"{k:>13}" for k in keys) + f"{'known-only':>12}"
+    header = f"{'held out':<10}{'seed':>5}" + "".join(f"{k:>18}" for k in keys) + f"{'known-only':>12}"
     print(header)
     print("-" * len(header))
     for r in runs:
-        print(f"{r['pair']:<10}{r['seed']:>5}" + "".join(f"{r['loss'][k]:>13.3f}" for k in keys)
+        print(f"{r['pair']:<10}{r['seed']:>5}" + "".join(f"{r['loss'][k]:>18.3f}" for k in keys)
               + f"{r['closed_known_loss']:>12.3f}")
     print("-" * len(header))
     mean = {k: np.mean([r["loss"][k] for r in runs]) for k in keys}
     std = {k: np.std([r["loss"][k] for r in runs]) for k in keys}
-    print(f"{'mean':<15}" + "".join(f"{mean[k]:>13.3f}" for k in keys))
-    print(f"{'std':<15}" + "".join(f"{std[k]:>13.3f}" for k in keys))
+    print(f"{'mean':<15}" + "".join(f"{mean[k]:>18.3f}" for k in keys))
+    print(f"{'std':<15}" + "".join(f"{std[k]:>18.3f}" for k in keys))
     wins = {k: sum(r["loss"][k] < r["loss"]["product"] for r in runs) for k in keys if k != "product"}
     print("runs better than product Π(1-p): " + ", ".join(f"{k} {v}/{len(runs)}" for k, v in wins.items()))
     print("mean z of unknowns: " + "; ".join(

@@ -224,9 +224,13 @@ class MahalanobisScorer(_QuantileMapped):
     covariance), mapped to p99 by quantiles.
 
     ``features`` ``(N, D)``: a network's embedding or a feature matrix. NaN (undefined tree
-    features) are imputed with the validation medians, and every column is standardised with
-    validation statistics before the covariance is fitted. Classes with fewer than 2 validation
-    members are skipped (their mean would be one point).
+    features) are imputed with the validation medians, and every column is rescaled with
+    validation statistics before the covariance is fitted: ``transform="standard"`` subtracts
+    the median and divides by the standard deviation (for network embeddings);
+    ``"robust"`` divides by the inter-quartile range / 1.349 and then applies ``asinh``, which
+    keeps the order of extreme values but stops a handful of light-curve features spanning
+    decades (peak fluxes, periods) from dominating the distance (for hand-made feature vectors).
+    Classes with fewer than 2 validation members are skipped (their mean would be one point).
 
     The reference scores are distances of the validation objects to means fitted on those same
     objects — slightly optimistic (they pulled the means toward themselves); with ≥ 20 objects a
@@ -236,8 +240,11 @@ class MahalanobisScorer(_QuantileMapped):
     kind = "mahalanobis"
     needs_features = True
 
-    def __init__(self, **kw):
+    def __init__(self, transform: str = "standard", **kw):
         super().__init__(**kw)
+        if transform not in ("standard", "robust"):
+            raise ConfigError(f"Mahalanobis transform must be 'standard' or 'robust', got {transform!r}")
+        self.transform = transform
         self.center = self.scale = self.means = self.precision = None
 
     def _prepare(self, features) -> np.ndarray:
@@ -251,6 +258,8 @@ class MahalanobisScorer(_QuantileMapped):
                 raise ConfigError(f"features have {x.shape[1]} columns, the scorer was fitted on {len(self.center)}")
             x = np.where(np.isfinite(x), x, self.center)
             x = (x - self.center) / self.scale
+            if self.transform == "robust":
+                x = np.arcsinh(x)
         return x
 
     def fit(self, logits, y, features=None) -> "MahalanobisScorer":
@@ -266,9 +275,16 @@ class MahalanobisScorer(_QuantileMapped):
         some = np.isfinite(x).any(axis=0)  # an all-NaN column (undefined for every object) stays 0
         center[some] = np.nanmedian(x[:, some], axis=0)
         x = np.where(np.isfinite(x), x, center)
-        scale = x.std(axis=0)
+        if self.transform == "robust":
+            q75, q25 = np.percentile(x, [75, 25], axis=0)
+            scale = (q75 - q25) / 1.349
+            scale = np.where(scale > 1e-12, scale, x.std(axis=0))
+        else:
+            scale = x.std(axis=0)
         self.center, self.scale = center, np.where(scale > 1e-12, scale, 1.0)
         x = (x - self.center) / self.scale
+        if self.transform == "robust":
+            x = np.arcsinh(x)
         classes = [c for c in np.unique(y) if np.sum(y == c) >= 2]
         if not classes:
             raise ConfigError("the Mahalanobis scorer needs at least one class with 2 validation objects")
@@ -291,12 +307,13 @@ class MahalanobisScorer(_QuantileMapped):
         return np.einsum("ncd,de,nce->nc", d, self.precision, d).min(axis=1)
 
     def state(self):
-        return self._base_meta(), {"center": self.center, "scale": self.scale, "means": self.means,
+        return {**self._base_meta(), "transform": self.transform}, {
+            "center": self.center, "scale": self.scale, "means": self.means,
                                    "precision": self.precision, "reference": self.reference}
 
     @classmethod
     def _from_state(cls, meta, arrays):
-        out = cls(separation=meta["separation"], prior=meta["prior"])
+        out = cls(transform=meta.get("transform", "standard"), separation=meta["separation"], prior=meta["prior"])
         for k in ("center", "scale", "means", "precision", "reference"):
             setattr(out, k, np.asarray(arrays[k], dtype=np.float64))
         return out
@@ -313,10 +330,10 @@ class CombinedScorer(_QuantileMapped):
     kind = "combined"
     needs_features = True
 
-    def __init__(self, temperature: float = 1.0, **kw):
+    def __init__(self, temperature: float = 1.0, transform: str = "standard", **kw):
         super().__init__(**kw)
         self.energy = EnergyScorer(temperature=temperature)
-        self.mahalanobis = MahalanobisScorer()
+        self.mahalanobis = MahalanobisScorer(transform=transform)
 
     def fit(self, logits, y, features=None) -> "CombinedScorer":
         self.energy.fit(logits)
@@ -336,7 +353,8 @@ class CombinedScorer(_QuantileMapped):
 
     @classmethod
     def _from_state(cls, meta, arrays):
-        out = cls(temperature=meta["energy"]["temperature"], separation=meta["separation"], prior=meta["prior"])
+        out = cls(temperature=meta["energy"]["temperature"], transform=meta["mahalanobis"].get("transform", "standard"),
+                  separation=meta["separation"], prior=meta["prior"])
         sub = lambda p: {k[len(p):]: v for k, v in arrays.items() if k.startswith(p)}  # noqa: E731
         out.energy = EnergyScorer._from_state(meta["energy"], sub("energy."))
         out.mahalanobis = MahalanobisScorer._from_state(meta["mahalanobis"], sub("mahalanobis."))

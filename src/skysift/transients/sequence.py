@@ -107,9 +107,12 @@ def fit_sequence_stats(lc: LightCurves, params: dict) -> dict:
     n = len(lc)
     if n == 0:
         raise ConfigError("cannot fit sequence statistics on an empty training split")
-    # per-object largest |flux|, vectorised over the CSR layout
-    peak = np.maximum.reduceat(np.abs(lc.flux.astype(np.float64)), lc.offsets[:-1]) if lc.n_observations else np.ones(n)
-    peak = np.where(lc.lengths > 0, peak, 1.0)
+    # per-object largest |flux|, vectorised over the CSR layout (reduceat over non-empty objects
+    # only: an empty one would otherwise be given its neighbour's first value)
+    peak = np.ones(n)
+    nonempty = lc.lengths > 0
+    if nonempty.any():
+        peak[nonempty] = np.maximum.reduceat(np.abs(lc.flux.astype(np.float64)), lc.offsets[:-1][nonempty])
     log_scale = np.log10(np.maximum(peak, 1.0))
     dm = lc.meta["distmod"]
     raw = np.column_stack([log_scale, lc.meta["hostgal_photoz"], lc.meta["hostgal_photoz_err"], dm,
