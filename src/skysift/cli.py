@@ -121,15 +121,44 @@ def evaluate(run_dir: Path = typer.Argument(...), data: Path = typer.Option(...,
         _print_metrics(m, title=f"evaluation on {data}")
 
 
+_DASK_HELP = ("run one Dask task per partition of a catalogue (a folder of Parquet files): on the scheduler "
+              "at this address (tcp://host:8786), on a local 2-worker cluster with 'local', or one partition "
+              "after the other in this process with 'inline'")
+
+
 @app.command()
 def predict(run_dir: Path = typer.Argument(...), data: Path = typer.Option(..., "--data"),
             out: Path = typer.Option(..., "--out", help="CSV to write (id + class probabilities)"),
-            tta: Optional[bool] = typer.Option(None, "--tta/--no-tta")):
+            tta: Optional[bool] = typer.Option(None, "--tta/--no-tta"),
+            dask: Optional[str] = typer.Option(None, "--dask", metavar="SCHEDULER|local",
+                                               help=_DASK_HELP)):
     """Predict in batch into a submission-style CSV."""
+    if dask is not None:
+        from .core.scale import predict_catalogue
+
+        r = predict_catalogue(run_dir, data, out, scheduler=dask, tta=tta)
+        out_console.print(f"wrote {r['n']} predictions to {out} ({r['partitions']} partitions on "
+                          f"{r['workers']} Dask workers, {r['seconds']:.1f} s)")
+        return
     from . import api
 
     df = api.predict(run_dir, data, out, tta=tta)
     out_console.print(f"wrote {len(df)} predictions to {out}")
+
+
+@app.command()
+def features(task: str = typer.Argument(..., help="task name, or a run directory (its training statistics)"),
+             data: Path = typer.Option(..., "--data", help="data or a catalogue (a folder of Parquet partitions)"),
+             out: Path = typer.Option(..., "--out", help="Parquet file: id, label (when known), f000..."),
+             dask: Optional[str] = typer.Option(None, "--dask", metavar="SCHEDULER|local",
+                                                help=_DASK_HELP)):
+    """Feature vectors of every object (the task's features) into one Parquet file."""
+    from .core.scale import features_catalogue
+
+    # without --dask the partitions are processed one after the other in this process
+    r = features_catalogue(task, data, out, scheduler=dask or "inline")
+    out_console.print(f"wrote {r['n']} x {r['n_features']} features to {out} ({r['partitions']} partitions, "
+                      f"{r['seconds']:.1f} s)")
 
 
 @app.command()
