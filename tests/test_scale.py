@@ -59,6 +59,15 @@ def single_run(transits_data) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def bundle(transits_data) -> Path:
+    """A bundle with untrained weights: equality with single-process inference needs no training."""
+    from skysift.serving.testing import random_bundle
+
+    return random_bundle("transits", transits_data["train"], transits_data["dir"] / "run_random",
+                         model_params={"width": 8, "depth": 2, "attention_layers": 1})
+
+
 def _steps(run: Path) -> int:
     rows = list(csv.DictReader(open(run / "logs" / "metrics.csv")))
     return max(int(r["step"]) for r in rows if r.get("step"))
@@ -90,15 +99,15 @@ def test_ddp_two_cpu_processes_match_single_process(transits_data, single_run):
     assert abs(m1["roc_auc"] - m2["roc_auc"]) < 0.15, (m1["roc_auc"], m2["roc_auc"])
 
 
-def test_dask_predictions_and_features_equal_single_process(transits_data, single_run, tmp_path):
+def test_dask_predictions_and_features_equal_single_process(transits_data, bundle, tmp_path):
     catalogue = transits_data["catalogue"]
     parts = catalogue_partitions(catalogue)
     assert [p.name for p in parts] == [f"part-{i:05d}.parquet" for i in range(4)]
-    model = skysift.load(single_run)
+    model = skysift.load(bundle)
     with dask_client() as client:  # a local cluster of 2 worker processes, shared by both runs
         assert len(client.scheduler_info()["workers"]) == 2
-        r = predict_catalogue(single_run, catalogue, tmp_path / "preds.csv", scheduler=client)
-        f = features_catalogue(single_run, catalogue, tmp_path / "features.parquet", scheduler=client)
+        r = predict_catalogue(bundle, catalogue, tmp_path / "preds.csv", scheduler=client)
+        f = features_catalogue(bundle, catalogue, tmp_path / "features.parquet", scheduler=client)
     assert (r["n"], r["partitions"], r["workers"]) == (80, 4, 2)
     got = pd.read_csv(r["path"], dtype={"id": str})
     # reference: the whole catalogue in this process, and each partition on its own
@@ -118,7 +127,7 @@ def test_dask_predictions_and_features_equal_single_process(transits_data, singl
     assert not list(tmp_path.glob(".*parts-*"))  # per-partition files are cleaned up
 
 
-def test_features_cli_inline_and_errors(transits_data, single_run, tmp_path, capsys):
+def test_features_cli_inline_and_errors(transits_data, bundle, tmp_path, capsys):
     catalogue = transits_data["catalogue"]
     out = tmp_path / "f.parquet"
     assert main(["features", "transits", "--data", str(catalogue), "--out", str(out)]) == 0
@@ -130,16 +139,16 @@ def test_features_cli_inline_and_errors(transits_data, single_run, tmp_path, cap
     for p in catalogue_partitions(catalogue)[:2]:
         (bad / p.name).write_bytes(p.read_bytes())
     (bad / "part-00002.parquet").write_text("not parquet")
-    assert main(["predict", str(single_run), "--data", str(bad), "--out", str(tmp_path / "p.csv"),
+    assert main(["predict", str(bundle), "--data", str(bad), "--out", str(tmp_path / "p.csv"),
                  "--dask", "inline"]) == 2
     err = capsys.readouterr().err
     assert "part-00002.parquet" in err and "not a Parquet file" in err and "Traceback" not in err
     assert not (tmp_path / "p.csv").exists()
     with pytest.raises(SkysiftError, match="no such file"):
-        predict_catalogue(single_run, tmp_path / "missing", tmp_path / "p.csv", scheduler="inline")
+        predict_catalogue(bundle, tmp_path / "missing", tmp_path / "p.csv", scheduler="inline")
     import dask
 
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
-        assert main(["predict", str(single_run), "--data", str(catalogue), "--out", str(tmp_path / "p.csv"),
+        assert main(["predict", str(bundle), "--data", str(catalogue), "--out", str(tmp_path / "p.csv"),
                      "--dask", "tcp://127.0.0.1:9"]) == 2
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
