@@ -2,7 +2,7 @@
 
 Throughput (training and prediction images/s, peak memory)::
 
-    nice -n 10 .venv/bin/python benchmarks/bench_galaxies.py throughput --threads 2 --n 512
+    nice -n 10 .venv/bin/python benchmarks/bench_galaxies.py --threads 2 throughput --n 512
 
 Acceptance on the real Galaxy Zoo 1 cutouts (stratified held-out test split, each model trained
 the same way on the rest; the core splits a validation set off the training part)::
@@ -140,7 +140,7 @@ def gz1(args) -> None:
     t0 = time.time()
     data: TaskData = task.load(Path(args.data), labelled=True, scheme=args.scheme, image_size=args.size,
                                crop=args.crop)
-    print(f"loaded {len(data)} GZ1 cutouts at {args.size} px (crop {args.crop}) in {time.time() - t0:.1f} s; "
+    print(f"loaded {len(data)} GZ1 cutouts at {args.size} px (crop {data.meta['card']['crop']}) in {time.time() - t0:.1f} s; "
           f"classes {data.class_counts()}", flush=True)
     idx = np.arange(len(data))
     fit_idx, test_idx = train_test_split(idx, test_size=args.test_frac, stratify=data.hard_labels,
@@ -187,7 +187,7 @@ def main() -> None:
     g.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/galaxyzoo/gz1"))
     g.add_argument("--scheme", default="three", choices=["three", "four", "six"])
     g.add_argument("--size", type=int, default=64)
-    g.add_argument("--crop", type=float, default=0.5)
+    g.add_argument("--crop", type=float, default=None, help="central fraction kept (default: the layout's)")
     g.add_argument("--test-frac", type=float, default=0.2)
     s = sub.choices["sim"]
     s.add_argument("--n-train", type=int, default=3000)

@@ -238,6 +238,19 @@ def test_gz1_class_schemes(tmp_path, scheme, names, y):
     assert load(f"{root}#scheme={scheme},size=16").x.shape[1] == 16  # CLI path options
 
 
+def test_gz1_default_crop(tmp_path):
+    # GZ1 cutouts default to their central 30 %, other layouts to the whole image; an explicit
+    # crop wins, and the card records what was used
+    gz1 = _gz1(tmp_path / "gz1", "OBJID,CLASS", list("012345"))
+    assert load(gz1).meta["card"]["crop"] == io.LAYOUT_CROP["gz1"]
+    assert load(gz1, crop=0.5).meta["card"]["crop"] == 0.5
+    votes = _gz1(tmp_path / "v", "OBJID,ELLIPTICAL,SPIRAL,UNCERTAIN", ["1,0,0", "0,1,0"])
+    assert load(votes).meta["card"]["crop"] == io.LAYOUT_CROP["gz1"]
+    (tmp_path / "o").mkdir()
+    other = _folder(tmp_path / "o", csv="id,class\ng0,a\ng1,b\ng2,a\ng3,b\n")
+    assert load(other).meta["card"]["crop"] == 1.0
+
+
 def test_gz1_class_out_of_range(tmp_path):
     with pytest.raises(DataError, match="CLASS must be 0-5.*") as e:
         load(_gz1(tmp_path, "OBJID,CLASS", ["0", "7"]))
