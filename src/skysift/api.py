@@ -184,7 +184,16 @@ def evaluate(run_dir: str | Path, data: str | Path | TaskData, **kw) -> dict:
 
 
 def predict(run_dir: str | Path, data: str | Path | TaskData, out: str | Path | None = None, **kw):
-    df = load(run_dir).predict(data, **kw)
+    """Predictions for ``data`` in the task's submission layout, written to ``out`` when given.
+
+    Returns the DataFrame; or, when the task streams a file too large to load (PLAsTiCC test
+    sets: chunk by chunk, resumable), a summary dict with the number of ``objects`` written."""
+    model = load(run_dir)
+    if out is not None and not isinstance(data, TaskData):
+        summary = model.task.predict_file(model, data, out, **kw)
+        if summary is not None:
+            return summary
+    df = model.predict(data, **kw)
     if out is not None:
         from .core.io import atomic_path
 

@@ -181,6 +181,12 @@ class Task:
         :meth:`fit_extras` fitted, ``data`` the objects when at hand."""
         return proba, list(model.class_names)
 
+    def predict_file(self, model: Any, path: str | Path, out: str | Path, **kw) -> dict | None:
+        """Predict a file too large to load at once straight into the CSV ``out`` (chunk by
+        chunk, resumable) and return a summary with ``objects``; None (the default) means "load
+        it and predict in memory"."""
+        return None
+
     def prediction_frame(self, ids: np.ndarray, proba: np.ndarray, class_names: list[str]):
         """A pandas DataFrame in the task's submission layout (id + one column per class)."""
         import pandas as pd

@@ -261,7 +261,8 @@ def create_app(models: Mapping[str, Any] | Sequence[Any], *, max_body_bytes: int
                 raise HTTPException(422, "the request holds no objects")
             model = served_model.model
             try:
-                proba = await run_in_threadpool(model.predict_proba, data)
+                # the task's extra columns too (PLAsTiCC's class 99)
+                proba, names = await run_in_threadpool(model.predict_output, data)
             except SkysiftError as e:  # lazily read inputs are validated as they are read
                 raise HTTPException(422, str(e).replace(str(tmp), "upload")) from None
         finally:
@@ -270,7 +271,6 @@ def create_app(models: Mapping[str, Any] | Sequence[Any], *, max_body_bytes: int
         if len(bad):
             raise HTTPException(422, f"object {int(bad[0])} ({data.ids[bad[0]]}): the model produced "
                                      "non-finite probabilities for this input")
-        names = model.class_names
         if len(names) == 2:
             pred = (proba[:, 1] >= model.threshold).astype(int)
         else:
