@@ -58,15 +58,17 @@ def run_demo(out: str | Path, tasks: list[str] | None = None, seed: int = 0,
             progress.advance(bar)
             progress.update(bar, description=f"done in {time.time() - t0:.0f} s")
             results[name] = {"model": model.card["model"]["name"], "seconds": round(time.time() - t0, 1),
+                             "headline": f"{task.headline_metric} {metrics.get(task.headline_metric, float('nan')):.3f}",
                              **{k: v for k, v in metrics.items() if isinstance(v, (int, float)) or v is None}}
     write_json(out / "summary.json", results)
     table = Table(title=f"skysift demo ({time.time() - t_all:.0f} s): fresh simulated test sets",
                   caption="ROC/PR: ROC-AUC and PR-AUC (macro one-vs-rest for several classes)")
     cols = {"model": "model", "n": "n", "roc_auc": "ROC", "pr_auc": "PR", "f1": "F1",
-            "accuracy": "acc", "ece": "ECE", "seconds": "s"}
+            "accuracy": "acc", "ece": "ECE", "headline": "task's own metric", "seconds": "s"}
     table.add_column("task", no_wrap=True)
     for c in cols.values():
-        table.add_column(c, justify="right" if c != "model" else "left", no_wrap=c == "model")
+        table.add_column(c, justify="left" if c in ("model", "task's own metric") else "right",
+                         no_wrap=c in ("model", "task's own metric"))
     for name, m in results.items():
         row = [name]
         for c in cols:
@@ -75,7 +77,7 @@ def run_demo(out: str | Path, tasks: list[str] | None = None, seed: int = 0,
                                               if isinstance(v, float) else str(v)))
         table.add_row(*row)
     # a truncated number is worse than a wide line: never narrower than the table needs
-    wide = Console(width=max(console.width, 100), file=console.file, force_terminal=console.is_terminal)
+    wide = Console(width=max(console.width, 128), file=console.file, force_terminal=console.is_terminal)
     wide.print(table)
     console.print(f"outputs in {out}/<task>/ (run/ holds the model bundle and plots/)")
     return results
