@@ -142,8 +142,13 @@ def predict(run_dir: Path = typer.Argument(...), data: Path = typer.Option(..., 
         return
     from . import api
 
-    df = api.predict(run_dir, data, out, tta=tta)
-    out_console.print(f"wrote {len(df)} predictions to {out}")
+    result = api.predict(run_dir, data, out, tta=tta)
+    if isinstance(result, dict):  # streamed chunk by chunk (a file too large to load)
+        resumed = result.get("resumed_from")
+        out_console.print(f"wrote {result['objects']} predictions to {out} in {result['chunks']} chunks"
+                          + (f" (resumed after object {resumed})" if resumed is not None else ""))
+    else:
+        out_console.print(f"wrote {len(result)} predictions to {out}")
 
 
 @app.command()
