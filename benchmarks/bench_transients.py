@@ -137,7 +137,7 @@ def weighted_temperature(logits, y, w_class, n_classes):
         return loss
 
     opt.step(closure)
-    return float(log_t.exp()), (bias * present).detach().numpy()
+    return float(log_t.exp().detach()), (bias * present).detach().numpy()
 
 
 def _fold_splits(y, folds, seed):
@@ -216,7 +216,7 @@ def cmd_cv(args) -> None:
                 wt, wb = weighted_temperature(logits_val, yi[val], class_metric_weights(class_names, k), k)
                 oof_wcal[te] = softmax(logits_te, wt, wb)
             print(f"  {model} fold {fold}: {time.time() - t0:.0f} s", flush=True)
-        has_w = use_task is False or np.any(oof_wcal.sum(1) > 0)
+        has_w = not use_task  # the class-weighted variant needs the validation logits
         _summarise(model, y_t, oof, oof_cal, oof_wcal if has_w else None, class_targets, fold_of, rows)
         import pandas as pd
 
@@ -247,6 +247,7 @@ def _fold_via_task(model, ids, yi, lc, class_names, fit, val, te, opts, out, fol
     """One fold through ``skysift.train`` + ``Model.predict_proba``: train on fit+val (the core
     re-splits it 80/20 itself with ``val_frac``), predict the held-out fold."""
     import skysift
+    from skysift.core.calibration import softmax
     from skysift.core.data import TaskData
 
     tr = np.sort(np.concatenate([fit, val]))
@@ -257,14 +258,8 @@ def _fold_via_task(model, ids, yi, lc, class_names, fit, val, te, opts, out, fol
     model_params = {k: v for k, v in opts.items() if k not in _TRAIN_KEYS}
     m = skysift.train("transients", train_data, run_dir, model=model, model_params=model_params,
                       seed=args.seed + fold, progress=False, **train_opts)
-    p_cal = m.predict_proba(test_data)
-    cal = m.card["calibration"]
-    # undo the stored calibration to get the raw probabilities: softmax(log p · T − b·T) ∝ softmax(z)
-    logp = np.log(np.clip(p_cal, 1e-300, None))
-    z = logp * cal["temperature"] - np.asarray(cal["bias"]) * cal["temperature"]
-    z -= z.max(1, keepdims=True)
-    p_raw = np.exp(z) / np.exp(z).sum(1, keepdims=True)
-    return p_raw, p_cal, None, z
+    logits_te = m.predict_logits(test_data)
+    return softmax(logits_te), m.calibrate(logits_te), None, logits_te
 
 
 _TRAIN_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "patience", "val_frac", "sampler", "loss",

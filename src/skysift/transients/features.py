@@ -149,7 +149,7 @@ def full_features(lc: LightCurves, *, n_jobs: int = 2) -> tuple[np.ndarray, list
     without observations, a fit that failed, a redshift feature of a galactic object).
     """
     blocks = [seed_aggregates(lc), _meta_features(lc), _light_curve_package_features(lc, n_jobs),
-              _peak_features(lc), _multiband_period(lc, n_jobs)]
+              _peak_features(lc), _shape_features(lc), _multiband_period(lc, n_jobs)]
     X = np.concatenate([b[0] for b in blocks], axis=1).astype(np.float32)
     names = [n for b in blocks for n in b[1]]
     return X, names
@@ -321,6 +321,50 @@ def _peak_features(lc: LightCurves) -> tuple[np.ndarray, list[str]]:
         cols.append(n_det_band[:, b])
         names.append(f"n_detected_{band}")
     return np.stack(cols, axis=1), names
+
+
+#: epochs relative to the peak [d, observer frame] at which every band's flux is interpolated
+SHAPE_EPOCHS = (-30.0, -10.0, 10.0, 30.0, 60.0, 100.0)
+
+
+def _shape_features(lc: LightCurves) -> tuple[np.ndarray, list[str]]:
+    """Light-curve shape around the peak: every band's flux linearly interpolated at
+    :data:`SHAPE_EPOCHS` days from the brightest detection, divided by the peak flux (NaN outside a
+    band's observed time range or when the gap between the two neighbours exceeds 40 d, where a
+    straight line says nothing). Rise and decline rates per band are what tell SN types apart.
+
+    Vectorised over all objects with one ``searchsorted`` on a composite key
+    ``group * span + time`` (the groups are (object, band) and the times are sorted in each).
+    """
+    n, nb = len(lc), len(PASSBANDS)
+    names = [f"flux_{'m' if e < 0 else 'p'}{abs(int(e))}d_{b}" for b in PASSBANDS for e in SHAPE_EPOCHS]
+    if lc.n_observations == 0:
+        return np.full((n, len(names)), np.nan), names
+    order, key, boff = _band_order(lc)
+    t = lc.mjd[order]
+    f = lc.flux[order].astype(np.float64)
+    k = key[order]
+    t0 = float(t.min())
+    span = float(t.max() - t0) + 1000.0  # keeps every group's times apart from its neighbours'
+    comp = k * span + (t - t0)
+    t_peak = _peak_time(lc)
+    peak_flux = lc.flux[np.clip(_peak_row(lc), 0, None)].astype(np.float64)
+    groups = np.arange(n * nb)
+    obj = groups // nb
+    out = np.full((n, nb, len(SHAPE_EPOCHS)), np.nan)
+    for j, e in enumerate(SHAPE_EPOCHS):
+        q = t_peak[obj] + e
+        qc = groups * span + (q - t0)
+        hi = np.searchsorted(comp, qc, side="left")
+        lo = hi - 1
+        valid = (hi < len(comp)) & (lo >= 0) & np.isfinite(qc)
+        hi_c, lo_c = np.clip(hi, 0, len(comp) - 1), np.clip(lo, 0, len(comp) - 1)
+        valid &= (k[hi_c] == groups) & (k[lo_c] == groups) & (t[hi_c] - t[lo_c] <= 40.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = np.where(t[hi_c] > t[lo_c], (q - t[lo_c]) / (t[hi_c] - t[lo_c]), 0.0)
+            val = f[lo_c] + w * (f[hi_c] - f[lo_c])
+            out[:, :, j] = np.where(valid, val, np.nan).reshape(n, nb) / peak_flux[:, None]
+    return out.reshape(n, nb * len(SHAPE_EPOCHS)), names
 
 
 #: angular-frequency grid of the multi-band periodogram [rad/d]: periods down to 0.2 d (RR Lyrae,
