@@ -12,8 +12,10 @@ Two sets, chosen by name in :func:`extract_features`:
     extractors, run over all (object, band) light curves with ``.many(..., n_jobs)``), plus the
     physics features that won the Kaggle challenge: peak flux per band, flux ratios (colours) at peak,
     luminosity-like peak magnitudes using ``distmod``, photo-z and its error, ``mwebv``, ``ddf``,
-    rise and decline times around the brightest detection, duration of the detected part,
-    fraction detected, the dominant period, and an is-galactic flag (``hostgal_photoz == 0``).
+    rise and decline times around the brightest detection, every band's flux at fixed epochs
+    around the peak (the light-curve shape), duration of the detected part, fraction detected, the
+    multi-band Lomb–Scargle period of galactic objects, and an is-galactic flag
+    (``hostgal_photoz == 0``).
 
 Every feature of object ``i`` depends on object ``i`` only (no dataset statistics), so features
 can be computed once for a whole file and indexed per fold. Missing values are NaN (LightGBM treats
