@@ -194,7 +194,8 @@ def main() -> None:
         a.add_argument("--models", default="galaxy-timm,seed-keras-cnn,seed-oxford-cnn")
         a.add_argument("--epochs", type=int, default=None)
         a.add_argument("--seed", type=int, default=0)
-        a.add_argument("--tta", action="store_true")
+        a.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                       help="8-symmetry TTA at evaluation (default: the task's, on)")
         a.add_argument("--options", default="{}", help="extra TrainConfig options as JSON")
         a.add_argument("--out", default=f"runs/galaxies_{name}")
     g = sub.choices["gz1"]
