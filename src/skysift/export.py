@@ -121,9 +121,15 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, *, opset: in
         # the TorchScript-based exporter: stable for these convolutional/attention networks and
         # needs no onnxscript; the batch axis is left dynamic
         torch.onnx.export(wrapped, args, str(tmp), input_names=names, output_names=["logits", "probabilities"],
-                          dynamic_axes={**{k: {0: "batch"} for k in names}, "logits": {0: "batch"},
-                                        "probabilities": {0: "batch"}},
+                          dynamic_axes={**{k: _dynamic_axes(model.task, inputs[k]) for k in names},
+                                        "logits": {0: "batch"}, "probabilities": {0: "batch"}},
                           opset_version=opset, dynamo=False)
+    import onnxruntime as ort
+
+    # the exporter drops inputs the network never reads (e.g. a sequence model's raw times): the
+    # sidecar lists the graph's inputs, and run_onnx feeds only those
+    graph_inputs = {i.name for i in ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_inputs()}
+    names = [k for k in names if k in graph_inputs]
     max_diff = None
     if check:
         got = run_onnx(out, inputs)
@@ -138,7 +144,8 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, *, opset: in
         "class_names": model.class_names,
         "calibration": {"temperature": model.temperature, "bias": model.bias, "threshold": model.threshold,
                         "formula": "probabilities = softmax(logits / temperature + bias)"},
-        "inputs": [{"name": k, "shape": ["batch", *inputs[k].shape[1:]], "dtype": str(inputs[k].dtype)}
+        "inputs": [{"name": k, "dtype": str(inputs[k].dtype),
+                    "shape": [_dynamic_axes(model.task, inputs[k]).get(i, n) for i, n in enumerate(inputs[k].shape)]}
                    for k in names],
         "outputs": [{"name": "logits", "shape": ["batch", len(model.class_names)]},
                     {"name": "probabilities", "shape": ["batch", len(model.class_names)]}],
@@ -153,17 +160,30 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, *, opset: in
     return out
 
 
+def _dynamic_axes(task, array: np.ndarray) -> dict[int, str]:
+    """The batch axis; and every other axis too when the task collates its own batches (it pads
+    sequences to the longest in the batch, so their length varies from batch to batch)."""
+    if task.collate_fn is None:
+        return {0: "batch"}
+    return {0: "batch", **{i: f"axis{i}" for i in range(1, array.ndim)}}
+
+
 def sidecar_path(onnx_path: str | Path) -> Path:
     p = Path(onnx_path)
     return p.with_name(p.name + ".json")
 
 
 def run_onnx(path: str | Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run an exported model with onnxruntime on the CPU: ``{"logits": ..., "probabilities": ...}``."""
+    """Run an exported model with onnxruntime on the CPU: ``{"logits": ..., "probabilities": ...}``.
+    ``inputs`` may hold more than the graph reads (what ``onnx_inputs`` gives); the rest is ignored."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    outputs = sess.run(None, {k: np.ascontiguousarray(v) for k, v in inputs.items()})
+    wanted = [i.name for i in sess.get_inputs()]
+    missing = [k for k in wanted if k not in inputs]
+    if missing:
+        raise SkysiftError(f"{path}: inputs {missing} are missing (the model reads {wanted})")
+    outputs = sess.run(None, {k: np.ascontiguousarray(inputs[k]) for k in wanted})
     return {o.name: v for o, v in zip(sess.get_outputs(), outputs)}
 
 

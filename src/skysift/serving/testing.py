@@ -18,7 +18,8 @@ from ..errors import ConfigError
 def random_bundle(task_name: str, data: str | Path | TaskData, run_dir: str | Path, *,
                   model: str | None = None, model_params: dict | None = None, seed: int = 0) -> Path:
     """Write a bundle of ``task_name``'s ``model`` (default: the task's default, with its demo
-    parameters) whose preprocessing statistics come from labelled ``data`` and whose weights are
+    parameters; when that default is an estimator, which has no random state, the task's first
+    network) whose preprocessing statistics come from labelled ``data`` and whose weights are
     random (seeded). Returns ``run_dir``."""
     import torch
 
@@ -27,7 +28,12 @@ def random_bundle(task_name: str, data: str | Path | TaskData, run_dir: str | Pa
     task = get_task(task_name)
     if not isinstance(data, TaskData):
         data = task.load(data, labelled=True)
-    if model_params is None and model is None:
+    if model is None and task.models.get(task.default_model).kind == "estimator":
+        networks = [n for n in task.models.names() if task.models.get(n).kind != "estimator"]
+        if not networks:
+            raise ConfigError(f"task {task_name!r} has only estimator models: they have no random initial state")
+        model = networks[0]
+    elif model_params is None and model is None:
         model_params = dict(task.demo.get("model_params", {}))
     cfg, spec, params = resolve_config(task, {"model": model, "model_params": model_params})
     if spec.kind != "estimator":
