@@ -99,15 +99,21 @@ def test_ddp_two_cpu_processes_match_single_process(transits_data, single_run):
     assert abs(m1["roc_auc"] - m2["roc_auc"]) < 0.15, (m1["roc_auc"], m2["roc_auc"])
 
 
-def test_dask_predictions_and_features_equal_single_process(transits_data, bundle, tmp_path):
+@pytest.fixture(scope="module")
+def client():
+    """One local cluster of 2 single-threaded worker processes for the module (it takes seconds to start)."""
+    with dask_client() as c:
+        assert len(c.scheduler_info()["workers"]) == 2
+        yield c
+
+
+def test_dask_predictions_and_features_equal_single_process(transits_data, bundle, client, tmp_path):
     catalogue = transits_data["catalogue"]
     parts = catalogue_partitions(catalogue)
     assert [p.name for p in parts] == [f"part-{i:05d}.parquet" for i in range(4)]
     model = skysift.load(bundle)
-    with dask_client() as client:  # a local cluster of 2 worker processes, shared by both runs
-        assert len(client.scheduler_info()["workers"]) == 2
-        r = predict_catalogue(bundle, catalogue, tmp_path / "preds.csv", scheduler=client)
-        f = features_catalogue(bundle, catalogue, tmp_path / "features.parquet", scheduler=client)
+    r = predict_catalogue(bundle, catalogue, tmp_path / "preds.csv", scheduler=client)
+    f = features_catalogue(bundle, catalogue, tmp_path / "features.parquet", scheduler=client)
     assert (r["n"], r["partitions"], r["workers"]) == (80, 4, 2)
     got = pd.read_csv(r["path"], dtype={"id": str})
     # reference: the whole catalogue in this process, and each partition on its own
@@ -125,6 +131,33 @@ def test_dask_predictions_and_features_equal_single_process(transits_data, bundl
     assert feats["label"].tolist() == [data.class_names[k] for k in data.hard_labels]
     np.testing.assert_allclose(feats.filter(regex=r"^f\d+$").to_numpy(), ref, rtol=1e-6, atol=1e-9)
     assert not list(tmp_path.glob(".*parts-*"))  # per-partition files are cleaned up
+
+
+def test_dask_transients_catalogue_equals_single_process(client, tmp_path):
+    """PLAsTiCC-style catalogue: observations + metadata per row, whole objects per partition."""
+    from skysift.core.task import get_task, task_names
+    from skysift.serving.testing import random_bundle
+
+    if "transients" not in task_names():
+        pytest.skip("the transients task is not installed")
+    from skysift.transients.stream import write_parquet_catalogue
+
+    task = get_task("transients")
+    data = Path(task.simulate(tmp_path / "sim", n=60, seed=3))
+    parts = write_parquet_catalogue(data / "training_set.csv", data / "training_set_metadata.csv",
+                                    tmp_path / "catalogue", objects_per_partition=20)
+    assert len(parts) == 3
+    run = random_bundle("transients", data, tmp_path / "run")
+    model = skysift.load(run)
+    r = predict_catalogue(run, tmp_path / "catalogue", tmp_path / "preds.csv", scheduler=client)
+    assert (r["n"], r["partitions"], r["workers"]) == (60, 3, 2)
+    got = pd.read_csv(r["path"], dtype={task.id_column: str})
+    whole = model.predict(tmp_path / "catalogue")
+    per_part = pd.concat([model.predict(p) for p in parts], ignore_index=True)
+    assert list(got.columns) == list(whole.columns)
+    assert got[task.id_column].tolist() == whole[task.id_column].astype(str).tolist()
+    np.testing.assert_array_equal(got.iloc[:, 1:].to_numpy(float), per_part.iloc[:, 1:].to_numpy(float))
+    np.testing.assert_allclose(got.iloc[:, 1:].to_numpy(float), whole.iloc[:, 1:].to_numpy(float), atol=1e-6)
 
 
 def test_features_cli_inline_and_errors(transits_data, bundle, tmp_path, capsys):
