@@ -4,8 +4,8 @@ A catalogue is a folder of partitions (``*.parquet`` files, read in file-name or
 list of files/folders, each one something the task's ``load`` reads. Every partition is one Dask
 task: the worker reads it with ``task.load``, predicts with the model (loaded once per worker with
 :func:`skysift.load` and cached there), and writes its own output file atomically; the client then
-concatenates the outputs in partition order. Workers therefore need the run directory, the
-partitions and the output folder on a shared file system; nothing but paths and small summaries
+concatenates the outputs in partition order. Workers therefore need skysift installed and the run
+directory, the partitions and the output folder on a shared file system; nothing but paths and small summaries
 travels through the scheduler, and the model files are never pickled (only the task functions are,
 by Dask).
 
