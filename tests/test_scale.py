@@ -94,6 +94,8 @@ def test_ddp_two_cpu_processes_match_single_process(transits_data, single_run):
     m1, m2 = single.evaluate(test), ddp.evaluate(test)
     for m in (m1, m2, ddp.card["validation_metrics"]):
         assert all(0 <= m[k] <= 1 for k in ("roc_auc", "pr_auc", "accuracy", "f1"))
+    print(f"single: {_steps(single_run)} steps, test ROC-AUC {m1['roc_auc']:.3f}, PR-AUC {m1['pr_auc']:.3f}; "
+          f"DDP x2: {_steps(ddp_run)} steps, test ROC-AUC {m2['roc_auc']:.3f}, PR-AUC {m2['pr_auc']:.3f}")
     # similar quality: both learn the task (ROC-AUC well above chance) and neither is far behind
     assert m1["roc_auc"] > 0.7 and m2["roc_auc"] > 0.7, (m1["roc_auc"], m2["roc_auc"])
     assert abs(m1["roc_auc"] - m2["roc_auc"]) < 0.15, (m1["roc_auc"], m2["roc_auc"])
