@@ -168,3 +168,23 @@ def test_with_class_names_reindexes_labels_by_name():
     assert soft.with_class_names(["y", "z", "x"]).y.tolist() == [[0.75, 0.0, 0.25]]
     with pytest.raises(ValueError, match="90"):
         d.with_class_names(["15", "42"])
+
+
+def test_weighted_calibration_fits_the_weighted_loss():
+    from skysift.core.calibration import fit_bias_corrected_temperature
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(900, int), np.ones(100, int)]
+    logits = np.c_[rng.normal(0, 1, 1000), rng.normal(0, 1, 1000) + 1.5 * y]
+    t0, b0 = fit_bias_corrected_temperature(logits, y)
+    w = np.where(y == 1, 1 / 100, 1 / 900)  # each class counts equally
+    t1, b1 = fit_bias_corrected_temperature(logits, y, sample_weight=w)
+
+    def balanced_nll(t, b):
+        p = softmax(logits, t, b)[np.arange(1000), y]
+        return -(np.log(p[y == 0]).mean() + np.log(p[y == 1]).mean()) / 2
+
+    assert b1[1] - b1[0] > b0[1] - b0[0], "balanced calibration favours the rare class more"
+    assert balanced_nll(t1, b1) < balanced_nll(t0, b0)
+    with pytest.raises(ValueError):
+        fit_bias_corrected_temperature(logits, y, sample_weight=np.ones(3))

@@ -29,16 +29,27 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, max_iter: int = 200) -> f
 
 
 def fit_bias_corrected_temperature(logits: np.ndarray, y: np.ndarray, n_classes: int | None = None,
-                                   max_iter: int = 200, l2: float = 1e-3) -> tuple[float, list[float]]:
+                                   max_iter: int = 200, l2: float = 1e-3,
+                                   sample_weight: np.ndarray | None = None) -> tuple[float, list[float]]:
     """Bias-corrected temperature scaling (Alexandari et al. 2020): ``softmax(logits / T + b)``.
 
     The per-class bias ``b`` undoes the prior shift that a weighted sampler or injected positives
     build into a network (it is trained on ~balanced classes and deployed on rare ones), which a
     temperature alone cannot. Classes absent from ``y`` keep bias 0; a small L2 penalty keeps the
     biases finite when a class has very few validation members.
+
+    ``sample_weight`` ``(N,)`` makes the fitted loss a weighted mean: a task judged by a
+    class-balanced metric (PLAsTiCC's weighted log-loss) calibrates for that metric, not for the
+    class mix of the validation split, which would pull probabilities towards frequent classes.
     """
     z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
     t = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    w = None
+    if sample_weight is not None:
+        w = torch.as_tensor(np.asarray(sample_weight, dtype=np.float64))
+        if w.shape != t.shape or not torch.all(torch.isfinite(w)) or bool((w < 0).any()) or float(w.sum()) <= 0:
+            raise ValueError(f"sample_weight must be {tuple(t.shape)} finite non-negative weights, not all zero")
+        w = w / w.sum()
     k = n_classes or z.shape[1]
     if len(t) == 0 or len(torch.unique(t)) < 2:
         return 1.0, [0.0] * k
@@ -50,7 +61,10 @@ def fit_bias_corrected_temperature(logits: np.ndarray, y: np.ndarray, n_classes:
 
     def closure():
         opt.zero_grad()
-        loss = F.cross_entropy(z / log_t.exp() + bias * present, t) + l2 * (bias * present).pow(2).sum()
+        scaled = z / log_t.exp() + bias * present
+        nll = (F.cross_entropy(scaled, t) if w is None
+               else (F.cross_entropy(scaled, t, reduction="none") * w).sum())
+        loss = nll + l2 * (bias * present).pow(2).sum()
         loss.backward()
         return loss
 

@@ -167,6 +167,11 @@ class Task:
         """Task-specific figures (galleries, per-band light curves ...); returns the files made."""
         return []
 
+    def calibration_weights(self, val: TaskData) -> np.ndarray | None:
+        """Optional ``(N,)`` weights of the validation objects when calibrating: a task whose
+        metric weighs classes, not objects, makes calibration fit that metric. None: equal."""
+        return None
+
     def fit_extras(self, model: Any, val: TaskData, val_logits: np.ndarray) -> dict:
         """JSON-serialisable state fitted after training on the validation split, with the trained
         ``model`` (:class:`~skysift.api.Model`) at hand: e.g. an open-set (unknown-class) scorer.

@@ -158,7 +158,8 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
                                                       callbacks or [])
 
     y_val = val.hard_labels
-    temperature, bias = (fit_bias_corrected_temperature(val_logits, y_val, data.n_classes)
+    temperature, bias = (fit_bias_corrected_temperature(val_logits, y_val, data.n_classes,
+                                                        sample_weight=task.calibration_weights(val))
                          if cfg.calibrate else (1.0, [0.0] * data.n_classes))
     proba_raw = softmax(val_logits)
     proba = softmax(val_logits, temperature, bias)

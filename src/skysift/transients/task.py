@@ -120,6 +120,16 @@ class TransientsTask(Task):
                 "log_loss_per_class": {str(k): float(v[1]) for k, v in
                                        per_class_log_loss(targets, proba, columns).items()}}
 
+    def calibration_weights(self, val: TaskData) -> np.ndarray:
+        """PLAsTiCC's metric averages −ln p per class and weighs the classes (Kaggle weights), so
+        calibration weighs each object by its class weight over its class count."""
+        from .data import KAGGLE_CLASS_WEIGHTS
+
+        y = val.hard_labels
+        counts = np.bincount(y, minlength=val.n_classes).astype(float)
+        w_class = np.array([KAGGLE_CLASS_WEIGHTS.get(int(c), 1.0) for c in val.class_names])
+        return w_class[y] / counts[y]
+
     def fit_extras(self, model, val: TaskData, val_logits: np.ndarray) -> dict:
         """The class-99 scorer, fitted on the validation split (known classes only)."""
         from .openset import make_scorer
