@@ -9,7 +9,9 @@ those unknowns:
   a galactic lensing event and a very slow, very luminous explosion);
 * ``52+67`` SN Iax + SN Ia-91bg (faint, fast, peculiar thermonuclear SNe, like Ca-rich
   transients and ILOTs);
-* ``15+64`` TDE + kilonova (rare extragalactic transients with distinctive colours/timescales).
+* ``15+64`` TDE + kilonova (rare extragalactic transients with distinctive colours/timescales);
+* ``16+92`` eclipsing binary + RR Lyrae (periodic galactic variables: a new kind of variable star);
+* ``53+88`` Mira + AGN (long-period / stochastic variables, galactic and extragalactic).
 
 For each pair and seed: the objects of the 12 known classes are split 60/20/20 (stratified) into
 train/validation/test; every held-out object joins the test split labelled 99. A LightGBM model on
@@ -37,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-HELD_OUT = {"6+95": (6, 95), "52+67": (52, 67), "15+64": (15, 64)}
+HELD_OUT = {"6+95": (6, 95), "52+67": (52, 67), "15+64": (15, 64), "16+92": (16, 92), "53+88": (53, 88)}
 DATA = Path(os.environ.get("SKYSIFT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "plasticc"
 
 
@@ -99,10 +101,13 @@ def fit_pair(name: str, held: tuple[int, ...], X: np.ndarray, targets: np.ndarra
 
 def _variants() -> dict:
     """Scorer name -> (factory, which vectors the distance scorers read)."""
-    from skysift.transients.openset import CombinedScorer, EnergyScorer, MahalanobisScorer, ProductScorer
+    from skysift.transients.openset import (CombinedScorer, EnergyScorer, MahalanobisScorer,
+                                            ProductMahalanobisScorer, ProductScorer)
 
     return {
         "product": (ProductScorer, None),
+        "product×maha-feat": (lambda: ProductMahalanobisScorer(transform="robust"), "features"),
+        "product×maha-logit": (ProductMahalanobisScorer, "logits"),
         "energy": (EnergyScorer, None),
         "maha-feat": (lambda: MahalanobisScorer(transform="robust"), "features"),
         "maha-logit": (MahalanobisScorer, "logits"),
@@ -126,16 +131,18 @@ def score_pair(fitted: dict, X: np.ndarray, targets: np.ndarray) -> dict:
     out = {k: f[k] for k in ("pair", "seed", "n_test_known", "n_test_unknown", "fit_seconds", "temperature")}
     # the closed-set model alone, on the known test objects (p99 = 0 would make the unknowns' loss infinite)
     out["closed_known_loss"] = plasticc_log_loss(truth[known_rows], proba_te[known_rows], f["known_classes"].tolist())
-    out["loss"], out["z_unknown"], out["z"] = {}, {}, {}
+    out["loss"], out["z_unknown"], out["_scorers"] = {}, {}, {}
     for key, (make, vectors) in _variants().items():
         sc = make()
         fv, ft = {"features": (X[va], X[te_all]), "logits": (lv, lt), None: (None, None)}[vectors]
         sc.fit(lv, f["y_va"], fv)
         if key != "product":
-            z = sc.z(lt, ft)
+            # the Gaussianised score whose separation μ the Gaussian model needs
+            z = sc.mahalanobis.z(lt, ft) if key.startswith("product×") else sc.z(lt, ft)
             out["z_unknown"][key] = float(np.mean(z[~known_rows]))
-            out["z"][key] = z
+            out["_scorers"][key] = (sc, ft)
         out["loss"][key] = plasticc_log_loss(truth, with_unknown(proba_te, sc.p_unknown(lt, ft)), cols)
+    out["_lt"] = lt
     # constant p99 = the metric's effective prior, for reference
     out["loss"]["constant"] = plasticc_log_loss(truth, with_unknown(proba_te, np.full(len(truth), UNKNOWN_PRIOR)), cols)
     out["_truth"], out["_proba"], out["_cols"] = truth, proba_te, cols
@@ -148,7 +155,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--pairs", nargs="+", default=list(HELD_OUT), choices=list(HELD_OUT))
     ap.add_argument("--default-separation", action="store_true",
-                    help="use openset.DEFAULT_SEPARATION instead of the leave-one-pair-out estimate")
+                    help="use each scorer's default μ (openset.DEFAULT_SEPARATIONS) instead of the leave-one-pair-out estimate")
     ap.add_argument("--json", default="", help="write the per-run results here")
     ap.add_argument("--cache", default="/tmp/skysift_openset_cache", help="cache of the LightGBM fits ('' = none)")
     ap.add_argument("--lgbm", action="append", default=["learning_rate=0.1", "early_stopping_rounds=40"],
@@ -162,7 +169,7 @@ def main(argv=None) -> int:
     from skysift.transients import io
     from skysift.transients.features import extract_features
     from skysift.transients.metrics import plasticc_log_loss
-    from skysift.transients.openset import DEFAULT_SEPARATION, UNKNOWN_PRIOR, gaussian_quantile_posterior, with_unknown
+    from skysift.transients.openset import with_unknown
 
     options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.lgbm)}
     t0 = time.time()
@@ -183,33 +190,38 @@ def main(argv=None) -> int:
             print(f"  {name} seed {seed}: fit {r['fit_seconds']} s, " +
                   ", ".join(f"{k} {v:.3f}" for k, v in r["loss"].items()), flush=True)
 
-    # leave-one-pair-out separation μ for the quantile-mapped scorers
+    # leave-one-pair-out separation μ: the mean Gaussianised score of the *other* pairs' unknowns
+    # (the maximum-likelihood μ of the equal-variance model), never below 0
     mapped = [k for k in runs[0]["z_unknown"]]
     for r in runs:
         for key in mapped:
-            if args.default_separation:
-                mu = DEFAULT_SEPARATION
-            else:
-                others = [o["z_unknown"][key] for o in runs if o["seed"] == r["seed"] and o["pair"] != r["pair"]]
-                mu = float(np.mean(others)) if others else DEFAULT_SEPARATION
-            p99 = gaussian_quantile_posterior(r["z"][key], mu, UNKNOWN_PRIOR)
+            sc, ft = r["_scorers"][key]
+            if args.default_separation:  # score_pair already used each scorer's default μ
+                r.setdefault("separation", {})[key] = sc.separation
+                continue
+            others = [o["z_unknown"][key] for o in runs if o["seed"] == r["seed"] and o["pair"] != r["pair"]]
+            mu = max(0.0, float(np.mean(others))) if others else sc.separation
+            sc.separation = mu
+            if hasattr(sc, "mahalanobis") and key.startswith("product×"):
+                sc.mahalanobis.separation = mu
+            p99 = sc.p_unknown(r["_lt"], ft)
             r["loss"][key] = plasticc_log_loss(r["_truth"], with_unknown(r["_proba"], p99), r["_cols"])
             r.setdefault("separation", {})[key] = mu
 
     keys = list(runs[0]["loss"])
     print(f"\nweighted log-loss on test (12 known classes + class 99 ×2; lower is better); "
-          f"μ {'= default ' + str(DEFAULT_SEPARATION) if args.default_separation else 'leave-one-pair-out'}")
-    header = f"{'held out':<10}{'seed':>5}" + "".join(f"{k:>18}" for k in keys) + f"{'known-only':>12}"
+          f"μ {'= each scorer default' if args.default_separation else 'leave-one-pair-out'}")
+    header = f"{'held out':<10}{'seed':>5}" + "".join(f"{k:>20}" for k in keys) + f"{'known-only':>12}"
     print(header)
     print("-" * len(header))
     for r in runs:
-        print(f"{r['pair']:<10}{r['seed']:>5}" + "".join(f"{r['loss'][k]:>18.3f}" for k in keys)
+        print(f"{r['pair']:<10}{r['seed']:>5}" + "".join(f"{r['loss'][k]:>20.3f}" for k in keys)
               + f"{r['closed_known_loss']:>12.3f}")
     print("-" * len(header))
     mean = {k: np.mean([r["loss"][k] for r in runs]) for k in keys}
     std = {k: np.std([r["loss"][k] for r in runs]) for k in keys}
-    print(f"{'mean':<15}" + "".join(f"{mean[k]:>18.3f}" for k in keys))
-    print(f"{'std':<15}" + "".join(f"{std[k]:>18.3f}" for k in keys))
+    print(f"{'mean':<15}" + "".join(f"{mean[k]:>20.3f}" for k in keys))
+    print(f"{'std':<15}" + "".join(f"{std[k]:>20.3f}" for k in keys))
     wins = {k: sum(r["loss"][k] < r["loss"]["product"] for r in runs) for k in keys if k != "product"}
     print("runs better than product Π(1-p): " + ", ".join(f"{k} {v}/{len(runs)}" for k, v in wins.items()))
     print("mean z of unknowns: " + "; ".join(
@@ -217,7 +229,7 @@ def main(argv=None) -> int:
     if args.json:
         from skysift.core.io import write_json
 
-        write_json(args.json, [{k: v for k, v in r.items() if not k.startswith("_") and k != "z"} for r in runs])
+        write_json(args.json, [{k: v for k, v in r.items() if not k.startswith("_")} for r in runs])
     print(f"total {time.time() - t0:.0f} s")
     return 0
 

@@ -240,12 +240,14 @@ def _validation_logits(n=300, k=5, seed=0):
 
 
 def _scorers():
-    from skysift.transients.openset import CombinedScorer, EnergyScorer, MahalanobisScorer, ProductScorer
+    from skysift.transients.openset import (CombinedScorer, EnergyScorer, MahalanobisScorer,
+                                            ProductMahalanobisScorer, ProductScorer)
 
-    return [ProductScorer(), EnergyScorer(), MahalanobisScorer(), CombinedScorer()]
+    return [ProductScorer(), EnergyScorer(), MahalanobisScorer(), CombinedScorer(),
+            ProductMahalanobisScorer(transform="robust")]
 
 
-@pytest.mark.parametrize("i", range(4))
+@pytest.mark.parametrize("i", range(5))
 def test_openset_scorer_flags_out_of_distribution(i):
     from skysift.transients.openset import softmax, with_unknown
 
@@ -269,7 +271,7 @@ def test_openset_scorer_flags_out_of_distribution(i):
     np.testing.assert_allclose(full[:, -1], p99)
 
 
-@pytest.mark.parametrize("i", range(4))
+@pytest.mark.parametrize("i", range(5))
 def test_openset_state_round_trip(i, tmp_path):
     from skysift.core.io import write_json
     from skysift.transients.openset import scorer_from_state
@@ -340,3 +342,16 @@ def test_real_kaggle_sample_through_dataset_and_networks(shared_data):
         assert x["time"].shape[1] <= params["max_len"]
         logits = SPECS[name].build(params, stats, data.n_classes)(x)
         assert logits.shape == (len(data), data.n_classes) and torch.isfinite(logits).all()
+
+
+def test_product_mahalanobis_reduces_to_product_and_moves_far_objects_up():
+    from skysift.transients.openset import ProductMahalanobisScorer, ProductScorer
+
+    logits, y, emb, centres = _validation_logits(seed=3)
+    base = ProductScorer().fit(logits)
+    plain = ProductMahalanobisScorer(separation=0.0).fit(logits, y, emb)
+    np.testing.assert_allclose(plain.p_unknown(logits[:20], emb[:20]), base.p_unknown(logits[:20]), rtol=1e-12)
+    both = ProductMahalanobisScorer(separation=1.0).fit(logits, y, emb)
+    same_logits = np.repeat(logits[:1], 2, axis=0)
+    p = both.p_unknown(same_logits, np.vstack([centres[y[:1]], centres[y[:1]] + 40.0]))
+    assert p[1] > p[0]  # same classifier output, far from every class: more likely unknown
