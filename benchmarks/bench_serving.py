@@ -145,20 +145,24 @@ def main(argv=None) -> dict:
     ap.add_argument("--max-body-mb", type=float, default=400.0,
                     help="the server's body limit (256 technosignatures cadences are 286 MB of JSON)")
     ap.add_argument("--report-n", type=int, default=200, help="simulated objects the report evaluates")
+    ap.add_argument("--run", action="append", default=[], metavar="TASK=RUN_DIR",
+                    help="serve/report this trained run instead of an untrained bundle (e.g. an estimator default)")
     ap.add_argument("--no-report", action="store_true")
     ap.add_argument("--no-serving", action="store_true")
     ap.add_argument("--work", type=Path, default=None, help="folder for bundles and data (default: a temp dir)")
     args = ap.parse_args(argv)
     if not 1 <= args.requests <= 1000 or not 1 <= args.batch <= 4096:
         ap.error("--requests must be in 1..1000 and --batch in 1..4096")
+    runs = dict(item.split("=", 1) for item in args.run)
+    runs = {k: Path(v) for k, v in runs.items()}
     names = args.task or task_names()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_serving_"))
     rows = []
     for name in names:
         task = get_task(name)
         data = task.simulate(work / name / "data", n=args.report_n, seed=5)
-        run = random_bundle(name, data, work / name / "run")
-        row = {"task": name}
+        run = runs[name] if name in runs else random_bundle(name, data, work / name / "run")
+        row = {"task": name, "trained": name in runs}
         if not args.no_serving:
             row.update(bench_serving(name, run, batch=args.batch, requests=args.requests, threads=args.threads,
                                      max_body_mb=args.max_body_mb))
@@ -166,7 +170,7 @@ def main(argv=None) -> dict:
             row.update(bench_report(name, run, data, work / name / "report.html"))
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
-    cols = [("task", "task", "{}"), ("network", "network", "{}"), ("mode", "body", "{}"), ("body_kb", "body KB", "{:.0f}"),
+    cols = [("task", "task", "{}"), ("network", "network", "{}"), ("trained", "trained", "{}"), ("mode", "body", "{}"), ("body_kb", "body KB", "{:.0f}"),
             ("req_per_s", "req/s", "{:.2f}"), ("objects_per_s", "objects/s", "{:.0f}"),
             ("p50_ms", "p50 ms", "{:.0f}"), ("p95_ms", "p95 ms", "{:.0f}"),
             ("report_s", "report s", "{:.1f}"), ("report_mb", "report MB", "{:.1f}")]
