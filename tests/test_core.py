@@ -188,3 +188,18 @@ def test_weighted_calibration_fits_the_weighted_loss():
     assert balanced_nll(t1, b1) < balanced_nll(t0, b0)
     with pytest.raises(ValueError):
         fit_bias_corrected_temperature(logits, y, sample_weight=np.ones(3))
+
+
+def test_data_errors_survive_pickling_and_atomic_files_are_not_private(tmp_path):
+    import os
+    import pickle
+
+    from skysift.core.io import write_text
+    from skysift.errors import DataError
+
+    e = pickle.loads(pickle.dumps(DataError("a.csv", "bad flux", where="row 3")))
+    assert str(e) == "a.csv, row 3: bad flux" and e.where == "row 3"
+    write_text(tmp_path / "x.txt", "hi")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -172,3 +172,9 @@ def test_large_files_are_streamed_resumably_with_the_same_predictions(gbm_run, s
     assert list(streamed.columns) == list(whole.columns)
     assert np.allclose(streamed.drop(columns="object_id").to_numpy(), whole.drop(columns="object_id").to_numpy(),
                        atol=1e-6)
+
+
+def test_cli_usage_errors_are_one_line_not_a_traceback(capsys):
+    assert main(["predict"]) == 2
+    captured = capsys.readouterr()
+    assert "error:" in captured.out + captured.err and "Traceback" not in captured.out + captured.err

@@ -289,15 +289,32 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.Abort):
+        aborts, usage = _click_exception_types()
+        if isinstance(e, aborts):
             return 130
-        if isinstance(e, click.ClickException):
+        if isinstance(e, usage):
             msg = e.format_message()
             console.print(f"error: {msg}", markup=False, highlight=False, soft_wrap=True)
             return 2
         raise
+
+
+def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(Abort, ClickException) classes of click and of the copy of click that newer Typer releases
+    bundle (``typer._click``): usage errors come from whichever one parsed the command line."""
+    import click
+
+    aborts, usage = [click.exceptions.Abort], [click.ClickException]
+    try:
+        from typer import _click as bundled  # type: ignore[attr-defined]
+
+        usage.append(bundled.exceptions.ClickException)
+        import typer as _typer
+
+        aborts.extend(getattr(m, "Abort") for m in (_typer, bundled, bundled.exceptions) if hasattr(m, "Abort"))
+    except ImportError:
+        pass
+    return tuple(aborts), tuple(usage)
 
 
 def entry() -> None:

@@ -31,6 +31,11 @@ class DataError(SkysiftError):
         prefix = ", ".join(parts)
         super().__init__(f"{prefix}: {problem}" if prefix else problem)
 
+    def __reduce__(self):
+        # raised in Dask or DataLoader worker processes and re-raised in the caller: pickle must
+        # rebuild it from its own arguments, not from the formatted message
+        return (type(self), (self.path, self.problem, self.where))
+
 
 class ConfigError(SkysiftError):
     """Bad option or parameter (unknown model name, negative epochs, ...)."""

@@ -82,13 +82,15 @@ def clean_batch(flux: np.ndarray, workers: int | None = None, **kw) -> tuple[np.
     """
     if not len(flux):
         return np.zeros((0, flux.shape[1]), np.float32), np.zeros(0, np.float32)
+    import multiprocessing as mp
+
     workers = workers or os.cpu_count() or 1
-    if workers < 2 or len(flux) < 200:
+    # a daemonic process (a Dask or DataLoader worker) may not start children: clean in place
+    if workers < 2 or len(flux) < 200 or mp.current_process().daemon:
         return _clean_chunk(flux, kw)
     from concurrent.futures import ProcessPoolExecutor
 
     chunks = np.array_split(flux, min(len(flux) // 50, workers * 4))
-    import multiprocessing as mp
 
     # forkserver: forking a process that already runs OpenMP threads (numba, torch) is unsafe
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
