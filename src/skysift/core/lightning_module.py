@@ -47,7 +47,10 @@ class ClassifierModule(L.LightningModule):
         inputs, target = batch
         logits = self.net(inputs)
         loss = self.loss_fn(logits, target)
-        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(logits))
+        # sync_dist: under DDP each process sees part of the validation set; the monitor must
+        # see all of it, or early stopping and checkpoint choice differ between processes
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(logits),
+                 sync_dist=True)
         self._val_logits.append(logits.detach().float().cpu())
         self._val_targets.append(target.detach().cpu())
 
@@ -58,6 +61,11 @@ class ClassifierModule(L.LightningModule):
         target = torch.cat(self._val_targets)
         self._val_logits.clear()
         self._val_targets.clear()
+        if self.trainer.world_size > 1:
+            # the distributed sampler pads every process's share to one size, so gather works;
+            # the padding repeats a few objects, which moves the scores by a hair, not the choice
+            logits = self.all_gather(logits.to(self.device)).reshape(-1, logits.shape[-1]).cpu()
+            target = self.all_gather(target.to(self.device)).reshape(-1, *target.shape[1:]).cpu()
         hard = target.argmax(dim=1) if target.ndim == 2 else target.long()
         self.log("val_acc", (logits.argmax(dim=1) == hard).float().mean(), prog_bar=True)
         if logits.shape[1] == 2:
