@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,24 @@ def _torch_threads():
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     yield
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium; installed with apt-get when missing (as root), else the test skips."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe:
+        return exe
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        pytest.skip("headless Chromium is not installed and apt-get (as root) is unavailable: "
+                    "install Debian's 'chromium' package to run the browser check")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    r = subprocess.run([apt, "install", "-y", "chromium"], capture_output=True, text=True, timeout=900, env=env)
+    if r.returncode != 0:  # stale or missing package lists: refresh once and retry
+        subprocess.run([apt, "update"], capture_output=True, text=True, timeout=600, env=env)
+        r = subprocess.run([apt, "install", "-y", "chromium"], capture_output=True, text=True, timeout=900, env=env)
+    exe = shutil.which("chromium")
+    if r.returncode != 0 or exe is None:
+        pytest.skip(f"could not install chromium with apt-get: {r.stderr[-300:]}")
+    return exe

@@ -4,7 +4,6 @@ the HTML pages open in headless Chromium without console messages.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -55,27 +54,9 @@ def _tiny_data(path: Path, n=300, seed=0) -> Path:
     return path
 
 
-def _chromium() -> str:
-    """Path of Chromium; installs Debian's package when missing (root + apt), else skips clearly."""
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe:
-        return exe
-    apt = shutil.which("apt-get")
-    import os
-
-    if apt is None or os.geteuid() != 0:
-        pytest.skip("headless Chromium not installed and apt-get (as root) unavailable: "
-                    "install Debian's 'chromium' package to run the browser check")
-    r = subprocess.run([apt, "install", "-y", "chromium"], capture_output=True, text=True, timeout=600)
-    exe = shutil.which("chromium")
-    if r.returncode != 0 or exe is None:
-        pytest.skip(f"could not install chromium with apt-get: {r.stderr[-300:]}")
-    return exe
-
-
-def open_in_chromium(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
+def open_in_chromium(page: Path, tmp_path: Path, chromium: str) -> tuple[str, list[str]]:
     """Load ``page`` headless; return the DOM after scripts ran and the console lines logged."""
-    exe = _chromium()
+    exe = chromium
     cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            f"--user-data-dir={tmp_path / 'chromium-profile'}", "--enable-logging=stderr", "--log-level=0",
@@ -97,15 +78,15 @@ def _browser_note(line: str) -> bool:
 
 
 @pytest.mark.browser
-def test_chromium_check_catches_a_script_error(tmp_path):
+def test_chromium_check_catches_a_script_error(tmp_path, chromium):
     bad = tmp_path / "bad.html"
     bad.write_text("<html><body><script>notDefined();</script></body></html>")
-    _, console = open_in_chromium(bad, tmp_path)
+    _, console = open_in_chromium(bad, tmp_path, chromium)
     assert any("notDefined" in line for line in console)
 
 
 @pytest.mark.browser
-def test_explore_fake_task_writes_files_and_pages_open(tmp_path):
+def test_explore_fake_task_writes_files_and_pages_open(tmp_path, chromium):
     data = _tiny_data(tmp_path / "tiny.npz")
     files = explore(TinyTask(), data, tmp_path / "out", max_n=200, umap=False)
     for key in ("class_balance", "examples_low", "examples_mid", "examples_high", "class_summary_csv",
@@ -130,10 +111,10 @@ def test_explore_fake_task_writes_files_and_pages_open(tmp_path):
 
     # self-contained: no <script src=...> at all (plotly.js itself is inlined)
     assert re.findall(r"<script[^>]*>", html) and not re.findall(r"<script[^>]*\bsrc=", html)
-    dom, console = open_in_chromium(files["embedding_pca_3d"], tmp_path)
+    dom, console = open_in_chromium(files["embedding_pca_3d"], tmp_path, chromium)
     assert console == []
     assert "js-plotly-plot" in dom  # plotly rendered the figure
-    dom, console = open_in_chromium(files["index"], tmp_path)
+    dom, console = open_in_chromium(files["index"], tmp_path, chromium)
     assert console == []
     assert "class_balance.png" in dom
 

@@ -2,9 +2,7 @@
 the most confident mistakes, and every image decoded by headless Chromium."""
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -32,26 +30,6 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     return d / "run", test
 
 
-def _chromium() -> str:
-    """Debian's Chromium; installed with apt-get when missing (as root), else the test skips."""
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe:
-        return exe
-    apt = shutil.which("apt-get")
-    if apt is None or os.geteuid() != 0:
-        pytest.skip("headless Chromium is not installed and apt-get (as root) is unavailable: "
-                    "install Debian's 'chromium' package to run the browser check")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    r = subprocess.run([apt, "install", "-y", "chromium"], capture_output=True, text=True, timeout=900, env=env)
-    if r.returncode != 0:  # stale or missing package lists: refresh once and retry
-        subprocess.run([apt, "update"], capture_output=True, text=True, timeout=600, env=env)
-        r = subprocess.run([apt, "install", "-y", "chromium"], capture_output=True, text=True, timeout=900, env=env)
-    exe = shutil.which("chromium")
-    if r.returncode != 0 or exe is None:
-        pytest.skip(f"could not install chromium with apt-get: {r.stderr[-300:]}")
-    return exe
-
-
 IMAGE_CHECK = """<script>
 window.addEventListener('load', function () {
   var imgs = Array.prototype.slice.call(document.images);
@@ -61,12 +39,12 @@ window.addEventListener('load', function () {
 </script></body>"""
 
 
-def images_loaded_in_chromium(page: Path, tmp_path: Path) -> tuple[int, int]:
+def images_loaded_in_chromium(page: Path, tmp_path: Path, chromium: str) -> tuple[int, int]:
     """(images decoded, images on the page) after loading ``page`` in headless Chromium with the
     network off: a broken or non-inlined image counts as not decoded."""
     probe = tmp_path / ("probe_" + page.name)
     probe.write_text(page.read_text(encoding="utf-8").replace("</body>", IMAGE_CHECK), encoding="utf-8")
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            "--disable-extensions", "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
            f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=10000",
@@ -88,7 +66,7 @@ def test_gallery_picks_most_confident_mistakes():
 
 
 @pytest.mark.browser
-def test_report_of_trained_transits_model(trained, tmp_path):
+def test_report_of_trained_transits_model(trained, tmp_path, chromium):
     run, test = trained
     res = build_report(run, test, tmp_path / "report.html")
     page = res["path"].read_text(encoding="utf-8")
@@ -102,13 +80,13 @@ def test_report_of_trained_transits_model(trained, tmp_path):
     assert (res["path"].stat().st_mode & 0o044) == 0o044  # readable by others: a report is shared
     metrics = skysift.load(run).evaluate(test)
     assert f"{metrics['roc_auc']:.4f}" in page
-    loaded, total = images_loaded_in_chromium(res["path"], tmp_path)
+    loaded, total = images_loaded_in_chromium(res["path"], tmp_path, chromium)
     assert total == res["n_images"] and loaded == total
 
 
 @pytest.mark.browser
 @pytest.mark.parametrize("name", task_names())
-def test_report_for_every_task(name, tmp_path):
+def test_report_for_every_task(name, tmp_path, chromium):
     task = get_task(name)
     try:
         data = task.simulate(tmp_path / "data", n=40, seed=4)
@@ -123,7 +101,7 @@ def test_report_for_every_task(name, tmp_path):
     # a random model makes mistakes: the generic mistakes gallery is drawn for every task
     assert "Most confident mistakes" in page
     assert not re.search(r'(src|href)="(?!data:|#)', page)
-    loaded, total = images_loaded_in_chromium(res["path"], tmp_path)
+    loaded, total = images_loaded_in_chromium(res["path"], tmp_path, chromium)
     assert total == res["n_images"] >= 4 and loaded == total
 
 
