@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("SKYSIFT_NO_PROGRESS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as skysift sets it, before any test imports torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SKYSIFT_SHARED_DATA", REPO.parent / "shared" / "data"))
