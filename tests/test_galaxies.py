@@ -14,8 +14,9 @@ from skysift.core.inference import predict_logits
 from skysift.core.losses import ClassificationLoss
 from skysift.core.task import get_task
 from skysift.errors import ConfigError, DataError
-from skysift.galaxies.augment import N_SYMMETRIES, SymmetryAugment, dihedral, dihedral_views
-from skysift.galaxies.io import load
+from skysift.galaxies.augment import (N_SYMMETRIES, SymmetryAugment, dihedral, dihedral_views, mirror_permutation,
+                                      mirror_targets)
+from skysift.galaxies.io import GZ1_LEAVES, load
 from skysift.galaxies.models import SeedKerasCNN, SeedOxfordCNN
 from skysift.galaxies.preprocess import copy_numbers
 from skysift.galaxies.simulate import CLASS_NAMES, simulate_images, write_npz
@@ -132,6 +133,55 @@ def test_tta_views_average_over_the_eight_symmetries():
     assert np.allclose(got, want.numpy(), atol=1e-5)
     # a model that sees only a symmetric summary is unchanged by TTA
     assert all(torch.allclose(v(x).mean(dim=(2, 3)), x.mean(dim=(2, 3))) for v in dihedral_views())
+
+
+# ---- chirality: a mirror swaps clockwise and anticlockwise spirals --------------------------------
+def test_mirror_permutation_swaps_only_the_senses_of_spirals():
+    assert mirror_permutation(GZ1_LEAVES) == [0, 2, 1, 3, 4, 5]
+    assert mirror_permutation(["elliptical", "spiral", "other"]) is None
+    assert mirror_permutation(CLASS_NAMES) is None
+    hard = torch.tensor([1, 2, 0, -1, 1])
+    assert mirror_targets(hard, torch.tensor([1, 1, 1, 1, 0]).bool(), [0, 2, 1]).tolist() == [2, 1, 0, -1, 1]
+    soft = torch.tensor([[0.2, 0.7, 0.1], [0.2, 0.7, 0.1]])
+    got = mirror_targets(soft, torch.tensor([True, False]), [0, 2, 1])
+    assert torch.equal(got, torch.tensor([[0.2, 0.1, 0.7], [0.2, 0.7, 0.1]]))
+
+
+def test_mirrored_training_images_carry_the_swapped_sense():
+    perm = mirror_permutation(GZ1_LEAVES)
+    x = torch.rand(64, 3, 8, 8)  # random images: no symmetry of one equals another
+    y = torch.tensor([1, 2] * 32)
+    xs, ys = SymmetryAugment(0, 1, mirror_perm=perm)(x, y, torch.Generator().manual_seed(1))
+    mirrored = 0
+    for i in range(len(x)):
+        (k,) = [k for k in range(N_SYMMETRIES) if torch.equal(xs[i], dihedral(x[i], k))]
+        mirrored += k >= 4
+        assert int(ys[i]) == (perm[int(y[i])] if k >= 4 else int(y[i]))
+    assert 0 < mirrored < len(x)
+
+
+def test_mirrored_copies_of_a_clockwise_spiral_are_anticlockwise(sim):
+    from skysift.galaxies.preprocess import GalaxyDataset
+
+    images = np.random.default_rng(0).integers(0, 255, (1, 8, 8, 3), dtype=np.uint8).repeat(8, axis=0)
+    y = np.full(8, GZ1_LEAVES.index("clockwise_spiral"))
+    ds = GalaxyDataset(images, y, [0.5] * 3, [0.25] * 3, copies=np.arange(8),
+                       mirror_perm=mirror_permutation(GZ1_LEAVES))
+    labels = [int(ds[c][1]) for c in range(8)]
+    assert labels == [1, 1, 1, 1, 2, 2, 2, 2]
+
+
+def test_tta_maps_the_classes_of_mirrored_views_back():
+    perm = [1, 0, 2, 3]  # classes 0 and 1 are mirror twins
+    views = dihedral_views(perm)
+    assert [v.output_permutation is not None for v in views] == [False, False, False, True, True, True, True]
+    x = torch.rand(5, 3, 8, 8)
+    ds = torch.utils.data.TensorDataset(x, torch.zeros(5, dtype=torch.long))
+    net = _Orientation()
+    got = np.exp(predict_logits(net, ds, tta_views=views, device=torch.device("cpu")))
+    want = torch.stack([torch.softmax(net(dihedral(x, k)), dim=1)[:, perm if k >= 4 else [0, 1, 2, 3]]
+                        for k in range(8)]).mean(dim=0)
+    assert np.allclose(got, want.numpy(), atol=1e-5)
 
 
 def test_trained_model_predicts_with_tta(trained, sim):

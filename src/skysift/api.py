@@ -86,7 +86,7 @@ class Model:
         self.net.to(device)
         ds = self.task.dataset(data, self.stats, self.params, train=False)
         return predict_logits(self.net, ds, batch_size=batch_size, collate_fn=self.task.collate_fn,
-                              tta_views=self.task.tta_views(self.params) if use_tta else (), device=device)
+                              tta_views=self.task.tta_views(self.params, self.stats) if use_tta else (), device=device)
 
     def predict_proba(self, data: TaskData | str | Path, *, tta: bool | None = None,
                       batch_size: int = 256) -> np.ndarray:

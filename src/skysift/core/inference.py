@@ -51,7 +51,9 @@ def predict_logits(
             if tta_views:
                 probs = torch.softmax(net(inputs).float(), dim=1)
                 for view in tta_views:
-                    probs = probs + torch.softmax(net(view(inputs)).float(), dim=1)
+                    view_probs = torch.softmax(net(view(inputs)).float(), dim=1)
+                    perm = getattr(view, "output_permutation", None)
+                    probs = probs + (view_probs[:, perm] if perm is not None else view_probs)
                 probs = probs / (1 + len(tta_views))
                 logits = probs.clamp_min(1e-12).log()
             else:

@@ -148,14 +148,18 @@ class Task:
         """``(N, F)`` float feature vectors, for SMOTE and estimator models."""
         raise NotImplementedError(f"task {self.name!r} has no feature vectors")
 
-    def batch_augment(self, params: dict) -> Callable | None:
+    def batch_augment(self, params: dict, stats: dict | None = None) -> Callable | None:
         """Optional ``f(inputs, targets, generator) -> (inputs, targets)`` applied to training
-        batches (mixup, CutMix); targets may become soft ``(B, K)``."""
+        batches (mixup, CutMix); targets may become soft ``(B, K)``. ``stats``: what
+        :meth:`fit_preprocessing` returned (None in code that has none)."""
         return None
 
-    def tta_views(self, params: dict) -> list[Callable]:
+    def tta_views(self, params: dict, stats: dict | None = None) -> list[Callable]:
         """Functions mapping a batch of inputs to an augmented batch; probabilities are averaged
-        over the identity and these views when test-time augmentation is on."""
+        over the identity and these views when test-time augmentation is on. A view with an
+        ``output_permutation`` attribute (an involution of the class indices) maps the class
+        axis back, for views that change the class (a mirror turns a clockwise spiral into an
+        anticlockwise one)."""
         return []
 
     # ---- evaluation + output ----------------------------------------------------------------

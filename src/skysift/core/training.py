@@ -267,7 +267,7 @@ def _fit_torch(task, spec, params, stats, train: TaskData, val: TaskData, cfg: T
     loss = ClassificationLoss("focal" if cfg.loss == "focal" else "ce", weight=weight, gamma=cfg.focal_gamma)
     net = spec.build(params, stats, k)
     module = ClassifierModule(net, loss, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
-                              batch_augment=task.batch_augment(params) if cfg.augment else None,
+                              batch_augment=task.batch_augment(params, stats) if cfg.augment else None,
                               seed=cfg.seed)
     ckpt_dir = run_dir / "checkpoints"
     monitor, mode = task.monitor
@@ -319,7 +319,7 @@ def _fit_torch(task, spec, params, stats, train: TaskData, val: TaskData, cfg: T
     device = pick_device(cfg.accelerator)
     net.to(device)
     val_logits = predict_logits(net, ds_val, batch_size=max(cfg.batch_size, 128), collate_fn=collate,
-                                tta_views=task.tta_views(params) if cfg.tta else ())
+                                tta_views=task.tta_views(params, stats) if cfg.tta else ())
     net.cpu()
     history = _read_history(run_dir / "logs" / "metrics.csv")
     return net.state_dict(), val_logits, history

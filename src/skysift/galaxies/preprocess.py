@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 
 from ..core.data import TaskData
 from ..errors import DataError
-from .augment import dihedral
+from .augment import dihedral, is_mirror, mirror_permutation
 from .io import DEFAULT_SIZE, LoadOptions, resize_array
 
 
@@ -25,7 +25,7 @@ def fit_stats(train: TaskData, max_images: int = 4000) -> dict:
     geometry (size, crop) every later input is brought to."""
     x = np.asarray(train.x[: max_images], dtype=np.float32) / 255.0
     size, crop = geometry(train)
-    return {"image_size": size, "crop": crop,
+    return {"image_size": size, "crop": crop, "mirror_permutation": mirror_permutation(train.class_names),
             "mean": [float(v) for v in x.mean(axis=(0, 1, 2))],
             "std": [float(max(v, 1e-3)) for v in x.std(axis=(0, 1, 2))]}
 
@@ -68,13 +68,14 @@ class GalaxyDataset(Dataset):
     """Items ``((3, S, S) float32 normalised image, target)``.
 
     The target is an int64 class, a float32 ``(K,)`` vote-fraction vector, or -1 when unlabelled.
-    Repeated ids (over-sampled copies) are shown under symmetry ``copy mod 8``; ``brightness`` > 0
+    Repeated ids (over-sampled copies) are shown under symmetry ``copy mod 8`` (labels of a
+    chirality swapped by ``mirror_perm`` when that symmetry is a mirror); ``brightness`` > 0
     (training only) multiplies each image by a factor uniform in [1 - brightness, 1 + brightness]
     (the geometric augmentation runs on whole batches, see :class:`.augment.SymmetryAugment`).
     """
 
     def __init__(self, images: np.ndarray, y: np.ndarray | None, mean, std, *, copies: np.ndarray | None = None,
-                 brightness: float = 0.0):
+                 brightness: float = 0.0, mirror_perm: list[int] | None = None):
         if not 0 <= brightness < 1:
             raise ValueError(f"brightness must be in [0, 1), got {brightness}")
         self.images = images
@@ -83,6 +84,7 @@ class GalaxyDataset(Dataset):
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
         self.copies = np.zeros(len(images), dtype=np.int64) if copies is None else copies
         self.brightness = float(brightness)
+        self.mirror_perm = mirror_perm
 
     def __len__(self) -> int:
         return len(self.images)
@@ -99,6 +101,11 @@ class GalaxyDataset(Dataset):
             target = torch.tensor(-1, dtype=torch.long)
         elif self.y.ndim == 2:
             target = torch.from_numpy(np.asarray(self.y[i], dtype=np.float32))
+            if self.mirror_perm is not None and is_mirror(self.copies[i]):
+                target = target[self.mirror_perm]
         else:
-            target = torch.tensor(int(self.y[i]), dtype=torch.long)
+            label = int(self.y[i])
+            if self.mirror_perm is not None and is_mirror(self.copies[i]):
+                label = self.mirror_perm[label]
+            target = torch.tensor(label, dtype=torch.long)
         return img, target

@@ -56,15 +56,17 @@ class GalaxiesTask(Task):
         brightness = float(params.get("brightness", AUGMENT_DEFAULTS["brightness"])) if train else 0.0
         y = data.y if data.has_labels else None
         return GalaxyDataset(images, y, stats["mean"], stats["std"], copies=copy_numbers(data.ids),
-                             brightness=brightness)
+                             brightness=brightness, mirror_perm=stats.get("mirror_permutation"))
 
-    def batch_augment(self, params):
-        """Random symmetry, small rotation and crop of every training image (labels unchanged)."""
+    def batch_augment(self, params, stats=None):
+        """Random symmetry, small rotation and crop of every training image (labels unchanged,
+        but for the sense of spirals under a mirror: see :mod:`.augment`)."""
         return SymmetryAugment(float(params.get("max_rotation_deg", AUGMENT_DEFAULTS["max_rotation_deg"])),
-                               float(params.get("crop_scale", AUGMENT_DEFAULTS["crop_scale"])))
+                               float(params.get("crop_scale", AUGMENT_DEFAULTS["crop_scale"])),
+                               mirror_perm=(stats or {}).get("mirror_permutation"))
 
-    def tta_views(self, params):
-        return dihedral_views()
+    def tta_views(self, params, stats=None):
+        return dihedral_views((stats or {}).get("mirror_permutation"))
 
     def features(self, data: TaskData, stats: dict, params: dict) -> np.ndarray:
         """``(N, 16·16·3)`` block-averaged pixels in [0, 1]: a small, fixed view for SMOTE and PCA."""

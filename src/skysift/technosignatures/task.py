@@ -62,14 +62,14 @@ class TechnosignaturesTask(Task):
         y = data.hard_labels if data.has_labels else None
         return CadenceDataset(data.x, y, params, augment=augment)
 
-    def batch_augment(self, params):
+    def batch_augment(self, params, stats=None):
         mixup = float(params.get("mixup_prob", AUGMENT_DEFAULTS["mixup_prob"]))
         cutmix = float(params.get("cutmix_prob", AUGMENT_DEFAULTS["cutmix_prob"]))
         if mixup == 0 and cutmix == 0:
             return None
         return MixBatch(mixup, cutmix, float(params.get("mix_alpha", AUGMENT_DEFAULTS["mix_alpha"])))
 
-    def tta_views(self, params):
+    def tta_views(self, params, stats=None):
         return tta_views()
 
     def features(self, data: TaskData, stats: dict, params: dict) -> np.ndarray:

@@ -92,7 +92,7 @@ class TransitsTask(Task):
         return FluxDataset(rel, sigma, y, train=train, inject_prob=float(params.get("inject_prob", 0.0)),
                            inject_eb_prob=float(params.get("inject_eb_prob", 0.0)))
 
-    def tta_views(self, params):
+    def tta_views(self, params, stats=None):
         return [lambda x: torch.flip(x, dims=[-1])]
 
     def raw_matrix(self, data: TaskData, max_n: int = 5000) -> np.ndarray:
