@@ -141,7 +141,7 @@ MODELS = ModelRegistry(fallback=_timm_spec)
 MODELS.register(ModelSpec(
     "galaxy-timm", lambda p, s, k: _timm_net(p["backbone"], p, k),
     defaults={"backbone": DEFAULT_BACKBONE, **TIMM_DEFAULTS, "input_size": DEFAULT_INPUT_SIZE},
-    description=f"compact timm backbone ({DEFAULT_BACKBONE}) from scratch at {DEFAULT_INPUT_SIZE} px (default)"))
+    description=f"compact timm backbone ({DEFAULT_BACKBONE}) from scratch at {DEFAULT_INPUT_SIZE} px"))
 MODELS.register(ModelSpec(
     "seed-keras-cnn", lambda p, s, k: SeedKerasCNN(_input_size(s), k), defaults=dict(AUGMENT_DEFAULTS),
     description="the seed's Keras CNN: conv 8/8 3x3 stride 2 + pools, dense 16 (parity)"))
