@@ -1,11 +1,11 @@
 """Configuration sweep behind the galaxies default model, on the real Galaxy Zoo 1 cutouts.
 
-Standalone on purpose (torch + timm + PIL + scikit-learn): it holds every image in memory as one
-tensor and runs the augmentation on whole batches, so one configuration of 15 epochs takes ~2 min
-on 2 CPU cores (or seconds on a GPU). It mirrors skysift's galaxies pipeline: the same stratified
-held-out split (seed 0, 20 %), a stratified validation split of the rest for picking the best epoch,
-dihedral + small-rotation + crop + brightness augmentation, AdamW with warm-up and cosine decay,
-cross-entropy, and 8-symmetry TTA. Winners are then re-measured through ``skysift.train`` with
+Outside the training loop on purpose: it holds every image in memory as one tensor and skips the
+per-item dataset and Lightning, so one configuration of 15 epochs takes ~2 min on 2 CPU cores (or
+seconds on a GPU). It mirrors skysift's galaxies pipeline: the same stratified held-out split
+(seed 0, 20 %), a stratified validation split of the rest for picking the best epoch, the package's
+own symmetry + small-rotation + crop augmentation (``SymmetryAugment``) and brightness factor,
+AdamW with warm-up and cosine decay, cross-entropy, and 8-symmetry TTA. Winners are then re-measured through ``skysift.train`` with
 ``bench_galaxies.py gz1``.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/sweep_galaxies_gz1.py CONFIGS.json RESULTS.jsonl
@@ -22,6 +22,8 @@ import timm
 from PIL import Image
 from sklearn.model_selection import train_test_split
 from sklearn.metrics import f1_score
+
+from skysift.galaxies.augment import SymmetryAugment, dihedral
 
 dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 DT = dev.type
@@ -57,28 +59,12 @@ def images(crop, size):
     return _cache[key]
 
 
-def dihedral(x, k):
-    out = torch.rot90(x, k % 4, dims=(-2, -1)) if k % 4 else x
-    return torch.flip(out, dims=(-1,)) if k >= 4 else out
-
-
 def augment(x, rot_deg, crop_scale, bright, g):
-    b = x.shape[0]
-    k = torch.randint(0, 8, (b,), device=x.device, generator=g)
-    out = x.clone()
-    for s in range(1, 8):
-        sel = (k == s).nonzero().flatten()
-        if len(sel):
-            out[sel] = dihedral(x[sel], s)
-    ang = (torch.rand(b, device=x.device, generator=g) * 2 - 1) * rot_deg * math.pi / 180
-    sc = crop_scale + (1 - crop_scale) * torch.rand(b, device=x.device, generator=g)
-    sh = (torch.rand(b, 2, device=x.device, generator=g) * 2 - 1) * (1 - sc)[:, None]
-    c, s_ = torch.cos(ang) * sc, torch.sin(ang) * sc
-    th = torch.stack([torch.stack([c, -s_, sh[:, 0]], 1), torch.stack([s_, c, sh[:, 1]], 1)], 1)
-    grid = F.affine_grid(th, list(out.shape), align_corners=False)
-    out = F.grid_sample(out, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    """The package's batch augmentation (symmetry, rotation, crop), then its brightness factor,
+    which the package draws per item in the dataset and this sweep per image of the batch."""
+    out, _ = SymmetryAugment(rot_deg, crop_scale)(x, torch.zeros(len(x), dtype=torch.long), g)
     if bright:
-        out = out * (1 + bright * (2 * torch.rand(b, 1, 1, 1, device=x.device, generator=g) - 1))
+        out = out * (1 + bright * (2 * torch.rand(len(x), 1, 1, 1, generator=g).to(x.device) - 1))
     return out
 
 
@@ -108,7 +94,8 @@ def run(cfg):
     warm = steps_per * c["warm"]
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s + 1) / max(1, warm)) * (
         0.5 * (1 + math.cos(math.pi * min(1.0, s / total))) if c["sched"] == "cos" else 1.0))
-    g = torch.Generator(device=dev).manual_seed(c["seed"])
+    # one CPU generator drives every random draw, on any device, as in the package
+    g = torch.Generator().manual_seed(c["seed"])
     ema = timm.utils.ModelEmaV3(net, decay=c["ema"]) if c["ema"] else None
     tr_t = torch.from_numpy(tr_idx).to(dev)
 
@@ -126,13 +113,13 @@ def run(cfg):
     t0 = time.time()
     if c["sampler"] == "sqrt":
         counts = np.bincount(y_all[tr_idx], minlength=K); w = 1 / np.sqrt(counts[y_all[tr_idx]])
-        wt = torch.tensor(w / w.sum(), device=dev)
+        wt = torch.tensor(w / w.sum())
     for ep in range(c["epochs"]):
         net.train()
         if c["sampler"] == "sqrt":
-            perm = tr_t[torch.multinomial(wt, len(tr_t), replacement=True, generator=g)]
+            perm = tr_t[torch.multinomial(wt, len(tr_t), replacement=True, generator=g).to(dev)]
         else:
-            perm = tr_t[torch.randperm(len(tr_t), device=dev, generator=g)]
+            perm = tr_t[torch.randperm(len(tr_t), generator=g).to(dev)]
         for i in range(steps_per):
             b = perm[i * c["bs"]:(i + 1) * c["bs"]]
             xb = augment(xn[b], c["rot"], c["crop_scale"], c["bright"], g).contiguous(memory_format=torch.channels_last)

@@ -97,15 +97,13 @@ class GalaxyDataset(Dataset):
             # torch's global RNG: reproducible under seed_everything, different across epochs
             img = img * (1 + self.brightness * (2 * float(torch.rand(())) - 1))
         img = (img - self.mean) / self.std
+        perm = self.mirror_perm if is_mirror(self.copies[i]) else None
         if self.y is None:
             target = torch.tensor(-1, dtype=torch.long)
         elif self.y.ndim == 2:
             target = torch.from_numpy(np.asarray(self.y[i], dtype=np.float32))
-            if self.mirror_perm is not None and is_mirror(self.copies[i]):
-                target = target[self.mirror_perm]
+            target = target if perm is None else target[perm]
         else:
             label = int(self.y[i])
-            if self.mirror_perm is not None and is_mirror(self.copies[i]):
-                label = self.mirror_perm[label]
-            target = torch.tensor(label, dtype=torch.long)
+            target = torch.tensor(label if perm is None else perm[label], dtype=torch.long)
         return img, target

@@ -29,7 +29,8 @@ class GalaxiesTask(Task):
     id_column = "id"
     # plain (unweighted) sampling: the headline is accuracy on the natural class mix; the
     # imbalance tools (--sampler weighted, --resample over with rotated copies) stay available.
-    # tta: the class does not change under the 8 symmetries of the square, and averaging over
+    # tta: the class does not change under the 8 symmetries of the square (but for a spiral's
+    # sense under a mirror, mapped back by the views), and averaging over
     # them added 0.3-1.2 points of GZ1 three-way accuracy to the default over five seeds
     # (benchmarks/sweep_galaxies_gz1.py) for 8x the prediction cost.
     train_defaults = {"epochs": 15, "batch_size": 64, "lr": 2e-3, "patience": 5, "sampler": "none",
