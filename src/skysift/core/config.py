@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from .sampling import RESAMPLERS, SAMPLERS
+
+if TYPE_CHECKING:
+    from .task import ModelSpec, Task
 
 LOSSES = ("ce", "weighted_ce", "focal")
 
@@ -69,3 +73,21 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def resolve_config(task: Task, options: dict[str, Any]) -> tuple[TrainConfig, ModelSpec, dict]:
+    """Merge task defaults < model overrides < user options; return (config, spec, model params)."""
+    options = {k: v for k, v in options.items() if v is not None}
+    model_name = options.get("model") or task.train_defaults.get("model") or task.default_model
+    spec = task.models.get(model_name)
+    merged = {**task.train_defaults, **spec.train_overrides, **options, "model": model_name}
+    user_params = dict(merged.pop("model_params", None) or {})
+    cfg = TrainConfig.from_dict({**merged, "model_params": user_params})
+    unknown = set(user_params) - set(spec.defaults)
+    if unknown and spec.defaults:
+        raise ConfigError(
+            f"model {model_name!r} has no parameter(s) {', '.join(sorted(unknown))}; "
+            f"it takes: {', '.join(sorted(spec.defaults))}"
+        )
+    params = {**spec.defaults, **user_params}
+    return cfg, spec, params

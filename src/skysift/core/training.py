@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ConfigError, SkysiftError
 from .bundle import save_bundle
 from .calibration import expected_calibration_error, fit_bias_corrected_temperature, softmax
-from .config import TrainConfig
+from .config import TrainConfig, resolve_config
 from .data import TaskData
 from .io import write_json
 from .metrics import best_f1_threshold, classification_metrics
@@ -30,24 +30,6 @@ from .splits import train_val_test_split
 from .task import ModelSpec, Task, get_task
 
 log = logging.getLogger("skysift")
-
-
-def resolve_config(task: Task, options: dict[str, Any]) -> tuple[TrainConfig, ModelSpec, dict]:
-    """Merge task defaults < model overrides < user options; return (config, spec, model params)."""
-    options = {k: v for k, v in options.items() if v is not None}
-    model_name = options.get("model") or task.train_defaults.get("model") or task.default_model
-    spec = task.models.get(model_name)
-    merged = {**task.train_defaults, **spec.train_overrides, **options, "model": model_name}
-    user_params = dict(merged.pop("model_params", None) or {})
-    cfg = TrainConfig.from_dict({**merged, "model_params": user_params})
-    unknown = set(user_params) - set(spec.defaults)
-    if unknown and spec.defaults:
-        raise ConfigError(
-            f"model {model_name!r} has no parameter(s) {', '.join(sorted(unknown))}; "
-            f"it takes: {', '.join(sorted(spec.defaults))}"
-        )
-    params = {**spec.defaults, **user_params}
-    return cfg, spec, params
 
 
 def _precision(cfg: TrainConfig) -> str:

@@ -23,7 +23,7 @@ def random_bundle(task_name: str, data: str | Path | TaskData, run_dir: str | Pa
     random (seeded). Returns ``run_dir``."""
     import torch
 
-    from ..core.training import resolve_config
+    from ..core.config import resolve_config
 
     task = get_task(task_name)
     if not isinstance(data, TaskData):
