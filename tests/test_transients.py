@@ -164,7 +164,7 @@ def test_large_files_are_streamed_resumably_with_the_same_predictions(gbm_run, s
 
     whole = skysift.predict(gbm_run, sim[1])
     monkeypatch.setattr(io, "is_streamable", lambda path: True)  # as for a 20 GB test set
-    monkeypatch.setattr(TASK, "stream_chunk_rows", 5000)
+    monkeypatch.setattr(TASK.streaming, "chunk_rows", 5000)
     out = tmp_path / "sub.csv"
     summary = skysift.predict(gbm_run, sim[1], out)
     assert isinstance(summary, dict) and summary["objects"] == 250 and summary["chunks"] > 1

@@ -1,7 +1,7 @@
 """skysift: train, evaluate and serve deep-learning classifiers for astronomical survey data."""
 import os as _os
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 # OpenMP threads that spin while waiting (libgomp's default) stall each other whenever another
 # process holds a core: on a shared 2-core machine, 2-thread training ran ~20x slower than with

@@ -208,7 +208,7 @@ def models(task: str = typer.Argument(...)):
     table.add_column("description")
     for name in t.models.names():
         s = t.models.get(name)
-        table.add_row(name + (" (default)" if name == t.default_model else ""), s.kind, s.description)
+        table.add_row(name + (" (default)" if name == t.info.default_model else ""), s.kind, s.description)
     out_console.print(table)
 
 
@@ -218,7 +218,7 @@ def tasks():
     from .core.task import get_task, task_names
 
     for name in task_names():
-        out_console.print(f"[bold]{name}[/bold]: {get_task(name).description}")
+        out_console.print(f"[bold]{name}[/bold]: {get_task(name).info.description}")
 
 
 @app.command()

@@ -32,7 +32,7 @@ def run_demo(out: str | Path, tasks: list[str] | None = None, seed: int = 0,
         bars = {n: progress.add_task("waiting", total=4, name=n) for n in names}
         for name in names:
             task = get_task(name)
-            cfg = dict(task.demo)
+            cfg = dict(task.info.demo)
             bar = bars[name]
             t0 = time.time()
             progress.update(bar, description="simulating")
@@ -54,11 +54,11 @@ def run_demo(out: str | Path, tasks: list[str] | None = None, seed: int = 0,
             progress.advance(bar)
             progress.update(bar, description="writing predictions")
             with atomic_path(out / name / "predictions.csv") as tmp:
-                model.frame(test.ids, logits, test).to_csv(tmp, index=False)
+                model.frame(test.ids, logits).to_csv(tmp, index=False)
             progress.advance(bar)
             progress.update(bar, description=f"done in {time.time() - t0:.0f} s")
             results[name] = {"model": model.card["model"]["name"], "seconds": round(time.time() - t0, 1),
-                             "headline": f"{task.headline_metric} {metrics.get(task.headline_metric, float('nan')):.3f}",
+                             "headline": f"{task.info.headline_metric} {metrics.get(task.info.headline_metric, float('nan')):.3f}",
                              **{k: v for k, v in metrics.items() if isinstance(v, (int, float)) or v is None}}
     write_json(out / "summary.json", results)
     table = Table(title=f"skysift demo ({time.time() - t_all:.0f} s): fresh simulated test sets",

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .core.data import TaskData
 from .core.io import atomic_path, write_json
 from .errors import ConfigError, SkysiftError
@@ -66,7 +66,7 @@ def onnx_inputs(model, data: TaskData, n: int | None = None) -> dict[str, np.nda
 
     if n is not None:
         data = data.subset(np.arange(min(n, len(data))))
-    ds = model.task.dataset(data, model.stats, model.params, train=False)
+    ds = model.task.dataset(data, model.stats, model.data_params, train=False)
     batch, _ = next(iter(DataLoader(ds, batch_size=len(ds), shuffle=False, collate_fn=model.task.collate_fn)))
     if isinstance(batch, dict):
         return {k: v.numpy() for k, v in batch.items()}
@@ -79,10 +79,9 @@ def onnx_inputs(model, data: TaskData, n: int | None = None) -> dict[str, np.nda
 def _sample_data(model) -> TaskData:
     """A few objects to trace the network with: the task's request example, else simulated data."""
     task = model.task
-    try:
-        return task.parse_request(task.request_example())
-    except NotImplementedError:
-        pass
+    example = task.request_example()
+    if example is not None:
+        return task.parse_request(example)
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,10 +100,10 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, *, opset: in
     """
     import torch
 
-    from .api import load
+    from .core.model import load
 
     model = load(run_dir)
-    if model.kind == "estimator":
+    if not model.backend.exportable:
         raise ConfigError(f"{run_dir}: model {model.card['model']['name']!r} is an estimator, not a "
                           "network; ONNX export covers torch models")
     out = Path(out) if out is not None else Path(run_dir) / "model.onnx"

@@ -189,7 +189,7 @@ def build_report(run_dir: str | Path, data: str | Path | TaskData, out: str | Pa
         # A task figure or gallery that fails to draw costs its image and a visible note, not the
         # whole report (the metrics above are still right).
         try:
-            made = task.plots(data, proba, tmp / "task") or []
+            made = task.figures(data, proba, tmp / "task") or []
         except Exception as e:  # noqa: BLE001 - any plotting failure, see above
             made = []
             notes.append(f"{task.name}: task figures failed to draw ({type(e).__name__}: {e})")

@@ -8,7 +8,8 @@ from ..errors import ConfigError
 from .sampling import RESAMPLERS, SAMPLERS
 
 if TYPE_CHECKING:
-    from .task import ModelSpec, Task
+    from .registry import ModelSpec
+    from .task import Task
 
 LOSSES = ("ce", "weighted_ce", "focal")
 
@@ -78,9 +79,9 @@ class TrainConfig:
 def resolve_config(task: Task, options: dict[str, Any]) -> tuple[TrainConfig, ModelSpec, dict]:
     """Merge task defaults < model overrides < user options; return (config, spec, model params)."""
     options = {k: v for k, v in options.items() if v is not None}
-    model_name = options.get("model") or task.train_defaults.get("model") or task.default_model
+    model_name = options.get("model") or task.info.train_defaults.get("model") or task.info.default_model
     spec = task.models.get(model_name)
-    merged = {**task.train_defaults, **spec.train_overrides, **options, "model": model_name}
+    merged = {**task.info.train_defaults, **spec.train_overrides, **options, "model": model_name}
     user_params = dict(merged.pop("model_params", None) or {})
     cfg = TrainConfig.from_dict({**merged, "model_params": user_params})
     unknown = set(user_params) - set(spec.defaults)

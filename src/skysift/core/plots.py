@@ -128,3 +128,42 @@ def standard_plots(out_dir: Path, y, proba, class_names, *, threshold: float = 0
         if f:
             files.append(f)
     return files
+
+
+def gallery(task, data, indices, out: Path, *, proba=None, title: str = "", max_n: int = 36) -> Path | None:
+    """A grid of objects drawn by ``task.draw_object``, each titled with its id, true class and,
+    when ``proba`` ``(len(indices), K)`` is given, the predicted class and its probability (red
+    when wrong). Used by ``explore`` (examples per class), ``report`` and training figures."""
+    indices = np.asarray(indices, dtype=np.int64)[:max_n]
+    if len(indices) == 0:
+        return None
+    max_cols, width, height = task.gallery_layout
+    ncols = min(max_cols, len(indices))
+    nrows = int(np.ceil(len(indices) / ncols))
+    hard = data.hard_labels if data.has_labels else None
+    with plt.rc_context({**STYLE, "axes.grid": False}):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + (0.5 if title else 0)),
+                                 squeeze=False)
+        for ax in axes.ravel()[len(indices):]:
+            ax.axis("off")
+        for row, (ax, i) in enumerate(zip(axes.ravel(), indices)):
+            task.draw_object(ax, data, int(i))
+            lines = [str(data.ids[i])[:24]]
+            colour = "black"
+            if hard is not None:
+                lines.append(f"true: {task.class_label(data.class_names[hard[i]])}")
+            if proba is not None:
+                k = int(np.argmax(proba[row]))
+                name = data.class_names[k] if k < len(data.class_names) else str(k)
+                lines.append(f"pred: {task.class_label(name)} ({proba[row, k]:.2f})")
+                if hard is not None and k != hard[i]:
+                    colour = "crimson"
+            extra = task.describe_object(data, int(i))
+            if extra:
+                lines[0] += f"  {extra}"
+            ax.set_title("\n".join(lines), fontsize=7, color=colour, loc="left")
+            ax.tick_params(labelsize=6)
+        if title:
+            fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        return save(fig, out)

@@ -97,7 +97,7 @@ _MODELS: dict[tuple, Any] = {}
 
 def _model(run_dir: str):
     """The model of ``run_dir``, loaded once per worker process (reloaded if the bundle changed)."""
-    from ..api import load
+    from .model import load
 
     files = [Path(run_dir) / n for n in ("model.json", "model.safetensors")]
     key = (run_dir, *(f.stat().st_mtime_ns if f.exists() else 0 for f in files))
@@ -132,11 +132,10 @@ def _features_partition(task_name: str, stats: dict, params: dict, part: str, ou
 
     task = get_task(task_name)
     data = task.load(part, labelled=None)
-    try:
-        X = np.asarray(task.features(data, stats, params), dtype=np.float64)
-    except NotImplementedError:
-        raise ConfigError(f"task {task_name!r} has no feature vectors") from None
-    cols: dict[str, Any] = {task.id_column: np.asarray(data.ids).astype(str)}
+    if task.features is None:
+        raise ConfigError(f"task {task_name!r} has no feature vectors")
+    X = np.asarray(task.features(data, stats, params), dtype=np.float64)
+    cols: dict[str, Any] = {task.info.id_column: np.asarray(data.ids).astype(str)}
     if data.has_labels:
         cols["label"] = np.asarray(data.class_names, dtype=object)[data.hard_labels]
     width = max(3, len(str(X.shape[1] - 1)))

@@ -1,29 +1,28 @@
-"""The interface every task implements, and the registries of tasks and models.
+"""The contract every task implements, and the discovery of installed tasks.
 
-A task is one sub-package ``skysift/<name>/`` whose ``__init__.py`` exposes ``TASK``, an instance of
-a :class:`Task` subclass. The core discovers it by folder, so adding a fifth task means adding one
-folder. The core owns everything generic (splits, resampling, the Lightning training loop,
-calibration, metrics, plots, bundles, CLI, serving); a task supplies only what is specific to its
-data:
+A task is one sub-package ``skysift/<name>/`` whose ``task.py`` exposes ``TASK``, an instance of a
+:class:`Task` subclass. The core finds it by folder, so a fifth task is one folder. The core owns
+everything generic (splits, resampling, the training loop, calibration, metrics, plots, galleries,
+bundles, request parsing); a task supplies only what is specific to its data:
 
-========================  ==================================================================
-``load``                  read + validate files into a :class:`~skysift.core.data.TaskData`
-``simulate``              write an embedded-default dataset in the task's real public format
-``fit_preprocessing``     JSON-serialisable statistics learnt on the training split only
-``dataset``               a torch ``Dataset`` of ``(inputs, target)``; augments when ``train``
-``models``                a :class:`ModelRegistry` of network builders, by name
-``features``              optional ``(N, F)`` feature matrix (for SMOTE and tree models)
-``batch_augment``         optional batch-level augmentation (mixup / CutMix) at train time
-``tta_views``             optional test-time augmentation: functions on a batch of inputs
-``metrics`` / ``plots``   extra task metrics (e.g. PLAsTiCC log-loss) and figures
-``prediction_frame``      the submission-style CSV
-``fit_extras``            optional state fitted on validation after training (open-set scorers)
-``output_proba``          optional extra output columns (e.g. PLAsTiCC's class 99)
-========================  ==================================================================
+=========================  ===================================================================
+``info``                   a :class:`TaskInfo`: name, description, headline metric, defaults
+``models``                 the task's model registry (``@register_model`` builders)
+``dataset``                a torch ``Dataset`` of ``(inputs, target)``; augments when ``train``
+``draw_object``            draws one object on a matplotlib axis (galleries are the core's)
+``fit_preprocessing``      optional: JSON statistics learnt on the training split
+``batch_augment``          optional: mixup / CutMix on training batches (None: none)
+``tta_views``              optional: test-time views of a batch ([]: none)
+``metrics`` / ``figures``  optional: task metrics (e.g. PLAsTiCC log-loss) and figures
+``calibration_weights``    optional: per-object weights of the calibration fit
+``prediction_frame``       optional: the submission layout (default: id + ``p_<class>``)
+=========================  ===================================================================
 
-Inputs yielded by ``dataset`` are a tensor or a dict of tensors (collated by PyTorch's default
-collate unless ``collate_fn`` is given); targets are an int64 class index, a float ``(K,)`` soft
-target, or -1 for unlabelled objects.
+Abilities that only some tasks have are objects, ``None`` where absent, never discovered by
+catching an exception: ``features`` (:class:`FeatureExtractor`), ``requests``
+(:class:`RequestCodec`), ``open_set`` (:class:`OpenSetHead`) and ``streaming``
+(:class:`StreamPredictor`). Readers are registered per format in :mod:`skysift.core.readers`; the
+embedded simulator is ``simulate(out, n, seed)`` in the module ``TaskInfo.simulator`` names.
 """
 from __future__ import annotations
 
@@ -31,222 +30,264 @@ import importlib
 import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .data import TaskData
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-@dataclass
-class ModelSpec:
-    """How to build one named model.
+    from .registry import ModelRegistry
 
-    ``build(params, stats, n_classes)`` returns an ``nn.Module`` mapping a batch of inputs to
-    ``(B, K)`` logits (``kind="torch"``), or an :class:`Estimator` (``kind="estimator"``).
-    ``params`` is ``defaults`` updated with the user's overrides; it is stored in the bundle, so it
-    must be JSON-serialisable.
-    """
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What describes a task: plain data, readable without importing torch."""
 
     name: str
-    build: Callable[[dict, dict, int], Any]
-    defaults: dict = field(default_factory=dict)
-    description: str = ""
-    kind: str = "torch"
-    train_overrides: dict = field(default_factory=dict)  # e.g. a different lr or batch size
-
-
-class Estimator:
-    """A non-torch model on feature vectors (e.g. LightGBM). Its state must be arrays, not pickle.
-
-    ``fit(X, y, X_val, y_val, sample_weight)``; ``predict_logits(X) -> (N, K)``;
-    ``state() -> dict[str, np.ndarray]`` (stored in safetensors); ``load_state(state)``.
-    """
-
-    def fit(self, X, y, X_val, y_val, sample_weight=None):  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def predict_logits(self, X) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def state(self) -> dict[str, np.ndarray]:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-class ModelRegistry:
-    """Models of one task by name; ``timm:<name>`` style prefixes are resolved by ``fallback``."""
-
-    def __init__(self, fallback: Callable[[str], ModelSpec | None] | None = None):
-        self._specs: dict[str, ModelSpec] = {}
-        self._fallback = fallback
-
-    def register(self, spec: ModelSpec) -> ModelSpec:
-        self._specs[spec.name] = spec
-        return spec
-
-    def names(self) -> list[str]:
-        return list(self._specs)
-
-    def get(self, name: str) -> ModelSpec:
-        if name in self._specs:
-            return self._specs[name]
-        if self._fallback is not None:
-            spec = self._fallback(name)
-            if spec is not None:
-                return spec
-        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(self._specs)}")
-
-
-class Task:
-    """Base class of a task; subclasses set the class variables and override the methods."""
-
-    name: ClassVar[str]
-    description: ClassVar[str] = ""
-    #: the metric the task is judged by, a key of ``evaluate``'s dict; and whether higher is better
-    headline_metric: ClassVar[str] = "roc_auc"
-    headline_higher_is_better: ClassVar[bool] = True
-    default_model: ClassVar[str]
-    models: ClassVar[ModelRegistry]
-    #: what early stopping and best-checkpoint selection watch: a logged validation quantity
-    #: (``val_loss``, ``val_acc``; two-class tasks also ``val_roc_auc``, ``val_pr_auc``) and its mode
-    monitor: ClassVar[tuple[str, str]] = ("val_loss", "min")
+    description: str
+    default_model: str
+    #: the metric the task is judged by (a key of ``evaluate``'s dict) and whether higher is better
+    headline_metric: str = "roc_auc"
+    higher_is_better: bool = True
+    #: what early stopping and best-checkpoint selection watch, and its mode
+    monitor: tuple[str, str] = ("val_loss", "min")
     #: column name of the id in prediction CSVs
-    id_column: ClassVar[str] = "id"
-    #: training-configuration defaults for this task (see TrainConfig); user options override them
-    train_defaults: ClassVar[dict] = {}
-    #: sizes and epochs used by ``skysift demo`` (kept small: the demo runs every task in minutes)
-    demo: ClassVar[dict] = {"n_train": 1000, "n_test": 500, "epochs": 5}
-    #: the suffix of the data ``simulate`` writes (a file or folder inside --out)
-    simulate_default_n: ClassVar[int] = 2000
+    id_column: str = "id"
+    #: training-configuration defaults (TrainConfig fields); user options override them
+    train_defaults: dict = field(default_factory=dict)
+    #: sizes and options of ``skysift demo`` (small: the demo runs every task in minutes)
+    demo: dict = field(default_factory=lambda: {"n_train": 1000, "n_test": 500, "epochs": 5})
+    #: objects ``simulate`` writes when no ``n`` is given
+    simulate_default_n: int = 2000
+    #: ``module:function`` of the embedded simulator (``function(out, n=, seed=) -> Path``)
+    simulator: str = ""
+    #: human-readable name of each class label, where labels are codes (PLAsTiCC's 90 → "SN Ia")
+    class_labels: dict = field(default_factory=dict)
+
+
+# ---- optional abilities ------------------------------------------------------------------------
+class FeatureExtractor(Protocol):
+    """``(N, F)`` feature vectors of a task's objects, for SMOTE, estimators and ``features``."""
+
+    def __call__(self, data: TaskData, stats: dict, params: dict) -> np.ndarray: ...
+
+
+class RequestCodec(Protocol):
+    """The JSON body of ``POST /predict``: the core handles the envelope (one object, or
+    ``{"objects": [...]}``), object positions in errors, ids, duplicates and the object limit; the
+    codec parses one object and stacks them."""
+
+    #: a key that marks a single object sent without the ``objects`` envelope (e.g. ``"flux"``)
+    keys: tuple[str, ...]
+    #: what the keys hold, for error messages
+    what: str
+    #: at most this many objects per request (None: the server's limit)
+    max_objects: int | None
+
+    def parse_object(self, obj: dict, payload: dict) -> Any:
+        """One object's input, validated; raise ``DataError("request", problem)``."""
+
+    def assemble(self, ids: list[str], items: list, payload: dict) -> TaskData:
+        """Unlabelled TaskData of the parsed objects."""
+
+    def example(self) -> dict:
+        """A small valid body, for the API docs and tests."""
+
+
+class OpenSetHead(Protocol):
+    """State fitted on the validation split after training that adds output columns, e.g. the
+    probability that an object is of no known class (PLAsTiCC's class 99)."""
+
+    def fit(self, val: TaskData, logits: np.ndarray, proba: np.ndarray) -> dict:
+        """JSON-serialisable state (stored in the card as ``task_extras``)."""
+
+    def apply(self, state: dict, class_names: list[str], proba: np.ndarray,
+              logits: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """The probabilities users receive and their column names."""
+
+
+class StreamPredictor(Protocol):
+    """Predicts a file too large to load, chunk by chunk, straight into a CSV (resumable)."""
+
+    def predict_file(self, path: str | Path, out: str | Path,
+                     predict_chunk: Callable[[TaskData], pd.DataFrame]) -> dict | None:
+        """A summary with ``objects``; None when ``path`` is small enough to load whole."""
+
+
+# ---- the task -------------------------------------------------------------------------------
+class Task:
+    """Base class of a task: subclasses set ``info`` and ``models`` and implement ``dataset`` and
+    ``draw_object``; everything else has a working default."""
+
+    info: ClassVar[TaskInfo]
+    models: ClassVar[ModelRegistry]
+    features: FeatureExtractor | None = None
+    requests: RequestCodec | None = None
+    open_set: OpenSetHead | None = None
+    streaming: StreamPredictor | None = None
+    #: collates a list of dataset items into a batch (None: PyTorch's default collate)
+    collate_fn: ClassVar[Callable | None] = None
+
+    @property
+    def name(self) -> str:
+        return self.info.name
 
     # ---- data -------------------------------------------------------------------------------
-    def load(self, path: str | Path, *, labelled: bool | None = None) -> TaskData:
-        """Read and validate ``path``. ``labelled=True`` requires labels, ``False`` ignores them,
-        ``None`` reads them when present. Raise :class:`~skysift.errors.DataError` on bad input."""
-        raise NotImplementedError
+    def load(self, path: str | Path, *, labelled: bool | None = None, format: str | None = None,
+             **options: Any) -> TaskData:
+        """Read and validate ``path`` with the reader registered for its format (identified by
+        content; ``format`` names one). ``labelled=True`` requires labels, ``False`` ignores them,
+        ``None`` reads them when present. Bad input raises :class:`~skysift.errors.DataError`."""
+        from .readers import read
+
+        return read(self.info.name, path, format=format, labelled=labelled, **options)
 
     def simulate(self, out: str | Path, n: int | None = None, seed: int = 0) -> Path:
-        """Write a simulated dataset into folder ``out``; return the path ``load`` accepts."""
-        raise NotImplementedError
+        """Write a simulated dataset into folder ``out``; returns the path ``load`` accepts."""
+        module, _, func = (self.info.simulator or f"skysift.{self.info.name}.simulate:simulate").partition(":")
+        simulator = getattr(importlib.import_module(module), func or "simulate")
+        return Path(simulator(out, n=n or self.info.simulate_default_n, seed=seed))
 
     # ---- preprocessing + datasets -----------------------------------------------------------
     def fit_preprocessing(self, train: TaskData, params: dict) -> dict:
-        """Statistics learnt on the training split (JSON-serialisable), passed to ``dataset``."""
+        """Statistics learnt on the training split (JSON-serialisable), handed to ``dataset``."""
         return {}
 
     def dataset(self, data: TaskData, stats: dict, params: dict, *, train: bool):
-        """A torch Dataset yielding ``(inputs, target)`` for ``data``."""
-        raise NotImplementedError
-
-    collate_fn: ClassVar[Callable | None] = None
-
-    def features(self, data: TaskData, stats: dict, params: dict) -> np.ndarray:
-        """``(N, F)`` float feature vectors, for SMOTE and estimator models."""
-        raise NotImplementedError(f"task {self.name!r} has no feature vectors")
+        """A torch Dataset yielding ``(inputs, target)``; target -1 for unlabelled objects."""
+        raise NotImplementedError(f"{type(self).__name__} must implement dataset()")
 
     def batch_augment(self, params: dict, stats: dict | None = None) -> Callable | None:
-        """Optional ``f(inputs, targets, generator) -> (inputs, targets)`` applied to training
-        batches (mixup, CutMix); targets may become soft ``(B, K)``. ``stats``: what
-        :meth:`fit_preprocessing` returned (None in code that has none)."""
+        """``f(inputs, targets, generator) -> (inputs, targets)`` on training batches, or None."""
         return None
 
     def tta_views(self, params: dict, stats: dict | None = None) -> list[Callable]:
         """Functions mapping a batch of inputs to an augmented batch; probabilities are averaged
-        over the identity and these views when test-time augmentation is on. A view with an
-        ``output_permutation`` attribute (an involution of the class indices) maps the class
-        axis back, for views that change the class (a mirror turns a clockwise spiral into an
-        anticlockwise one)."""
+        over the identity and these views. A view with an ``output_permutation`` (an involution of
+        the class indices) maps the class axis back, for views that change the class (a mirror
+        turns a clockwise spiral into an anticlockwise one)."""
         return []
 
     # ---- evaluation + output ----------------------------------------------------------------
     def metrics(self, data: TaskData, proba: np.ndarray) -> dict:
-        """Task-specific metrics added to the generic ones (e.g. the PLAsTiCC weighted log-loss)."""
+        """Task metrics added to the generic ones (e.g. the PLAsTiCC weighted log-loss)."""
         return {}
-
-    def plots(self, data: TaskData, proba: np.ndarray, out_dir: Path) -> list[Path]:
-        """Task-specific figures (galleries, per-band light curves ...); returns the files made."""
-        return []
 
     def calibration_weights(self, val: TaskData) -> np.ndarray | None:
-        """Optional ``(N,)`` weights of the validation objects when calibrating: a task whose
-        metric weighs classes, not objects, makes calibration fit that metric. None: equal."""
+        """``(N,)`` weights of the validation objects in the calibration fit (None: equal); a
+        task whose metric weighs classes, not objects, makes calibration fit that metric."""
         return None
 
-    def fit_extras(self, model: Any, val: TaskData, val_logits: np.ndarray) -> dict:
-        """JSON-serialisable state fitted after training on the validation split, with the trained
-        ``model`` (:class:`~skysift.api.Model`) at hand: e.g. an open-set (unknown-class) scorer.
-        Stored in the bundle's card as ``task_extras`` and handed back to :meth:`output_proba`."""
-        return {}
-
-    def output_proba(self, model: Any, proba: np.ndarray, logits: np.ndarray,
-                     data: TaskData | None = None) -> tuple[np.ndarray, list[str]]:
-        """The probabilities a user receives, and their column names: by default the ``(N, K)``
-        calibrated ``proba`` of ``model``'s trained classes. A task may add columns, e.g. PLAsTiCC's
-        class 99 ("none of the above"), renormalising the rows; ``model.extras`` holds what
-        :meth:`fit_extras` fitted, ``data`` the objects when at hand."""
-        return proba, list(model.class_names)
-
-    def predict_file(self, model: Any, path: str | Path, out: str | Path, **kw) -> dict | None:
-        """Predict a file too large to load at once straight into the CSV ``out`` (chunk by
-        chunk, resumable) and return a summary with ``objects``; None (the default) means "load
-        it and predict in memory"."""
-        return None
-
-    def prediction_frame(self, ids: np.ndarray, proba: np.ndarray, class_names: list[str]):
-        """A pandas DataFrame in the task's submission layout (id + one column per class)."""
+    def prediction_frame(self, ids: np.ndarray, proba: np.ndarray, class_names: list[str]) -> pd.DataFrame:
+        """A DataFrame in the task's submission layout (id + one column per class)."""
         import pandas as pd
 
-        df = pd.DataFrame({self.id_column: ids})
-        for j, c in enumerate(class_names):
-            df[f"p_{c}"] = proba[:, j]
-        return df
+        cols: dict[str, Any] = {self.info.id_column: ids}
+        cols.update({f"p_{c}": proba[:, j] for j, c in enumerate(class_names)})
+        return pd.DataFrame(cols)
+
+    def class_label(self, name: str) -> str:
+        """A class's readable name: ``"90 (SN Ia)"`` where labels are codes, else the name."""
+        label = self.info.class_labels.get(str(name))
+        return f"{name} ({label})" if label else str(name)
+
+    # ---- figures ----------------------------------------------------------------------------
+    #: (columns, panel width, panel height) of a gallery, in inches
+    gallery_layout: ClassVar[tuple[int, float, float]] = (4, 3.0, 2.4)
+
+    def draw_object(self, ax: Any, data: TaskData, i: int) -> None:
+        """Draw object ``i`` of ``data`` in the task's natural view on the matplotlib axis ``ax``
+        (a flux series, light curves per band, an ON/OFF cadence, an image)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement draw_object()")
+
+    def describe_object(self, data: TaskData, i: int) -> str:
+        """Extra words for object ``i`` in gallery titles (e.g. its redshift); '' for none."""
+        return ""
 
     def plot_gallery(self, data: TaskData, indices: np.ndarray, out: Path, *,
                      proba: np.ndarray | None = None, title: str = "") -> Path | None:
-        """Draw the objects at ``indices`` in the task's natural view (flux series; light curves
-        per band with error bars; ON/OFF spectrogram cadences; galaxy image grids), annotated with
-        the true label and, when ``proba`` ``(len(indices), K)`` is given, the predicted class and
-        probability. Used by ``explore`` (examples per class) and ``report`` (most confident
-        mistakes). Saves a PNG at ``out`` and returns it (None when not supported)."""
-        return None
+        """A grid of the objects at ``indices``, each titled with its id, true class and, with
+        ``proba`` ``(len(indices), K)``, the predicted class and probability (red when wrong)."""
+        from .plots import gallery
+
+        return gallery(self, data, indices, out, proba=proba, title=title)
+
+    def figures(self, data: TaskData, proba: np.ndarray, out_dir: Path) -> list[Path]:
+        """Task-specific figures beside the standard ones; returns the files made."""
+        return []
+
+    def plots(self, data: TaskData, proba: np.ndarray, out_dir: Path) -> list[Path]:
+        """The most confident mistakes as a gallery, plus the task's own figures."""
+        out_dir = Path(out_dir)
+        made: list[Path] = []
+        if data.has_labels and len(data):
+            k = min(proba.shape[1], data.n_classes)
+            wrong = np.flatnonzero(proba[:, :k].argmax(axis=1) != data.hard_labels)
+            wrong = wrong[np.argsort(-proba[wrong].max(axis=1), kind="stable")][:12]
+            p = self.plot_gallery(data, wrong, out_dir / "gallery_mistakes.png", proba=proba[wrong],
+                                  title="most confident mistakes")
+            made += [p] if p else []
+        return made + list(self.figures(data, proba, out_dir))
 
     def raw_matrix(self, data: TaskData, max_n: int = 5000) -> np.ndarray:
-        """``(N, F)`` float matrix of raw inputs (or features) for PCA/UMAP in ``explore``."""
-        return np.asarray(self.features(data, {}, {}), dtype=np.float64)
+        """``(N, F)`` float matrix of the first ``max_n`` objects, for PCA/UMAP in ``explore``:
+        the feature vectors with default statistics."""
+        if self.features is None:
+            raise ConfigError(f"task {self.info.name!r} has no feature vectors")
+        sub = data.subset(np.arange(min(len(data), max_n)))
+        return np.asarray(self.features(sub, {}, {}), dtype=np.float64)
 
     # ---- serving ----------------------------------------------------------------------------
-    def parse_request(self, payload: Any) -> TaskData:
-        """Turn the JSON body of ``POST /predict`` (already decoded: dict or list) into unlabelled
-        TaskData, validating strictly: raise DataError("request", problem, where="object 3") on
-        a wrong shape, NaN, wrong type. The natural inputs are: a flux array (transits); a list of
-        observations + metadata (transients); a base64 ``.npy`` cadence (technosignatures); a
-        base64 image (galaxies). Batches: ``{"objects": [...]}``."""
-        raise NotImplementedError(f"task {self.name!r} does not parse JSON requests")
+    def parse_request(self, payload: Any, *, max_objects: int | None = None) -> TaskData:
+        """Unlabelled TaskData from the decoded JSON body of ``POST /predict``: one object
+        (holding one of ``requests.keys``) or ``{"objects": [...]}``. Raises
+        ``DataError("request", problem, where="object 3")`` on anything malformed."""
+        codec = self.requests
+        if codec is None:
+            raise ConfigError(f"task {self.info.name!r} takes no JSON requests; upload a file")
+        objects = request_objects(payload, codec.keys, codec.what)
+        limit = min(x for x in (max_objects, codec.max_objects, len(objects)) if x is not None)
+        if len(objects) > limit:
+            raise DataError("request", f"at most {limit} objects per request, got {len(objects)}")
+        items, ids = [], []
+        for k, obj in enumerate(objects):
+            where = f"object {k}"
+            if not isinstance(obj, dict):
+                raise DataError("request", "each object must be a JSON object", where=where)
+            try:
+                items.append(codec.parse_object(obj, payload))
+            except DataError as e:
+                raise DataError("request", e.problem, where=where) from None
+            ids.append(str(obj.get("id", k)))
+        seen: dict[str, int] = {}
+        for k, i in enumerate(ids):
+            if i in seen:
+                raise DataError("request", f"duplicate object id {i!r} (objects {seen[i]} and {k})")
+            seen[i] = k
+        return codec.assemble(ids, items, payload)
 
-    def request_example(self) -> dict:
-        """A small valid ``POST /predict`` body, for the API docs and tests."""
-        raise NotImplementedError
+    def request_example(self) -> dict | None:
+        """A small valid ``POST /predict`` body (None when the task takes no JSON)."""
+        return None if self.requests is None else self.requests.example()
 
     def describe_input(self) -> str:
-        return self.description
+        return self.info.description
 
 
-def request_objects(payload: Any, key: str, what: str) -> list:
-    """The objects of a ``POST /predict`` body: ``{key: ...}`` for one object or
-    ``{"objects": [{"id": ..., key: ...}, ...]}`` for a batch. ``what`` describes ``key`` in errors."""
-    from ..errors import DataError
-
+def request_objects(payload: Any, keys: tuple[str, ...], what: str) -> list:
+    """The objects of a request body: ``{key: ...}`` for one object (any of ``keys``) or
+    ``{"objects": [{"id": ..., key: ...}, ...]}`` for a batch."""
     if not isinstance(payload, dict):
-        raise DataError("request", f"body must be a JSON object with '{key}' or 'objects'")
+        raise DataError("request", f"body must be a JSON object with '{keys[0]}' or 'objects'")
     objects = payload.get("objects")
     if objects is None:
-        if key not in payload:
-            raise DataError("request", f"body needs '{key}' ({what}) or 'objects'")
-        objects = [{"id": payload.get("id", "0"), key: payload[key]}]
+        if not any(k in payload for k in keys):
+            raise DataError("request", f"body needs '{keys[0]}' ({what}) or 'objects'")
+        objects = [payload]
     if not isinstance(objects, list) or not objects:
         raise DataError("request", "'objects' must be a non-empty list")
     return objects
@@ -254,24 +295,22 @@ def request_objects(payload: Any, key: str, what: str) -> list:
 
 # ---- task discovery --------------------------------------------------------------------------
 _TASKS: dict[str, Task] = {}
+_ORDER = ("transits", "transients", "technosignatures", "galaxies")
 
 
 def task_names() -> list[str]:
-    """Names of the tasks installed: sub-packages of ``skysift`` that contain ``task.py``."""
+    """Names of the installed tasks: sub-packages of ``skysift`` that contain ``task.py``."""
     import skysift
 
-    names = []
-    for mod in pkgutil.iter_modules(skysift.__path__):
-        if mod.ispkg and mod.name != "core" and (Path(skysift.__path__[0]) / mod.name / "task.py").exists():
-            names.append(mod.name)
-    order = ["transits", "transients", "technosignatures", "galaxies"]
-    return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n))
+    root = Path(skysift.__path__[0])
+    names = [m.name for m in pkgutil.iter_modules(skysift.__path__)
+             if m.ispkg and m.name != "core" and (root / m.name / "task.py").exists()]
+    return sorted(names, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
 
 
 def get_task(name: str) -> Task:
     if name not in _TASKS:
         if name not in task_names():
             raise ConfigError(f"unknown task {name!r}; choose one of: {', '.join(task_names())}")
-        module = importlib.import_module(f"skysift.{name}.task")
-        _TASKS[name] = module.TASK
+        _TASKS[name] = importlib.import_module(f"skysift.{name}.task").TASK
     return _TASKS[name]

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..core.task import ModelRegistry, ModelSpec
+from ..core.registry import ModelRegistry, ModelSpec
 from ..errors import ConfigError
 from .augment import AUGMENT_DEFAULTS
 

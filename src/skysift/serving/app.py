@@ -43,7 +43,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from .. import __version__
+from .._version import __version__
 from ..errors import SkysiftError
 
 log = logging.getLogger("skysift.serving")
@@ -109,11 +109,8 @@ class ServedModel:
         self.name = name
         self.model = model
         self.task = model.task
-        try:
-            self.example: dict | None = self.task.request_example()
-        except NotImplementedError:
-            self.example = None
-        self.accepts_json = self.example is not None or _overrides(self.task, "parse_request")
+        self.accepts_json = self.task.requests is not None
+        self.example: dict | None = self.task.request_example()
 
     def summary(self, path: str) -> dict:
         return {"name": self.name, "task": self.task.name, "network": self.model.card["model"]["name"],
@@ -121,14 +118,8 @@ class ServedModel:
                 "predict_path": path}
 
 
-def _overrides(task, method: str) -> bool:
-    from ..core.task import Task
-
-    return getattr(type(task), method, None) is not getattr(Task, method)
-
-
 def _load_models(models: Mapping[str, Any] | Sequence[Any]) -> dict[str, ServedModel]:
-    from ..api import Model, load
+    from ..core.model import Model, load
 
     if not isinstance(models, Mapping):
         named: dict[str, Any] = {}
@@ -293,8 +284,6 @@ def create_app(models: Mapping[str, Any] | Sequence[Any], *, max_body_bytes: int
                                      "(multipart/form-data, field 'file')")
         try:
             return await run_in_threadpool(served_model.task.parse_request, payload)
-        except NotImplementedError as e:
-            raise HTTPException(415, str(e)) from None
         except Exception as e:  # noqa: BLE001 - see _input_error
             raise _input_error(e, "request") from None
 
@@ -320,8 +309,6 @@ def create_app(models: Mapping[str, Any] | Sequence[Any], *, max_body_bytes: int
             path.write_bytes(raw)
         try:
             return await run_in_threadpool(served_model.task.load, path, labelled=False)
-        except NotImplementedError as e:
-            raise HTTPException(415, str(e)) from None
         except Exception as e:  # noqa: BLE001 - see _input_error
             err = _input_error(e, name)
             err.detail = str(err.detail).replace(str(path), name).replace(str(tmp), "upload")
@@ -331,7 +318,7 @@ def create_app(models: Mapping[str, Any] | Sequence[Any], *, max_body_bytes: int
         content: dict = {}
         if served_model.accepts_json:
             json_body: dict = {"schema": {"type": "object", "additionalProperties": True,
-                                          "description": served_model.task.parse_request.__doc__ or ""}}
+                                          "description": type(served_model.task.requests).__doc__ or ""}}
             if served_model.example is not None:
                 json_body["example"] = served_model.example
             content["application/json"] = json_body

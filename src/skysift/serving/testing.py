@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..core.backends import backend_class, build_backend
 from ..core.bundle import save_bundle
 from ..core.data import TaskData
 from ..core.task import get_task
@@ -28,23 +29,22 @@ def random_bundle(task_name: str, data: str | Path | TaskData, run_dir: str | Pa
     task = get_task(task_name)
     if not isinstance(data, TaskData):
         data = task.load(data, labelled=True)
-    if model is None and task.models.get(task.default_model).kind == "estimator":
-        networks = [n for n in task.models.names() if task.models.get(n).kind != "estimator"]
+    if model is None and not backend_class(task.models.get(task.info.default_model)).random_init:
+        networks = [n for n in task.models.names() if backend_class(task.models.get(n)).random_init]
         if not networks:
             raise ConfigError(f"task {task_name!r} has only estimator models: they have no random initial state")
         model = networks[0]
     elif model_params is None and model is None:
-        model_params = dict(task.demo.get("model_params", {}))
+        model_params = dict(task.info.demo.get("model_params", {}))
     cfg, spec, params = resolve_config(task, {"model": model, "model_params": model_params})
-    if spec.kind != "estimator":
-        torch.manual_seed(seed)
-    else:
+    if not backend_class(spec).random_init:
         raise ConfigError(f"model {spec.name!r} is an estimator: it has no random initial state; train it")
+    torch.manual_seed(seed)
     stats = task.fit_preprocessing(data, params)
-    net = spec.build(params, stats, data.n_classes)
+    backend = build_backend(spec, params, stats, data.n_classes)
     card = {
         "task": task.name,
-        "model": {"name": spec.name, "kind": spec.kind, "params": params},
+        "model": {"name": spec.name, "kind": backend.kind, "params": params},
         "class_names": list(data.class_names),
         "preprocessing": stats,
         "calibration": {"method": "none", "temperature": 1.0, "bias": [0.0] * data.n_classes, "threshold": 0.5},
@@ -55,5 +55,5 @@ def random_bundle(task_name: str, data: str | Path | TaskData, run_dir: str | Pa
         "untrained": True,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    save_bundle(run_dir, net.state_dict(), card)
+    save_bundle(run_dir, backend.state(), card)
     return Path(run_dir)

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.task import ModelRegistry, ModelSpec
+from ..core.registry import ModelRegistry, ModelSpec
 from ..errors import ConfigError
 from .augment import AUGMENT_DEFAULTS
 from .preprocess import PREPROCESS_DEFAULTS, VIEWS

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.task import Estimator, ModelSpec
+from ..core.registry import Estimator, ModelSpec
 from ..errors import ConfigError, DataError
 from .data import KAGGLE_CLASS_WEIGHTS
 from .features import FEATURE_SETS

@@ -6,7 +6,7 @@ modules; this registry is what the CLI, the API and the bundle loader look names
 """
 from __future__ import annotations
 
-from ..core.task import ModelRegistry
+from ..core.registry import ModelRegistry
 from .gbm import MODEL_SPECS as GBM_SPECS
 from .sequence import MODEL_SPECS as SEQUENCE_SPECS
 

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from ..core.data import TaskData
-from ..core.task import ModelSpec
+from ..core.registry import ModelSpec
 from ..errors import ConfigError
 from .augment import DEFAULT_AUGMENT, _reference_time, augment_object
 from .data import LightCurves

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..core.data import TaskData
-from ..core.task import Task, request_objects
+from ..core.task import Task, TaskInfo
 from ..errors import DataError
 from . import io
 from .data import (CLASS_LABELS, CLASSES, META_COLUMNS, PASSBANDS, UNKNOWN_CLASS, LightCurves, class_name,
@@ -27,6 +26,7 @@ from .models import MODELS
 #: ``benchmarks/bench_transients_openset.py`` for how it was chosen)
 OPEN_SET_SCORER = "combined"
 
+
 def collate(batch):
     """Module-level (picklable for DataLoader workers) wrapper of the sequence collate function."""
     from .sequence import collate as _collate
@@ -34,33 +34,139 @@ def collate(batch):
     return _collate(batch)
 
 
+def light_curve_features(data: TaskData, stats: dict, params: dict) -> np.ndarray:
+    from .features import extract_features
+
+    x, _ = extract_features(data.x, params.get("feature_set", "full"))
+    return x
+
+
+class UnknownClassHead:
+    """PLAsTiCC's class 99: the probability that an object belongs to none of the training classes.
+
+    The combined scorer (energy + Mahalanobis distance) reads the model's *logits* as its vectors:
+    on real held-out PLAsTiCC classes that beat both Π(1−pᵢ) and the same scorer on the 293-d
+    feature vectors (``benchmarks/bench_transients_openset.py``), and it works the same for
+    LightGBM and for the networks. Fitted on the validation split (known classes only)."""
+
+    def fit(self, val: TaskData, logits: np.ndarray, proba: np.ndarray) -> dict:
+        from .openset import make_scorer
+
+        if OPEN_SET_SCORER == "product":
+            scorer = make_scorer("product").fit(logits, proba=proba)
+        else:
+            scorer = make_scorer(OPEN_SET_SCORER).fit(logits, val.hard_labels, logits)
+        return {"open_set": scorer.to_json()}
+
+    def apply(self, state: dict, class_names: list[str], proba: np.ndarray,
+              logits: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """Appends ``p(99)`` and shrinks the other columns."""
+        from .openset import scorer_from_state, with_unknown
+
+        if "open_set" not in state or class_name(UNKNOWN_CLASS) in class_names:
+            return proba, list(class_names)
+        scorer = scorer_from_state(state["open_set"])
+        p99 = scorer.p_unknown(logits, proba=proba) if scorer.kind == "product" else scorer.p_unknown(logits, logits)
+        return with_unknown(proba, p99), [*class_names, class_name(UNKNOWN_CLASS)]
+
+
+class StreamedCsv:
+    """Light-curve CSVs of more than ~0.5 GB (the PLAsTiCC test set is ~20 GB) are streamed in
+    object-contiguous chunks; an interrupted run resumes where it stopped."""
+
+    #: observations per chunk (~60 MB of arrays per million)
+    chunk_rows = 1_000_000
+
+    def predict_file(self, path, out, predict_chunk):
+        from .stream import predict_stream
+
+        if not io.is_streamable(path):
+            return None
+        kind, files, meta = io.resolve(path)
+        return predict_stream(predict_chunk, files[0], meta, out, chunk_rows=self.chunk_rows,
+                              progress=os.environ.get("SKYSIFT_NO_PROGRESS", "") == "")
+
+
+class LightCurveRequests:
+    """``{"objects": [{"id": 615, "mjd": [...], "passband": [...], "flux": [...], "flux_err": [...],
+    "detected": [...], "metadata": {"hostgal_photoz": 0.0, ...}}]}`` (columnar, one list per
+    column) or with ``"observations": [{"mjd": ..., "passband": ..., ...}, ...]``; one object may
+    also be sent without the ``objects`` envelope. ``detected`` and every metadata key are
+    optional."""
+
+    keys = ("flux", "observations", "mjd")
+    what = "a list of fluxes, with mjd, passband and flux_err"
+    max_objects = None
+
+    def parse_object(self, obj: dict, payload: dict) -> LightCurves:
+        cols = _request_columns(obj)
+        meta = obj.get("metadata", {})
+        if not isinstance(meta, dict):
+            raise DataError("request", "'metadata' must be an object")
+        m = {}
+        for key, v in meta.items():
+            if key not in META_COLUMNS:
+                raise DataError("request", f"unknown metadata key {key!r}; known: {', '.join(META_COLUMNS)}")
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)):
+                raise DataError("request", f"metadata {key!r} must be a finite number or null")
+            m[key] = [np.nan if v is None else float(v)]
+        order = np.argsort(cols["mjd"], kind="stable")
+        return LightCurves(np.array([0, len(order)]), cols["mjd"][order], cols["passband"][order],
+                           cols["flux"][order], cols["flux_err"][order], cols["detected"][order], m)
+
+    def assemble(self, ids: list[str], items: list, payload: dict) -> TaskData:
+        ids_arr = np.array(ids)
+        try:
+            ids_out = ids_arr.astype(np.int64)
+        except ValueError:
+            ids_out = ids_arr
+        return TaskData(ids=ids_out, x=LightCurves.concat(items), y=None,
+                        class_names=[class_name(c) for c in CLASSES], source="request")
+
+    def example(self) -> dict:
+        from .simulate import simulate_objects
+
+        ids, lc, targets, _ = simulate_objects(14, seed=5)
+        i = int(np.argmax(lc.lengths < 200)) if (lc.lengths < 200).any() else 0
+        o = lc.object(i)
+        return {"objects": [{
+            "id": int(ids[i]),
+            "mjd": [round(float(v), 4) for v in o["mjd"]],
+            "passband": [int(v) for v in o["passband"]],
+            "flux": [round(float(v), 3) for v in o["flux"]],
+            "flux_err": [round(float(v), 3) for v in o["flux_err"]],
+            "detected": [int(v) for v in o["detected"]],
+            "metadata": {k: (None if not np.isfinite(o[k]) else round(float(o[k]), 4)) for k in META_COLUMNS},
+        }]}
+
+
+_BAND_COLOURS = ("#6a3d9a", "#1f78b4", "#33a02c", "#ff7f00", "#e31a1c", "#7f3b08")
+
+
 class TransientsTask(Task):
-    name = "transients"
-    description = ("PLAsTiCC / LSST multi-band light curves (Kaggle or unblinded CSV, gzip or Parquet; "
-                   "observations + metadata): which of the 14 classes, or something new (class 99)?")
-    headline_metric = "plasticc_log_loss"
-    headline_higher_is_better = False
-    monitor = ("val_loss", "min")
-    default_model = "lgbm"
+    info = TaskInfo(
+        name="transients",
+        description=("PLAsTiCC / LSST multi-band light curves (Kaggle or unblinded CSV, gzip or Parquet; "
+                     "observations + metadata): which of the 14 classes, or something new (class 99)?"),
+        default_model="lgbm",
+        headline_metric="plasticc_log_loss",
+        higher_is_better=False,
+        monitor=("val_loss", "min"),
+        id_column="object_id",
+        # weighted sampling gives every class the same weight in the loss, as the metric does
+        train_defaults={"epochs": 40, "batch_size": 64, "lr": 2e-3, "patience": 8, "sampler": "weighted",
+                        "loss": "ce", "val_frac": 0.2},
+        demo={"n_train": 2500, "n_test": 1000, "epochs": 1},
+        simulate_default_n=3000,
+        class_labels={str(k): v for k, v in CLASS_LABELS.items()},
+    )
     models = MODELS
-    id_column = "object_id"
-    # weighted sampling gives every class the same weight in the loss, as the metric does
-    train_defaults = {"epochs": 40, "batch_size": 64, "lr": 2e-3, "patience": 8, "sampler": "weighted",
-                      "loss": "ce", "val_frac": 0.2}
-    demo = {"n_train": 2500, "n_test": 1000, "epochs": 1}
-    simulate_default_n = 3000
-    #: observations per chunk when a large file is streamed (~60 MB of arrays per million)
-    stream_chunk_rows = 1_000_000
+    features = staticmethod(light_curve_features)
+    requests = LightCurveRequests()
+    open_set = UnknownClassHead()
+    streaming = StreamedCsv()
     collate_fn = staticmethod(collate)
-
-    # ---- data -------------------------------------------------------------------------------
-    def load(self, path, *, labelled=None, **options) -> TaskData:
-        return io.load(path, labelled=labelled, **options)
-
-    def simulate(self, out, n=None, seed=0) -> Path:
-        from .simulate import simulate
-
-        return simulate(out, n=n or self.simulate_default_n, seed=seed)
+    gallery_layout = (3, 4.2, 2.6)
 
     # ---- preprocessing + datasets -------------------------------------------------------------
     def fit_preprocessing(self, train: TaskData, params: dict) -> dict:
@@ -72,12 +178,6 @@ class TransientsTask(Task):
         from .sequence import SequenceDataset
 
         return SequenceDataset(data, stats, params, train=train)
-
-    def features(self, data: TaskData, stats: dict, params: dict) -> np.ndarray:
-        from .features import extract_features
-
-        x, _ = extract_features(data.x, params.get("feature_set", "full"))
-        return x
 
     def raw_matrix(self, data: TaskData, max_n: int = 5000) -> np.ndarray:
         from .features import extract_features
@@ -111,36 +211,6 @@ class TransientsTask(Task):
         w_class = np.array([KAGGLE_CLASS_WEIGHTS.get(int(c), 1.0) for c in val.class_names])
         return w_class[y] / counts[y]
 
-    def fit_extras(self, model, val: TaskData, val_logits: np.ndarray) -> dict:
-        """The class-99 scorer, fitted on the validation split (known classes only).
-
-        The combined scorer (energy + Mahalanobis distance) reads the model's *logits* as its
-        vectors: on real held-out PLAsTiCC classes that beat both Π(1−pᵢ) and the same scorer on
-        the 293-d feature vectors (``benchmarks/bench_transients_openset.py``), and it works the
-        same for LightGBM and for the networks."""
-        from .openset import make_scorer
-
-        if OPEN_SET_SCORER == "product":
-            scorer = make_scorer("product").fit(val_logits, proba=model.calibrate(val_logits))
-        else:
-            scorer = make_scorer(OPEN_SET_SCORER).fit(val_logits, val.hard_labels, val_logits)
-        return {"open_set": scorer.to_json()}
-
-    def output_proba(self, model, proba, logits, data=None):
-        """Appends ``p(99)`` from the bundle's open-set scorer and shrinks the other columns."""
-        from .openset import scorer_from_state, with_unknown
-
-        class_names = model.class_names
-        state = model.extras.get("open_set")
-        if state is None or class_name(UNKNOWN_CLASS) in class_names or len(proba) == 0:
-            return proba, list(class_names)
-        scorer = scorer_from_state(state)
-        if scorer.kind == "product":
-            p99 = scorer.p_unknown(logits, proba=proba)
-        else:
-            p99 = scorer.p_unknown(logits, logits)
-        return with_unknown(proba, p99), [*class_names, class_name(UNKNOWN_CLASS)]
-
     def prediction_frame(self, ids, proba, class_names):
         """Kaggle layout: ``object_id,class_6,...,class_95,class_99``; a class the model was not
         trained on (absent from its training data) gets a column of zeros, so every submission has
@@ -155,22 +225,7 @@ class TransientsTask(Task):
             cols[f"class_{c}"] = proba[:, pos[c]] if c in pos else np.zeros(len(ids))
         return pd.DataFrame(cols)[submission_columns(known)]
 
-    def predict_file(self, model, path, out, **kw):
-        """Light-curve CSVs of more than ~0.5 GB (the PLAsTiCC test set is ~20 GB) are streamed
-        in object-contiguous chunks; an interrupted run resumes where it stopped."""
-        from .stream import predict_stream
-
-        if not io.is_streamable(path):
-            return None
-        kind, files, meta = io.resolve(path)
-
-        def predict_chunk(chunk: TaskData):
-            return model.frame(chunk.ids, model.predict_logits(chunk, **kw), chunk)
-
-        return predict_stream(predict_chunk, files[0], meta, out, chunk_rows=self.stream_chunk_rows,
-                              progress=os.environ.get("SKYSIFT_NO_PROGRESS", "") == "")
-
-    def plots(self, data: TaskData, proba: np.ndarray, out_dir: Path) -> list[Path]:
+    def figures(self, data: TaskData, proba: np.ndarray, out_dir: Path) -> list[Path]:
         """Per-class log-loss bars (which classes cost the metric most)."""
         import matplotlib.pyplot as plt
 
@@ -189,117 +244,33 @@ class TransientsTask(Task):
             fig.tight_layout()
             return [save(fig, Path(out_dir) / "log_loss_per_class.png")]
 
-    def plot_gallery(self, data: TaskData, indices, out: Path, *, proba=None, title: str = ""):
-        import matplotlib.pyplot as plt
+    def draw_object(self, ax, data: TaskData, i: int) -> None:
+        o = data.x.object(int(i))
+        t0 = o["mjd"].min() if len(o["mjd"]) else 0.0
+        for b, name in enumerate(PASSBANDS):
+            m = o["passband"] == b
+            if m.any():
+                ax.errorbar(o["mjd"][m] - t0, o["flux"][m], yerr=o["flux_err"][m], fmt="o", ms=2.2,
+                            lw=0.6, color=_BAND_COLOURS[b], label=name, alpha=0.85)
+        ax.axhline(0, color="0.7", lw=0.5)
+        ax.set_xlabel("days since first observation", fontsize=7)
+        ax.set_ylabel("flux [FLUXCAL]", fontsize=7)
+        ax.legend(fontsize=5, ncol=6, loc="upper right", handletextpad=0.1, columnspacing=0.5)
 
-        from ..core.plots import STYLE, save
-
-        indices = np.asarray(indices)[:12]
-        if len(indices) == 0:
-            return None
-        colours = ("#6a3d9a", "#1f78b4", "#33a02c", "#ff7f00", "#e31a1c", "#7f3b08")
-        ncol = 3 if len(indices) > 4 else 2 if len(indices) > 1 else 1
-        nrow = int(np.ceil(len(indices) / ncol))
-        with plt.rc_context(STYLE):
-            fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 2.6 * nrow + 0.5), squeeze=False)
-            for ax in axes.flat[len(indices):]:
-                ax.axis("off")
-            for k, (ax, i) in enumerate(zip(axes.flat, indices)):
-                o = data.x.object(int(i))
-                t0 = o["mjd"].min() if len(o["mjd"]) else 0.0
-                for b, name in enumerate(PASSBANDS):
-                    m = o["passband"] == b
-                    if m.any():
-                        ax.errorbar(o["mjd"][m] - t0, o["flux"][m], yerr=o["flux_err"][m], fmt="o", ms=2.2,
-                                    lw=0.6, color=colours[b], label=name, alpha=0.85)
-                true = data.class_names[data.hard_labels[i]] if data.has_labels else "?"
-                text = f"{data.ids[i]}  true {true} ({CLASS_LABELS.get(int(true), '?') if true != '?' else '?'})"
-                if proba is not None:
-                    j = int(np.argmax(proba[k]))
-                    text += f"\npred {j if proba.shape[1] != len(data.class_names) else data.class_names[j]}" \
-                            f" p={proba[k, j]:.2f}"
-                z = o.get("hostgal_photoz", np.nan)
-                if np.isfinite(z) and z > 0:
-                    text += f"  photo-z {z:.2f}"
-                ax.set_title(text, fontsize=7, loc="left")
-                ax.axhline(0, color="0.7", lw=0.5)
-                ax.tick_params(labelsize=6)
-                ax.set_xlabel("days since first observation", fontsize=7)
-                ax.set_ylabel("flux [FLUXCAL]", fontsize=7)
-            axes.flat[0].legend(fontsize=6, ncol=3, loc="upper right")
-            if title:
-                fig.suptitle(title)
-            fig.tight_layout()
-            return save(fig, Path(out))
-
-    # ---- serving ----------------------------------------------------------------------------
-    def parse_request(self, payload: Any) -> TaskData:
-        """``{"objects": [{"id": 615, "mjd": [...], "passband": [...], "flux": [...], "flux_err": [...],
-        "detected": [...], "metadata": {"hostgal_photoz": 0.0, ...}}]}`` (columnar, one list per
-        column) or with ``"observations": [{"mjd": ..., "passband": ..., ...}, ...]``; one object may
-        also be sent without the ``objects`` envelope. ``detected`` and every metadata key are
-        optional."""
-        if isinstance(payload, dict) and "observations" in payload and "objects" not in payload:
-            payload = {"objects": [payload]}
-        objects = request_objects(payload, "flux", "a list of fluxes, with mjd, passband and flux_err")
-        parts, ids = [], []
-        for k, obj in enumerate(objects):
-            where = f"object {k}"
-            if not isinstance(obj, dict):
-                raise DataError("request", "each object must be a JSON object", where=where)
-            cols = _request_columns(obj, where)
-            meta = obj.get("metadata", {})
-            if not isinstance(meta, dict):
-                raise DataError("request", "'metadata' must be an object", where=where)
-            m = {}
-            for key, v in meta.items():
-                if key not in META_COLUMNS:
-                    raise DataError("request", f"unknown metadata key {key!r}; known: {', '.join(META_COLUMNS)}",
-                                    where=where)
-                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)):
-                    raise DataError("request", f"metadata {key!r} must be a finite number or null", where=where)
-                m[key] = [np.nan if v is None else float(v)]
-            order = np.argsort(cols["mjd"], kind="stable")
-            n = len(order)
-            parts.append(LightCurves(np.array([0, n]), cols["mjd"][order], cols["passband"][order],
-                                     cols["flux"][order], cols["flux_err"][order], cols["detected"][order], m))
-            ids.append(obj.get("id", k))
-        ids_arr = np.array([str(i) for i in ids])
-        if len(set(ids_arr)) != len(ids_arr):
-            raise DataError("request", "duplicate object ids")
-        try:
-            ids_out = ids_arr.astype(np.int64)
-        except ValueError:
-            ids_out = ids_arr
-        return TaskData(ids=ids_out, x=LightCurves.concat(parts), y=None,
-                        class_names=[class_name(c) for c in CLASSES], source="request")
-
-    def request_example(self) -> dict:
-        from .simulate import simulate_objects
-
-        ids, lc, targets, _ = simulate_objects(14, seed=5)
-        i = int(np.argmax(lc.lengths < 200)) if (lc.lengths < 200).any() else 0
-        o = lc.object(i)
-        return {"objects": [{
-            "id": int(ids[i]),
-            "mjd": [round(float(v), 4) for v in o["mjd"]],
-            "passband": [int(v) for v in o["passband"]],
-            "flux": [round(float(v), 3) for v in o["flux"]],
-            "flux_err": [round(float(v), 3) for v in o["flux_err"]],
-            "detected": [int(v) for v in o["detected"]],
-            "metadata": {k: (None if not np.isfinite(o[k]) else round(float(o[k]), 4)) for k in META_COLUMNS},
-        }]}
+    def describe_object(self, data: TaskData, i: int) -> str:
+        z = data.x.object(int(i)).get("hostgal_photoz", np.nan)
+        return f"photo-z {z:.2f}" if np.isfinite(z) and z > 0 else ""
 
 
 _REQUEST_COLUMNS = ("mjd", "passband", "flux", "flux_err", "detected")
 
 
-def _request_columns(obj: dict, where: str) -> dict[str, np.ndarray]:
+def _request_columns(obj: dict) -> dict[str, np.ndarray]:
     """Validate one object's observations (columnar lists or a list of observation objects)."""
     if "observations" in obj:
         obs = obj["observations"]
         if not isinstance(obs, list) or not obs or not all(isinstance(o, dict) for o in obs):
-            raise DataError("request", "'observations' must be a non-empty list of objects", where=where)
+            raise DataError("request", "'observations' must be a non-empty list of objects")
         cols = {c: [o.get(c) for o in obs] for c in _REQUEST_COLUMNS}
         if all(v is None for v in cols["detected"]):
             del cols["detected"]
@@ -307,39 +278,37 @@ def _request_columns(obj: dict, where: str) -> dict[str, np.ndarray]:
         cols = {c: obj[c] for c in _REQUEST_COLUMNS if c in obj}
     for c in ("mjd", "passband", "flux", "flux_err"):
         if c not in cols:
-            raise DataError("request", f"missing {c!r} (each object needs mjd, passband, flux, flux_err)",
-                            where=where)
+            raise DataError("request", f"missing {c!r} (each object needs mjd, passband, flux, flux_err)")
     n = None
     out = {}
     for c, v in cols.items():
         if not isinstance(v, list) or not v:
-            raise DataError("request", f"{c!r} must be a non-empty list", where=where)
+            raise DataError("request", f"{c!r} must be a non-empty list")
         if n is None:
             n = len(v)
         elif len(v) != n:
-            raise DataError("request", f"{c!r} has {len(v)} values but mjd has {n}", where=where)
+            raise DataError("request", f"{c!r} has {len(v)} values but mjd has {n}")
         if not all(isinstance(e, (int, float)) and (c == "detected" or not isinstance(e, bool)) for e in v):
-            raise DataError("request", f"{c!r} may hold only numbers", where=where)
+            raise DataError("request", f"{c!r} may hold only numbers")
         a = np.asarray(v, dtype=np.float64)
         if not np.isfinite(a).all():
-            raise DataError("request", f"{c!r} holds NaN or infinity at position {int(np.argmin(np.isfinite(a)))}",
-                            where=where)
+            raise DataError("request", f"{c!r} holds NaN or infinity at position {int(np.argmin(np.isfinite(a)))}")
         out[c] = a
     if n > 20000:
-        raise DataError("request", f"{n} observations in one object; at most 20000", where=where)
+        raise DataError("request", f"{n} observations in one object; at most 20000")
     pb = out["passband"]
     bad = (pb != np.round(pb)) | (pb < 0) | (pb > 5)
     if bad.any():
         raise DataError("request", f"passband must be an integer 0..5 (u g r i z y); got {pb[bad][0]:g} "
-                                   f"at position {int(np.argmax(bad))}", where=where)
+                                   f"at position {int(np.argmax(bad))}")
     if (out["flux_err"] <= 0).any():
         raise DataError("request", f"flux_err must be > 0; got {out['flux_err'][out['flux_err'] <= 0][0]:g} at "
-                                   f"position {int(np.argmax(out['flux_err'] <= 0))}", where=where)
+                                   f"position {int(np.argmax(out['flux_err'] <= 0))}")
     if "detected" not in out:
         # as PLAsTiCC flags detections: S/N above 5 in the difference image
         out["detected"] = (out["flux"] / out["flux_err"] > 5).astype(float)
     elif not np.isin(out["detected"], (0, 1)).all():
-        raise DataError("request", "'detected' must hold 0/1 or true/false", where=where)
+        raise DataError("request", "'detected' must hold 0/1 or true/false")
     out["passband"] = out["passband"].astype(np.int8)
     out["detected"] = out["detected"].astype(bool)
     return out

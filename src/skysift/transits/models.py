@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.task import ModelRegistry, ModelSpec
+from ..core.registry import ModelRegistry, ModelSpec
 
 
 def _as_channels(x: torch.Tensor) -> torch.Tensor:

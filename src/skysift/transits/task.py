@@ -1,15 +1,12 @@
 """The ``transits`` task plugged into the core."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ..core.data import TaskData
-from ..core.task import request_objects, Task
+from ..core.task import Task, TaskInfo
 from ..errors import DataError
 from . import io
 from .augment import augment, inject_eclipsing_binary, inject_transit
@@ -50,45 +47,83 @@ class FluxDataset(Dataset):
         return torch.from_numpy(to_channels(x, self.sigma[i])), torch.tensor(target, dtype=torch.long)
 
 
+def _clean(data: TaskData, stats: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Detrended relative flux and per-star noise, at the training length."""
+    x = np.asarray(data.x)
+    length = int(stats.get("length", N_POINTS))
+    if x.shape[1] != length:
+        x = np.stack([io.fit_length(r, length) for r in x]) if len(x) else np.zeros((0, length))
+    return clean_batch(x, detrend=stats.get("detrend", "biweight"),
+                       window_days=stats.get("window_days", 0.75), clip_sigma=stats.get("clip_sigma", 4.0))
+
+
+def transit_features(data: TaskData, stats: dict, params: dict) -> np.ndarray:
+    """Flux quantiles in noise units, the noise, the deepest point and counts of deep points."""
+    rel, sigma = _clean(data, stats or {"length": data.x.shape[1]})
+    x = rel / sigma[:, None]
+    q = np.percentile(x, [0.1, 1, 5, 50, 95], axis=1).T
+    return np.column_stack([q, np.log10(sigma), rel.min(axis=1), (x < -3).sum(axis=1), (x < -5).sum(axis=1)])
+
+
+class FluxRequests:
+    """``{"flux": [...]}`` or ``{"objects": [{"id": "...", "flux": [...]}, ...]}``; ``null`` marks a
+    missing cadence."""
+
+    keys = ("flux",)
+    what = "a list of numbers"
+    max_objects = None
+
+    def parse_object(self, obj: dict, payload: dict) -> np.ndarray:
+        flux = obj.get("flux")
+        if not isinstance(flux, list) or len(flux) < 100:
+            raise DataError("request", "'flux' must be a list of at least 100 numbers")
+        if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in flux):
+            raise DataError("request", "'flux' may hold only numbers and null")
+        arr = np.array([np.nan if v is None else v for v in flux], dtype=np.float64)
+        if np.isinf(arr).any():
+            raise DataError("request", "'flux' holds an infinite value")
+        if np.isfinite(arr).sum() < 10:
+            raise DataError("request", "'flux' has fewer than 10 valid values")
+        return io.fit_length(arr, N_POINTS).astype(np.float32)
+
+    def assemble(self, ids: list[str], items: list, payload: dict) -> TaskData:
+        return TaskData(ids=np.array(ids), x=np.stack(items), y=None, class_names=list(io.CLASS_NAMES),
+                        source="request")
+
+    def example(self) -> dict:
+        from .simulate import simulate_light_curves
+
+        flux, _, _ = simulate_light_curves(1, seed=3, positive_fraction=1.0)
+        return {"objects": [{"id": "star-1", "flux": [round(float(v), 2) for v in flux[0]]}]}
+
+
 class TransitsTask(Task):
-    name = "transits"
-    description = ("Kepler/TESS flux series (Kaggle 'Kepler labelled time series' CSV or FITS light "
-                   "curves): does this star host a transiting planet?")
-    headline_metric = "pr_auc"
-    # with a weighted sampler the validation loss mostly tracks the prior shift; ranking is the goal
-    monitor = ("val_pr_auc", "max")
-    default_model = "resnet1d"
+    info = TaskInfo(
+        name="transits",
+        description=("Kepler/TESS flux series (Kaggle 'Kepler labelled time series' CSV or FITS light "
+                     "curves): does this star host a transiting planet?"),
+        default_model="resnet1d",
+        headline_metric="pr_auc",
+        # with a weighted sampler the validation loss mostly tracks the prior shift; ranking is the goal
+        monitor=("val_pr_auc", "max"),
+        train_defaults={"epochs": 30, "batch_size": 64, "lr": 2e-3, "patience": 8, "sampler": "weighted",
+                        "loss": "ce", "val_frac": 0.2},
+        # the demo trains a slimmer network for a few epochs so that all four tasks finish in minutes
+        demo={"n_train": 1500, "n_test": 800, "epochs": 6, "patience": 6,
+              "model_params": {"width": 16, "depth": 4, "attention_layers": 1}},
+        simulate_default_n=3000,
+    )
     models = MODELS
-    id_column = "id"
-    train_defaults = {"epochs": 30, "batch_size": 64, "lr": 2e-3, "patience": 8, "sampler": "weighted",
-                      "loss": "ce", "val_frac": 0.2}
-    # the demo trains a slimmer network for a few epochs so that all four tasks finish in minutes
-    demo = {"n_train": 1500, "n_test": 800, "epochs": 6, "patience": 6,
-            "model_params": {"width": 16, "depth": 4, "attention_layers": 1}}
-    simulate_default_n = 3000
-
-    def load(self, path, *, labelled=None) -> TaskData:
-        return io.load(path, labelled=labelled)
-
-    def simulate(self, out, n=None, seed=0) -> Path:
-        from .simulate import simulate
-
-        return simulate(out, n=n or self.simulate_default_n, seed=seed)
+    features = staticmethod(transit_features)
+    requests = FluxRequests()
+    gallery_layout = (1, 10.0, 1.5)
 
     def fit_preprocessing(self, train: TaskData, params: dict) -> dict:
         return {"length": int(train.x.shape[1]), "detrend": "biweight", "window_days": 0.75, "clip_sigma": 4.0}
 
-    def _clean(self, data: TaskData, stats: dict) -> tuple[np.ndarray, np.ndarray]:
-        x = np.asarray(data.x)
-        length = int(stats.get("length", N_POINTS))
-        if x.shape[1] != length:
-            x = np.stack([io.fit_length(r, length) for r in x]) if len(x) else np.zeros((0, length))
-        return clean_batch(x, detrend=stats.get("detrend", "biweight"),
-                           window_days=stats.get("window_days", 0.75), clip_sigma=stats.get("clip_sigma", 4.0))
-
     def dataset(self, data: TaskData, stats: dict, params: dict, *, train: bool) -> Dataset:
         y = data.hard_labels if data.has_labels else None
-        rel, sigma = self._clean(data, stats)
+        rel, sigma = _clean(data, stats)
         return FluxDataset(rel, sigma, y, train=train, inject_prob=float(params.get("inject_prob", 0.0)),
                            inject_eb_prob=float(params.get("inject_eb_prob", 0.0)))
 
@@ -97,77 +132,19 @@ class TransitsTask(Task):
 
     def raw_matrix(self, data: TaskData, max_n: int = 5000) -> np.ndarray:
         # binned, cleaned series: PCA on 3,197 noisy points is dominated by white noise
-        rel, sigma = self._clean(data.subset(np.arange(min(len(data), max_n))), {"length": data.x.shape[1]})
+        rel, sigma = _clean(data.subset(np.arange(min(len(data), max_n))), {"length": data.x.shape[1]})
         x = rel / sigma[:, None]
         n_bins = 128
         usable = x.shape[1] // n_bins * n_bins
         return x[:, :usable].reshape(len(x), n_bins, -1).min(axis=2).astype(np.float64)
 
-    def features(self, data: TaskData, stats: dict, params: dict) -> np.ndarray:
-        rel, sigma = self._clean(data, stats or {"length": data.x.shape[1]})
-        x = rel / sigma[:, None]
-        q = np.percentile(x, [0.1, 1, 5, 50, 95], axis=1).T
-        return np.column_stack([q, np.log10(sigma), rel.min(axis=1), (x < -3).sum(axis=1), (x < -5).sum(axis=1)])
-
-    def plot_gallery(self, data: TaskData, indices, out: Path, *, proba=None, title: str = ""):
-        import matplotlib.pyplot as plt
-
-        from ..core.plots import STYLE, save
+    def draw_object(self, ax, data: TaskData, i: int) -> None:
         from .simulate import CADENCE_DAYS
 
-        indices = np.asarray(indices)[:12]
-        if len(indices) == 0:
-            return None
-        with plt.rc_context(STYLE):
-            fig, axes = plt.subplots(len(indices), 1, figsize=(10, 1.5 * len(indices) + 0.6), squeeze=False,
-                                     sharex=True)
-            for row, (ax, i) in enumerate(zip(axes[:, 0], indices)):
-                flux = np.asarray(data.x[i], dtype=float)
-                t = np.arange(len(flux)) * CADENCE_DAYS
-                ax.plot(t, flux / np.nanmedian(flux), ".", ms=1.2, color="0.25")
-                label = data.class_names[data.hard_labels[i]] if data.has_labels else "?"
-                text = f"{data.ids[i]}  true: {label}"
-                if proba is not None:
-                    text += f"  P(planet) = {proba[row, 1]:.3f}"
-                ax.set_title(text, fontsize=8, loc="left")
-                ax.set_ylabel("rel. flux", fontsize=7)
-            axes[-1, 0].set_xlabel("time since first cadence [d]")
-            if title:
-                fig.suptitle(title)
-            fig.tight_layout()
-            return save(fig, out)
-
-    def parse_request(self, payload: Any) -> TaskData:
-        """``{"flux": [...]}`` or ``{"objects": [{"id": "...", "flux": [...]}, ...]}``; ``null`` marks a
-        missing cadence."""
-        objects = request_objects(payload, "flux", "a list of numbers")
-        rows, ids = [], []
-        for k, obj in enumerate(objects):
-            where = f"object {k}"
-            if not isinstance(obj, dict) or "flux" not in obj:
-                raise DataError("request", "each object needs a 'flux' list", where=where)
-            flux = obj["flux"]
-            if not isinstance(flux, list) or len(flux) < 100:
-                raise DataError("request", "'flux' must be a list of at least 100 numbers", where=where)
-            if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in flux):
-                raise DataError("request", "'flux' may hold only numbers and null", where=where)
-            arr = np.array([np.nan if v is None else v for v in flux], dtype=np.float64)
-            if np.isinf(arr).any():
-                raise DataError("request", "'flux' holds an infinite value", where=where)
-            if np.isfinite(arr).sum() < 10:
-                raise DataError("request", "'flux' has fewer than 10 valid values", where=where)
-            rows.append(io.fit_length(arr, N_POINTS).astype(np.float32))
-            ids.append(str(obj.get("id", k)))
-        if len(set(ids)) != len(ids):
-            raise DataError("request", "duplicate object ids")
-        return TaskData(ids=np.array(ids), x=np.stack(rows), y=None, class_names=list(io.CLASS_NAMES),
-                        source="request")
-
-    def request_example(self) -> dict:
-        from .simulate import simulate_light_curves
-
-        flux, _, _ = simulate_light_curves(1, seed=3, positive_fraction=1.0)
-        return {"objects": [{"id": "star-1", "flux": [round(float(v), 2) for v in flux[0]]}]}
+        flux = np.asarray(data.x[i], dtype=float)
+        ax.plot(np.arange(len(flux)) * CADENCE_DAYS, flux / np.nanmedian(flux), ".", ms=1.2, color="0.25")
+        ax.set_ylabel("rel. flux", fontsize=7)
+        ax.set_xlabel("time since first cadence [d]", fontsize=7)
 
 
 TASK = TransitsTask()
