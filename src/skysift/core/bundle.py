@@ -20,8 +20,9 @@ WEIGHTS = "model.safetensors"
 CARD = "model.json"
 
 
-def save_bundle(run_dir: str | Path, tensors: dict, card: dict) -> None:
-    """Write ``tensors`` (name -> torch tensor or numpy array) and the JSON ``card``."""
+def save_bundle(run_dir: str | Path, tensors: dict, card: dict) -> dict:
+    """Write ``tensors`` (name -> torch tensor or numpy array) and the JSON ``card``; returns the
+    card as written (with the format and skysift versions)."""
     from safetensors.numpy import save_file
 
     run_dir = Path(run_dir)
@@ -35,6 +36,7 @@ def save_bundle(run_dir: str | Path, tensors: dict, card: dict) -> None:
     card.setdefault("format_version", FORMAT_VERSION)
     card["skysift_version"] = __version__
     write_json(run_dir / CARD, card)
+    return card
 
 
 def read_card(run_dir: str | Path) -> dict:

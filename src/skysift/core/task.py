@@ -300,10 +300,8 @@ _ORDER = ("transits", "transients", "technosignatures", "galaxies")
 
 def task_names() -> list[str]:
     """Names of the installed tasks: sub-packages of ``skysift`` that contain ``task.py``."""
-    import skysift
-
-    root = Path(skysift.__path__[0])
-    names = [m.name for m in pkgutil.iter_modules(skysift.__path__)
+    root = Path(__file__).resolve().parents[1]
+    names = [m.name for m in pkgutil.iter_modules([str(root)])
              if m.ispkg and m.name != "core" and (root / m.name / "task.py").exists()]
     return sorted(names, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
 

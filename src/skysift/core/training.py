@@ -126,7 +126,7 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
         card["task_extras"] = task.open_set.fit(val, val_logits, proba)
     card["train_seconds"] = round(time.time() - t0, 2)
     card["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    save_bundle(run_dir, backend.state(), card)
+    card = save_bundle(run_dir, backend.state(), card)
     model = Model(task, card, backend, run_dir)
     write_json(run_dir / "metrics_val.json", metrics)
     try:
