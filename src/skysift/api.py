@@ -18,6 +18,7 @@ import numpy as np
 from .core.bundle import read_card, read_tensors
 from .core.calibration import softmax
 from .core.data import TaskData
+from .core.registry import card_params
 from .core.task import Task, get_task
 from .errors import ModelFileError
 
@@ -35,7 +36,8 @@ class Model:
         self.run_dir = run_dir
         self.class_names: list[str] = list(card["class_names"])
         self.stats: dict = card.get("preprocessing", {})
-        self.params: dict = card["model"].get("params", {})
+        # model and data parameters apart; a card from before the split holds both in "params"
+        self.params, self.data_params = card_params(task.models.get(card["model"]["name"]), card["model"])
         self.kind: str = card["model"].get("kind", "torch")
         cal = card.get("calibration", {})
         self.temperature: float = float(cal.get("temperature", 1.0))
@@ -51,8 +53,8 @@ class Model:
         task = get_task(card["task"])
         tensors = read_tensors(run_dir)
         spec = task.models.get(card["model"]["name"])
-        params = card["model"].get("params", {})
-        obj = spec.build(params, card.get("preprocessing", {}), len(card["class_names"]))
+        params, data_params = card_params(spec, card["model"])
+        obj = spec.build(params, card.get("preprocessing", {}), len(card["class_names"]), data_params)
         try:
             if spec.kind == "estimator":
                 obj.load_state(tensors)
@@ -77,16 +79,16 @@ class Model:
         data = self._as_data(data, labelled=None)
         self._check_classes(data)
         if self.kind == "estimator":
-            X = np.asarray(self.task.features(data, self.stats, self.params), dtype=np.float32)
+            X = np.asarray(self.task.features(data, self.stats, self.data_params), dtype=np.float32)
             return self.net.predict_logits(X)
         from .core.inference import pick_device, predict_logits
 
         use_tta = self.tta if tta is None else tta
         device = pick_device()
         self.net.to(device)
-        ds = self.task.dataset(data, self.stats, self.params, train=False)
+        ds = self.task.dataset(data, self.stats, self.data_params, train=False)
         return predict_logits(self.net, ds, batch_size=batch_size, collate_fn=self.task.collate_fn,
-                              tta_views=self.task.tta_views(self.params, self.stats) if use_tta else (), device=device)
+                              tta_views=self.task.tta_views(self.data_params, self.stats) if use_tta else (), device=device)
 
     def predict_proba(self, data: TaskData | str | Path, *, tta: bool | None = None,
                       batch_size: int = 256) -> np.ndarray:

@@ -66,7 +66,7 @@ def onnx_inputs(model, data: TaskData, n: int | None = None) -> dict[str, np.nda
 
     if n is not None:
         data = data.subset(np.arange(min(n, len(data))))
-    ds = model.task.dataset(data, model.stats, model.params, train=False)
+    ds = model.task.dataset(data, model.stats, model.data_params, train=False)
     batch, _ = next(iter(DataLoader(ds, batch_size=len(ds), shuffle=False, collate_fn=model.task.collate_fn)))
     if isinstance(batch, dict):
         return {k: v.numpy() for k, v in batch.items()}
@@ -153,7 +153,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, *, opset: in
             "description": (f"inputs are what skysift's {model.task.name!r} task yields from "
                             "Task.dataset(data, stats, params, train=False) (skysift.export.onnx_inputs); "
                             + (model.task.describe_input() or "")),
-            "stats": model.stats, "params": model.params,
+            "stats": model.stats, "params": model.data_params,
         },
         "check": {"max_abs_diff_vs_torch": max_diff, "n_objects": int(len(next(iter(inputs.values()))))},
     })

@@ -102,7 +102,7 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
     from ..api import Model
 
     task = get_task(task) if isinstance(task, str) else task
-    cfg, spec, params = resolve_config(task, options)
+    cfg, spec, params, data_params = resolve_config(task, options)
     run_dir = Path(run_dir)
     if run_dir.exists() and (run_dir / "model.json").exists() and not resume:
         log.info("overwriting the finished run in %s", run_dir)
@@ -129,13 +129,13 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
     if resume and stats_path.exists():
         stats = json.loads(stats_path.read_text())
     else:
-        stats = task.fit_preprocessing(train, params)
+        stats = task.fit_preprocessing(train, {**params, **data_params})  # checks weights + learns stats
         write_json(stats_path, stats)
 
     if spec.kind == "estimator":
-        net_tensors, val_logits, history = _fit_estimator(task, spec, params, stats, train, val, cfg)
+        net_tensors, val_logits, history = _fit_estimator(task, spec, params, data_params, stats, train, val, cfg)
     else:
-        net_tensors, val_logits, history = _fit_torch(task, spec, params, stats, train, val, cfg,
+        net_tensors, val_logits, history = _fit_torch(task, spec, params, data_params, stats, train, val, cfg,
                                                       run_dir, resume, progress, loggers or [],
                                                       callbacks or [])
 
@@ -156,7 +156,7 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
 
     card = {
         "task": task.name,
-        "model": {"name": spec.name, "kind": spec.kind, "params": params},
+        "model": {"name": spec.name, "kind": spec.kind, "params": params, "data_params": data_params},
         "class_names": list(data.class_names),
         "preprocessing": stats,
         "calibration": {"method": "bias-corrected temperature scaling", "temperature": temperature,
@@ -189,10 +189,10 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
     return model
 
 
-def _fit_estimator(task, spec, params, stats, train: TaskData, val: TaskData, cfg: TrainConfig):
-    est = spec.build(params, stats, train.n_classes)
-    X = np.asarray(task.features(train, stats, params), dtype=np.float32)
-    Xv = np.asarray(task.features(val, stats, params), dtype=np.float32)
+def _fit_estimator(task, spec, params, data_params, stats, train: TaskData, val: TaskData, cfg: TrainConfig):
+    est = spec.build(params, stats, train.n_classes, data_params)
+    X = np.asarray(task.features(train, stats, data_params), dtype=np.float32)
+    Xv = np.asarray(task.features(val, stats, data_params), dtype=np.float32)
     y = train.hard_labels
     if cfg.resample == "smote":
         X, y = smote(X, y, cfg.seed)
@@ -206,7 +206,7 @@ def _fit_estimator(task, spec, params, stats, train: TaskData, val: TaskData, cf
     return est.state(), est.predict_logits(Xv), []
 
 
-def _fit_torch(task, spec, params, stats, train: TaskData, val: TaskData, cfg: TrainConfig,
+def _fit_torch(task, spec, params, data_params, stats, train: TaskData, val: TaskData, cfg: TrainConfig,
                run_dir: Path, resume: bool, progress, logger_names, extra_callbacks):
     import lightning as L
     import torch
@@ -229,8 +229,8 @@ def _fit_torch(task, spec, params, stats, train: TaskData, val: TaskData, cfg: T
         raise ConfigError("SMOTE works on feature vectors: use it with a feature model "
                           "(e.g. a gradient-boosted one); for networks use --resample over")
     train_data = train.subset(train_idx) if cfg.resample != "none" else train
-    ds_train = task.dataset(train_data, stats, params, train=cfg.augment)
-    ds_val = task.dataset(val, stats, params, train=False)
+    ds_train = task.dataset(train_data, stats, data_params, train=cfg.augment)
+    ds_val = task.dataset(val, stats, data_params, train=False)
     sampler = None
     if cfg.sampler == "weighted":
         sampler = weighted_sampler(train_data.hard_labels, k, cfg.seed)
@@ -247,9 +247,9 @@ def _fit_torch(task, spec, params, stats, train: TaskData, val: TaskData, cfg: T
         weight = torch.as_tensor(class_weights(y, k, power=0.5 if cfg.loss == "focal" else 1.0),
                                  dtype=torch.float32)
     loss = ClassificationLoss("focal" if cfg.loss == "focal" else "ce", weight=weight, gamma=cfg.focal_gamma)
-    net = spec.build(params, stats, k)
+    net = spec.build(params, stats, k, data_params)
     module = ClassifierModule(net, loss, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
-                              batch_augment=task.batch_augment(params, stats) if cfg.augment else None,
+                              batch_augment=task.batch_augment(data_params, stats) if cfg.augment else None,
                               seed=cfg.seed)
     ckpt_dir = run_dir / "checkpoints"
     monitor, mode = task.monitor
@@ -301,7 +301,7 @@ def _fit_torch(task, spec, params, stats, train: TaskData, val: TaskData, cfg: T
     device = pick_device(cfg.accelerator)
     net.to(device)
     val_logits = predict_logits(net, ds_val, batch_size=max(cfg.batch_size, 128), collate_fn=collate,
-                                tta_views=task.tta_views(params, stats) if cfg.tta else ())
+                                tta_views=task.tta_views(data_params, stats) if cfg.tta else ())
     net.cpu()
     history = _read_history(run_dir / "logs" / "metrics.csv")
     return net.state_dict(), val_logits, history

@@ -35,16 +35,16 @@ def random_bundle(task_name: str, data: str | Path | TaskData, run_dir: str | Pa
         model = networks[0]
     elif model_params is None and model is None:
         model_params = dict(task.demo.get("model_params", {}))
-    cfg, spec, params = resolve_config(task, {"model": model, "model_params": model_params})
+    cfg, spec, params, data_params = resolve_config(task, {"model": model, "model_params": model_params})
     if spec.kind != "estimator":
         torch.manual_seed(seed)
     else:
         raise ConfigError(f"model {spec.name!r} is an estimator: it has no random initial state; train it")
-    stats = task.fit_preprocessing(data, params)
-    net = spec.build(params, stats, data.n_classes)
+    stats = task.fit_preprocessing(data, {**params, **data_params})
+    net = spec.build(params, stats, data.n_classes, data_params)
     card = {
         "task": task.name,
-        "model": {"name": spec.name, "kind": spec.kind, "params": params},
+        "model": {"name": spec.name, "kind": spec.kind, "params": params, "data_params": data_params},
         "class_names": list(data.class_names),
         "preprocessing": stats,
         "calibration": {"method": "none", "temperature": 1.0, "bias": [0.0] * data.n_classes, "threshold": 0.5},
