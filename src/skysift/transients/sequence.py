@@ -42,6 +42,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 from ..core.data import TaskData
 from ..core.registry import register_model, task_registry
 from ..errors import ConfigError
+from . import gbm as _gbm  # noqa: F401  (lgbm, the default, registers first: the listing order)
 from .augment import DEFAULT_AUGMENT, _reference_time, augment_object
 from .data import LightCurves
 
