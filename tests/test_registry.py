@@ -300,3 +300,20 @@ def test_training_writes_data_params_apart(tmp_path):
     assert model.data_params == card["model"]["data_params"]
     again = skysift.load(tmp_path / "run")
     np.testing.assert_array_equal(again.predict_proba(data), model.predict_proba(data))
+
+
+def test_estimator_reads_its_feature_set_from_the_data_params(tmp_path):
+    import skysift
+
+    task = get_task("transients")
+    data = task.simulate(tmp_path / "data", n=80, seed=2)
+    model = skysift.train("transients", data, tmp_path / "run", model="lgbm", calibrate=False, progress=False,
+                          model_params={"feature_set": "seed", "n_estimators": 5})
+    card = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert card["model"]["data_params"] == {"feature_set": "seed"}
+    assert card["model"]["params"]["n_estimators"] == 5 and "feature_set" not in card["model"]["params"]
+    from skysift.transients.features import extract_features
+
+    n_seed = extract_features(task.load(data).x.take([0]), "seed")[0].shape[1]
+    assert model.net.n_features == n_seed
+    assert skysift.load(tmp_path / "run").predict_proba(data).shape[1] == len(model.class_names)

@@ -1,8 +1,8 @@
 """LightGBM on per-object light-curve features: the ``lgbm`` model of the transients task.
 
 Gradient-boosted trees on hand-made features won most of the PLAsTiCC leaderboard; the features
-are :func:`skysift.transients.features.extract_features` (``params["feature_set"]``), computed by
-the task's ``features`` and handed to :class:`LightGBMEstimator` by the core's estimator path.
+are :func:`skysift.transients.features.extract_features` (the data parameter ``feature_set``),
+computed by the task's ``features`` and handed to :class:`LightGBMEstimator` by the core's estimator path.
 
 Training weights reproduce the challenge metric. The core passes inverse-class-frequency sample
 weights when ``sampler == "weighted"`` (the default); multiplying them by the Kaggle class weights
@@ -178,7 +178,8 @@ def lgbm(n_classes: int, stats: dict, *,
          # one thread: on a shared 2-core machine LightGBM's OpenMP threads spin-wait for each other and
          # 2 threads ran 10x slower (66 s vs 7 s wall for 50 rounds, load average 8); raise on a idle box
          n_jobs: int = 1, seed: int = 0) -> "LightGBMEstimator":
-    """LightGBM on per-band light-curve + peak-physics features, trained with the Kaggle class weights (PLAsTiCC metric) and early stopping
+    """LightGBM on per-band light-curve + peak-physics features, trained with the Kaggle class
+    weights (PLAsTiCC metric) and early stopping
 
     Defaults chosen by the 5-fold CV ladder in ``benchmarks/bench_transients.py cv``.
     ``stats["class_names"]`` (from the task's ``fit_preprocessing``) gives the Kaggle weight of
