@@ -9,11 +9,11 @@ them right away).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from ..errors import ConfigError
 from .registry import ModelSpec, spec_from_builder

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -197,7 +198,7 @@ def register_model(registry: ModelRegistry | str, *, name: str | None = None, ki
     return decorate
 
 
-def _registry_of(task_or_registry: "Task | ModelRegistry | str") -> ModelRegistry:
+def _registry_of(task_or_registry: Task | ModelRegistry | str) -> ModelRegistry:
     if isinstance(task_or_registry, ModelRegistry):
         return task_or_registry
     if isinstance(task_or_registry, str):
@@ -207,7 +208,7 @@ def _registry_of(task_or_registry: "Task | ModelRegistry | str") -> ModelRegistr
     return task_or_registry.models
 
 
-def create_model(task_or_registry: "Task | ModelRegistry | str", name: str, n_classes: int,
+def create_model(task_or_registry: Task | ModelRegistry | str, name: str, n_classes: int,
                  stats: dict | None = None, **overrides):
     """Build model ``name`` with its defaults updated by ``overrides`` (model parameters, and
     the data parameters the network itself reads, e.g. a view's channel count).
