@@ -16,6 +16,11 @@ from skysift.transients.sequence import (MODEL_SPECS, SequenceDataset, collate, 
 SPECS = {s.name: s for s in MODEL_SPECS}
 
 
+def _params(spec) -> dict:
+    """Model and data parameters in one dict, as the dataset helpers and ``build`` both accept."""
+    return {**spec.defaults, **spec.data_defaults}
+
+
 def _object(rng, n=60, *, z=0.3, peak=500.0, width=20.0, galactic=False):
     """A supernova-like bump in six bands over ~150 days, with realistic-looking errors."""
     mjd = np.sort(rng.uniform(60000, 60150, n))
@@ -139,7 +144,7 @@ def test_augment_lightcurves_batch():
 # ---- dataset / collate ---------------------------------------------------------------------------
 def test_stats_are_json_and_dataset_shapes():
     data = _data()
-    params = SPECS["transformer"].defaults
+    params = _params(SPECS["transformer"])
     stats = fit_sequence_stats(data.x, params)
     assert json.loads(json.dumps(stats)) == stats
     ds = SequenceDataset(data, stats, params, train=False)
@@ -170,7 +175,7 @@ def test_length_cap_keeps_detections():
 
 def test_training_dataset_augments_and_eval_does_not():
     data = _data()
-    params = SPECS["transformer"].defaults
+    params = _params(SPECS["transformer"])
     stats = fit_sequence_stats(data.x, params)
     ev = SequenceDataset(data, stats, params, train=False)
     assert torch.equal(ev[1][0]["flux"], ev[1][0]["flux"])
@@ -187,7 +192,7 @@ def test_models_forward_backward(name):
     torch.manual_seed(0)
     data = _data()
     spec = SPECS[name]
-    params = {**spec.defaults, **({"hidden": 16, "mlp": [32, 16]} if name == "seed-lstm" else {})}
+    params = {**_params(spec), **({"hidden": 16, "mlp": [32, 16]} if name == "seed-lstm" else {})}
     stats = fit_sequence_stats(data.x, params)
     ds = SequenceDataset(data, stats, params, train=True)
     x, y = collate([ds[i] for i in range(8)])
@@ -214,7 +219,7 @@ def test_padding_is_ignored(name):
     torch.manual_seed(0)
     data = _data()
     spec = SPECS[name]
-    params = spec.defaults
+    params = _params(spec)
     stats = fit_sequence_stats(data.x, params)
     ds = SequenceDataset(data, stats, params, train=False)
     x, _ = collate([ds[i] for i in range(6)])
@@ -335,7 +340,7 @@ def test_real_kaggle_sample_through_dataset_and_networks(shared_data):
         else:
             np.testing.assert_array_equal(out["flux"], obj["flux"])
     for name in ("seed-lstm", "transformer"):
-        params = SPECS[name].defaults
+        params = _params(SPECS[name])
         stats = fit_sequence_stats(lc, params)
         ds = SequenceDataset(data, stats, params, train=True)
         x, y = collate([ds[i] for i in range(len(ds))])

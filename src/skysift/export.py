@@ -152,7 +152,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, *, opset: in
             "description": (f"inputs are what skysift's {model.task.name!r} task yields from "
                             "Task.dataset(data, stats, params, train=False) (skysift.export.onnx_inputs); "
                             + (model.task.describe_input() or "")),
-            "stats": model.stats, "params": model.params,
+            "stats": model.stats, "params": model.data_params,
         },
         "check": {"max_abs_diff_vs_torch": max_diff, "n_objects": int(len(next(iter(inputs.values()))))},
     })

@@ -107,6 +107,7 @@ def _card_rows(card: dict) -> list[tuple[str, str]]:
         ("task", card["task"]),
         ("model", f"{card['model']['name']} ({card['model'].get('kind', 'torch')})"),
         ("model parameters", json.dumps(card["model"].get("params", {}))),
+        *([("data parameters", json.dumps(card["model"]["data_params"]))] if "data_params" in card["model"] else []),
         ("classes", ", ".join(card["class_names"])),
         ("trained on", f"{data.get('source', '?')} ({data.get('n', '?')} objects"
                        + (f": {data['n_train']} train, {data['n_val']} validation)" if "n_train" in data else ")")),

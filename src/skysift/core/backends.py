@@ -170,15 +170,16 @@ def backend_class(spec: ModelSpec) -> type[Backend]:
         raise ConfigError(f"model {spec.name!r} is of unknown kind {spec.kind!r}") from None
 
 
-def build_backend(spec: ModelSpec, params: dict, stats: dict, n_classes: int) -> Backend:
+def build_backend(spec: ModelSpec, params: dict, stats: dict, n_classes: int,
+                  data_params: dict | None = None) -> Backend:
     """The backend of a registered model, untrained."""
-    return backend_class(spec)(lambda: spec.build(params, stats, n_classes))
+    return backend_class(spec)(lambda: spec.build(params, stats, n_classes, data_params))
 
 
-def restore_backend(spec: ModelSpec, params: dict, stats: dict, n_classes: int,
+def restore_backend(spec: ModelSpec, params: dict, data_params: dict, stats: dict, n_classes: int,
                     state: dict[str, np.ndarray], source: Path | str) -> Backend:
     """A backend rebuilt from a bundle's parameters and state."""
-    backend = build_backend(spec, params, stats, n_classes)
+    backend = build_backend(spec, params, stats, n_classes, data_params)
     try:
         backend.load_state(state)
     except (RuntimeError, KeyError, ValueError) as e:

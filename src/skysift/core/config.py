@@ -18,7 +18,8 @@ LOSSES = ("ce", "weighted_ce", "focal")
 class TrainConfig:
     """Everything that controls one training run (stored in the bundle as JSON).
 
-    ``model_params`` override the chosen model's defaults; ``precision="auto"`` picks bf16/fp16
+    ``model_params`` override the chosen model's defaults (model or data parameters, routed by
+    key), ``data_params`` its data parameters only; ``precision="auto"`` picks bf16/fp16
     mixed precision on a GPU and fp32 on CPU.
     """
 
@@ -45,6 +46,9 @@ class TrainConfig:
     num_workers: int = 0
     max_time_minutes: float | None = None
     model_params: dict = field(default_factory=dict)
+    #: overrides of the model's data parameters (augmentation, preprocessing); ``model_params``
+    #: may hold them too and is routed by key
+    data_params: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -76,19 +80,15 @@ class TrainConfig:
         return asdict(self)
 
 
-def resolve_config(task: Task, options: dict[str, Any]) -> tuple[TrainConfig, ModelSpec, dict]:
-    """Merge task defaults < model overrides < user options; return (config, spec, model params)."""
+def resolve_config(task: Task, options: dict[str, Any]) -> tuple[TrainConfig, ModelSpec, dict, dict]:
+    """Merge task defaults < model overrides < user options; return (config, spec, model params,
+    data params). A ``model_params`` key goes to whichever of the two the model declares it in."""
     options = {k: v for k, v in options.items() if v is not None}
     model_name = options.get("model") or task.info.train_defaults.get("model") or task.info.default_model
     spec = task.models.get(model_name)
     merged = {**task.info.train_defaults, **spec.train_overrides, **options, "model": model_name}
     user_params = dict(merged.pop("model_params", None) or {})
-    cfg = TrainConfig.from_dict({**merged, "model_params": user_params})
-    unknown = set(user_params) - set(spec.defaults)
-    if unknown and spec.defaults:
-        raise ConfigError(
-            f"model {model_name!r} has no parameter(s) {', '.join(sorted(unknown))}; "
-            f"it takes: {', '.join(sorted(spec.defaults))}"
-        )
-    params = {**spec.defaults, **user_params}
-    return cfg, spec, params
+    user_data = dict(merged.pop("data_params", None) or {})
+    cfg = TrainConfig.from_dict({**merged, "model_params": user_params, "data_params": user_data})
+    params, data_params = spec.resolve(user_params, user_data)
+    return cfg, spec, params, data_params

@@ -15,6 +15,7 @@ from .backends import Backend, restore_backend
 from .bundle import WEIGHTS, read_card, read_tensors
 from .calibration import softmax
 from .data import TaskData
+from .registry import card_params
 from .task import Task, get_task
 
 if TYPE_CHECKING:
@@ -31,8 +32,8 @@ class Model:
         self.run_dir = run_dir
         self.class_names: list[str] = list(card["class_names"])
         self.stats: dict = card.get("preprocessing", {})
-        self.params: dict = card["model"].get("params", {})
-        self.data_params: dict = card["model"].get("data_params", self.params)
+        # model and data parameters apart; a card from before the split holds both in "params"
+        self.params, self.data_params = card_params(task.models.get(card["model"]["name"]), card["model"])
         cal = card.get("calibration", {})
         self.temperature: float = float(cal.get("temperature", 1.0))
         self.bias: list[float] = list(cal.get("bias") or [0.0] * len(self.class_names))
@@ -63,7 +64,8 @@ class Model:
         card = read_card(run_dir)
         task = get_task(card["task"])
         spec = task.models.get(card["model"]["name"])
-        backend = restore_backend(spec, card["model"].get("params", {}), card.get("preprocessing", {}),
+        params, data_params = card_params(spec, card["model"])
+        backend = restore_backend(spec, params, data_params, card.get("preprocessing", {}),
                                   len(card["class_names"]), read_tensors(run_dir), run_dir / WEIGHTS)
         return cls(task, card, backend, run_dir)
 

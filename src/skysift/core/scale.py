@@ -228,7 +228,11 @@ def features_catalogue(task_or_run: str | Path, partitions: str | Path | Sequenc
     run = Path(task_or_run)
     if str(task_or_run) not in task_names() and (run / "model.json").exists():
         card = read_card(run)
-        task_name, stats, params = card["task"], card.get("preprocessing", {}), card["model"].get("params", {})
+        from .registry import card_params
+
+        # the features hook takes the data parameters (e.g. the lgbm feature set)
+        params = card_params(get_task(card["task"]).models.get(card["model"]["name"]), card["model"])[1]
+        task_name, stats = card["task"], card.get("preprocessing", {})
     else:
         task_name, stats, params = get_task(str(task_or_run)).name, {}, {}
     parts = catalogue_partitions(partitions)

@@ -60,8 +60,7 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
     :class:`~skysift.core.model.Model`; its bundle is written once, complete.
     """
     task = get_task(task) if isinstance(task, str) else task
-    cfg, spec, params = resolve_config(task, options)
-    data_params = params
+    cfg, spec, params, data_params = resolve_config(task, options)
     run_dir = Path(run_dir)
     if run_dir.exists() and (run_dir / "model.json").exists() and not resume:
         log.info("overwriting the finished run in %s", run_dir)
@@ -87,10 +86,10 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
     if resume and stats_path.exists():
         stats = json.loads(stats_path.read_text())
     else:
-        stats = task.fit_preprocessing(train, params)
+        stats = task.fit_preprocessing(train, {**params, **data_params})  # checks weights + learns stats
         write_json(stats_path, stats)
 
-    backend = build_backend(spec, params, stats, data.n_classes)
+    backend = build_backend(spec, params, stats, data.n_classes, data_params)
     val_logits, history = backend.fit(FitJob(task, train, val, stats, data_params, cfg, run_dir, resume,
                                              progress_enabled(progress), list(loggers or []),
                                              list(callbacks or [])))
@@ -111,7 +110,7 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
 
     card = {
         "task": task.name,
-        "model": {"name": spec.name, "kind": backend.kind, "params": params},
+        "model": {"name": spec.name, "kind": backend.kind, "params": params, "data_params": data_params},
         "class_names": list(data.class_names),
         "preprocessing": stats,
         "calibration": {"method": "bias-corrected temperature scaling", "temperature": temperature,

@@ -10,13 +10,13 @@
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from ..core.registry import ModelRegistry, ModelSpec
+from ..core.backbones import TimmNet, timm_fallback
+from ..core.registry import ModelRegistry, register_model
 from ..errors import ConfigError
 from .augment import AUGMENT_DEFAULTS
 
@@ -66,48 +66,6 @@ class SeedOxfordCNN(nn.Module):
         return self.head(self.features(x))
 
 
-class TimmNet(nn.Module):
-    """A timm backbone with a ``K``-way head. ``pretrained_path``: a local ``.safetensors`` /
-    ``.pth`` checkpoint of the same architecture (its classifier is replaced when K differs)."""
-
-    def __init__(self, name: str, n_classes: int, drop_rate: float = 0.1, pretrained_path: str | None = None,
-                 output_stride: int | None = None, input_size: int | None = None):
-        super().__init__()
-        import timm
-
-        if input_size is not None and not 16 <= int(input_size) <= 1024:
-            raise ConfigError(f"input_size must be in [16, 1024] px, got {input_size}")
-        self.input_size = None if input_size is None else int(input_size)
-        if not timm.is_model(name):
-            raise ConfigError(f"timm has no model {name!r} (see timm.list_models())")
-        kwargs = dict(num_classes=n_classes, in_chans=3, drop_rate=drop_rate)
-        if output_stride:
-            # dilate the last stage(s) instead of striding: a 64-px cutout then ends on a 4x4 map
-            # (output_stride 16) rather than 2x2, at the cost of more compute in the last stage
-            kwargs["output_stride"] = int(output_stride)
-        if pretrained_path and Path(pretrained_path).exists():
-            # pretrained_cfg_overlay points timm at the local file: no hub or URL is consulted
-            self.net = timm.create_model(name, pretrained=True,
-                                         pretrained_cfg_overlay={"file": str(pretrained_path)}, **kwargs)
-        else:
-            if pretrained_path:
-                # Training checks the file exists (fit_preprocessing); here we are rebuilding a trained
-                # bundle, whose own weights replace these right away.
-                warnings.warn(f"pretrained weights {pretrained_path} not found; building without them")
-            self.net = timm.create_model(name, pretrained=False, **kwargs)
-
-    def forward(self, x):
-        if self.input_size is not None and x.shape[-1] != self.input_size:
-            # Resizing inside the network keeps one image size for the loaders, the seed models and
-            # the bundles, while the backbone runs at the size that served it best: on Galaxy Zoo 1,
-            # 48 px gave the accuracy of 64 px (0.887 vs 0.884) and 96 px did worse (0.868), at half
-            # the cost of 64 px. Plain bilinear, not antialiased: ONNX has no antialiased resize, and
-            # at the default 64 -> 48 px every input pixel still reaches the output.
-            x = nn.functional.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
-                                          antialias=False, align_corners=False)
-        return self.net(x)
-
-
 def check_pretrained(params: dict) -> None:
     """ConfigError when a pretrained-weights file is asked for but absent (never downloaded)."""
     path = params.get("pretrained_path")
@@ -116,8 +74,6 @@ def check_pretrained(params: dict) -> None:
                           "put a local .safetensors/.pth checkpoint there or drop pretrained_path")
 
 
-TIMM_DEFAULTS = {"drop_rate": 0.1, "pretrained_path": None, "output_stride": None, "input_size": None,
-                 **AUGMENT_DEFAULTS}
 #: resnet10t (a ResNet-10 with a three-conv "tiered" stem) from scratch won a CPU sweep on the real
 #: GZ1 three-way split at 15 epochs: 0.887 held-out accuracy vs regnetx_002 0.866 (the previous
 #: default), resnet14t 0.887 at twice the cost, lcnet_050 0.805, and 48 px as good as 64 px.
@@ -125,26 +81,44 @@ DEFAULT_BACKBONE = "resnet10t"
 DEFAULT_INPUT_SIZE = 48
 
 
-def _timm_net(backbone: str, p: dict, k: int) -> TimmNet:
-    return TimmNet(backbone, k, p["drop_rate"], p["pretrained_path"], p["output_stride"], p.get("input_size"))
+def _timm_net(backbone: str, n_classes: int, drop_rate: float, pretrained_path: str | None,
+              output_stride: int | None, input_size: int | None) -> TimmNet:
+    if input_size is not None and not 16 <= int(input_size) <= 1024:
+        raise ConfigError(f"input_size must be in [16, 1024] px, got {input_size}")
+    return TimmNet(backbone, n_classes, in_chans=3, drop_rate=drop_rate, pretrained=pretrained_path,
+                   output_stride=output_stride, input_size=None if input_size is None else int(input_size))
 
 
-def _timm_spec(name: str) -> ModelSpec | None:
-    if not name.startswith("timm:"):
-        return None
-    backbone = name.split(":", 1)[1]
-    return ModelSpec(name, lambda p, s, k: _timm_net(backbone, p, k),
-                     defaults=dict(TIMM_DEFAULTS), description=f"timm backbone {backbone}")
+def _timm_builder(backbone: str):
+    def timm_backbone(n_classes: int, stats: dict, *, drop_rate: float = 0.1, pretrained_path: str | None = None,
+                      output_stride: int | None = None, input_size: int | None = None) -> TimmNet:
+        """Any timm backbone by name, from scratch or from a local checkpoint (``pretrained_path``)."""
+        return _timm_net(backbone, n_classes, drop_rate, pretrained_path, output_stride, input_size)
+
+    return timm_backbone
 
 
-MODELS = ModelRegistry(fallback=_timm_spec)
-MODELS.register(ModelSpec(
-    "galaxy-timm", lambda p, s, k: _timm_net(p["backbone"], p, k),
-    defaults={"backbone": DEFAULT_BACKBONE, **TIMM_DEFAULTS, "input_size": DEFAULT_INPUT_SIZE},
-    description=f"compact timm backbone ({DEFAULT_BACKBONE}) from scratch at {DEFAULT_INPUT_SIZE} px"))
-MODELS.register(ModelSpec(
-    "seed-keras-cnn", lambda p, s, k: SeedKerasCNN(_input_size(s), k), defaults=dict(AUGMENT_DEFAULTS),
-    description="the seed's Keras CNN: conv 8/8 3x3 stride 2 + pools, dense 16 (parity)"))
-MODELS.register(ModelSpec(
-    "seed-oxford-cnn", lambda p, s, k: SeedOxfordCNN(_input_size(s), k), defaults=dict(AUGMENT_DEFAULTS),
-    description="the seed's Oxford CNN: conv 6/16 8x8 stride 2 + pools, FC 120-60 (parity)"))
+MODELS = ModelRegistry(fallback=timm_fallback(_timm_builder, data_defaults=AUGMENT_DEFAULTS))
+
+
+@register_model(MODELS, data_defaults=AUGMENT_DEFAULTS)
+def galaxy_timm(n_classes: int, stats: dict, *, backbone: str = DEFAULT_BACKBONE, drop_rate: float = 0.1,
+                pretrained_path: str | None = None, output_stride: int | None = None,
+                input_size: int | None = DEFAULT_INPUT_SIZE) -> TimmNet:
+    """compact timm backbone (resnet10t) from scratch at 48 px
+
+    ``backbone`` any timm name; ``input_size`` the px the backbone sees (the cutout is resized
+    inside the network); ``pretrained_path`` a local checkpoint (never downloaded)."""
+    return _timm_net(backbone, n_classes, drop_rate, pretrained_path, output_stride, input_size)
+
+
+@register_model(MODELS, data_defaults=AUGMENT_DEFAULTS)
+def seed_keras_cnn(n_classes: int, stats: dict) -> SeedKerasCNN:
+    """the seed's Keras CNN: conv 8/8 3x3 stride 2 + pools, dense 16 (parity)"""
+    return SeedKerasCNN(_input_size(stats), n_classes)
+
+
+@register_model(MODELS, data_defaults=AUGMENT_DEFAULTS)
+def seed_oxford_cnn(n_classes: int, stats: dict) -> SeedOxfordCNN:
+    """the seed's Oxford CNN: conv 6/16 8x8 stride 2 + pools, FC 120-60 (parity)"""
+    return SeedOxfordCNN(_input_size(stats), n_classes)

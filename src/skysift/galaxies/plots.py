@@ -69,7 +69,7 @@ def saliency_maps(model, data: TaskData, indices, out: Path, *, title: str = "")
 
     indices = np.asarray(indices, dtype=np.int64)[:8]
     sub = data.subset(indices)
-    ds = model.task.dataset(sub, model.stats, model.params, train=False)
+    ds = model.task.dataset(sub, model.stats, model.data_params, train=False)
     net = model.net.cpu().eval()
     conv = _feature_module(net)
     acts: list = []

@@ -36,15 +36,15 @@ def random_bundle(task_name: str, data: str | Path | TaskData, run_dir: str | Pa
         model = networks[0]
     elif model_params is None and model is None:
         model_params = dict(task.info.demo.get("model_params", {}))
-    cfg, spec, params = resolve_config(task, {"model": model, "model_params": model_params})
+    cfg, spec, params, data_params = resolve_config(task, {"model": model, "model_params": model_params})
     if not backend_class(spec).random_init:
         raise ConfigError(f"model {spec.name!r} is an estimator: it has no random initial state; train it")
     torch.manual_seed(seed)
-    stats = task.fit_preprocessing(data, params)
-    backend = build_backend(spec, params, stats, data.n_classes)
+    stats = task.fit_preprocessing(data, {**params, **data_params})
+    backend = build_backend(spec, params, stats, data.n_classes, data_params)
     card = {
         "task": task.name,
-        "model": {"name": spec.name, "kind": backend.kind, "params": params},
+        "model": {"name": spec.name, "kind": backend.kind, "params": params, "data_params": data_params},
         "class_names": list(data.class_names),
         "preprocessing": stats,
         "calibration": {"method": "none", "temperature": 1.0, "bias": [0.0] * data.n_classes, "threshold": 0.5},

@@ -6,10 +6,7 @@ modules; this registry is what the CLI, the API and the bundle loader look names
 """
 from __future__ import annotations
 
-from ..core.registry import ModelRegistry
-from .gbm import MODEL_SPECS as GBM_SPECS
-from .sequence import MODEL_SPECS as SEQUENCE_SPECS
+from ..core.registry import task_registry
+from . import gbm, sequence  # noqa: F401  (their @register_model builders fill the registry, lgbm first)
 
-MODELS = ModelRegistry()
-for _spec in (*GBM_SPECS, *SEQUENCE_SPECS):
-    MODELS.register(_spec)
+MODELS = task_registry("transients")

@@ -40,8 +40,9 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from ..core.data import TaskData
-from ..core.registry import ModelSpec
+from ..core.registry import register_model, task_registry
 from ..errors import ConfigError
+from . import gbm as _gbm  # noqa: F401  (lgbm, the default, registers first: the listing order)
 from .augment import DEFAULT_AUGMENT, _reference_time, augment_object
 from .data import LightCurves
 
@@ -385,52 +386,44 @@ def _dims(stats: dict) -> tuple[int, int]:
     return len(s["meta_names"]), len(s["agg_names"])
 
 
-def _build_seed_lstm(p: dict, stats: dict, k: int) -> nn.Module:
+#: what the data pipeline reads: the sequence length cap and the augmentation probabilities
+#: (``fit_preprocessing`` / ``dataset``); ``aggregates`` (the seed's whole-curve aggregates as a
+#: second input) is set per model below
+_DATA_DEFAULTS = {"max_len": DEFAULT_MAX_LEN, "augment": dict(DEFAULT_AUGMENT)}
+_TRAIN = {"lr": 2e-3, "batch_size": 64, "epochs": 25}
+
+
+@register_model("transients", data_defaults={**_DATA_DEFAULTS, "aggregates": True},
+                train_overrides={**_TRAIN, "lr": 1e-3})
+def seed_lstm(n_classes: int, stats: dict, *, hidden: int = 100, layers: int = 2, dropout: float = 0.1,
+              mlp: list = [512, 256, 128, 64], mlp_dropout: float = 0.3) -> SeedLSTM:  # noqa: B006
+    """the seed's 2-layer LSTM (hidden 100) on packed sequences + an MLP of the seed aggregates"""
     meta_dim, agg_dim = _dims(stats)
     if agg_dim == 0:
         raise ConfigError("seed-lstm needs the seed aggregates: keep model_params aggregates=true")
-    return SeedLSTM(k, meta_dim, agg_dim, hidden=p["hidden"], layers=p["layers"], dropout=p["dropout"],
-                    mlp=tuple(p["mlp"]), mlp_dropout=p["mlp_dropout"])
+    return SeedLSTM(n_classes, meta_dim, agg_dim, hidden=hidden, layers=layers, dropout=dropout,
+                    mlp=tuple(mlp), mlp_dropout=mlp_dropout)
 
 
-def _build_transformer(p: dict, stats: dict, k: int) -> nn.Module:
+@register_model("transients", data_defaults={**_DATA_DEFAULTS, "aggregates": False}, train_overrides=_TRAIN)
+def transformer(n_classes: int, stats: dict, *, d_model: int = 64, layers: int = 2, heads: int = 4, ff: int = 128,
+                dropout: float = 0.1, encoder_dropout: float = 0.0, head_hidden: int = 128) -> SequenceTransformer:
+    """transformer encoder on observation tokens (continuous-time sinusoids + band embeddings), masked attention
+    pooling, metadata in the head"""
     meta_dim, agg_dim = _dims(stats)
-    if p["d_model"] % p["heads"]:
-        raise ConfigError(f"d_model ({p['d_model']}) must be a multiple of heads ({p['heads']})")
-    return SequenceTransformer(k, meta_dim, agg_dim, d_model=p["d_model"], layers=p["layers"], heads=p["heads"],
-                               ff=p["ff"], dropout=p["dropout"], head_hidden=p["head_hidden"],
-                               encoder_dropout=p["encoder_dropout"])
+    if d_model % heads:
+        raise ConfigError(f"d_model ({d_model}) must be a multiple of heads ({heads})")
+    return SequenceTransformer(n_classes, meta_dim, agg_dim, d_model=d_model, layers=layers, heads=heads, ff=ff,
+                               dropout=dropout, head_hidden=head_hidden, encoder_dropout=encoder_dropout)
 
 
-def _build_gru(p: dict, stats: dict, k: int) -> nn.Module:
+@register_model("transients", data_defaults={**_DATA_DEFAULTS, "aggregates": False}, train_overrides=_TRAIN)
+def gru(n_classes: int, stats: dict, *, d_model: int = 64, hidden: int = 64, layers: int = 2, dropout: float = 0.1,
+        head_hidden: int = 128) -> SequenceGRU:
+    """bidirectional GRU on the same observation tokens, attention pooling, metadata in the head"""
     meta_dim, agg_dim = _dims(stats)
-    return SequenceGRU(k, meta_dim, agg_dim, d_model=p["d_model"], hidden=p["hidden"], layers=p["layers"],
-                       dropout=p["dropout"], head_hidden=p["head_hidden"])
+    return SequenceGRU(n_classes, meta_dim, agg_dim, d_model=d_model, hidden=hidden, layers=layers,
+                       dropout=dropout, head_hidden=head_hidden)
 
 
-_DATA_DEFAULTS = {"max_len": DEFAULT_MAX_LEN, "augment": dict(DEFAULT_AUGMENT)}
-
-MODEL_SPECS = [
-    ModelSpec(
-        "seed-lstm", _build_seed_lstm,
-        {**_DATA_DEFAULTS, "aggregates": True, "hidden": 100, "layers": 2, "dropout": 0.1,
-         "mlp": [512, 256, 128, 64], "mlp_dropout": 0.3},
-        "the seed's 2-layer LSTM (hidden 100) on packed sequences + an MLP of the seed aggregates",
-        train_overrides={"lr": 1e-3, "batch_size": 64, "epochs": 25},
-    ),
-    ModelSpec(
-        "transformer", _build_transformer,
-        {**_DATA_DEFAULTS, "aggregates": False, "d_model": 64, "layers": 2, "heads": 4, "ff": 128,
-         "dropout": 0.1, "encoder_dropout": 0.0, "head_hidden": 128},
-        "transformer encoder on observation tokens (continuous-time sinusoids + band embeddings), "
-        "masked attention pooling, metadata in the head",
-        train_overrides={"lr": 2e-3, "batch_size": 64, "epochs": 25},
-    ),
-    ModelSpec(
-        "gru", _build_gru,
-        {**_DATA_DEFAULTS, "aggregates": False, "d_model": 64, "hidden": 64, "layers": 2, "dropout": 0.1,
-         "head_hidden": 128},
-        "bidirectional GRU on the same observation tokens, attention pooling, metadata in the head",
-        train_overrides={"lr": 2e-3, "batch_size": 64, "epochs": 25},
-    ),
-]
+MODEL_SPECS = [task_registry("transients").get(n) for n in ("seed-lstm", "transformer", "gru")]

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.registry import ModelRegistry, ModelSpec
+from ..core.registry import ModelRegistry, register_model
 
 
 def _as_channels(x: torch.Tensor) -> torch.Tensor:
@@ -93,14 +93,20 @@ class ResNet1d(nn.Module):
 
 
 MODELS = ModelRegistry()
-MODELS.register(ModelSpec(
-    "resnet1d", lambda p, s, k: ResNet1d(k, width=p["width"], depth=p["depth"], dropout=p["dropout"],
-                                         attention_layers=p["attention_layers"]),
-    defaults={"width": 32, "depth": 5, "dropout": 0.1, "attention_layers": 2, "inject_prob": 0.3,
-              "inject_eb_prob": 0.2},
-    description="residual dilated 1-D CNN + self-attention over time, trained with injected transits "
-                "and eclipsing binaries (default)"))
-MODELS.register(ModelSpec(
-    "seed-cnn", lambda p, s, k: SeedCNN(int(s.get("length", 3197)), k), defaults={"inject_prob": 0.0, "inject_eb_prob": 0.0},
-    description="the seed project's Conv1d 6/16 + FC 500-64 network (parity)",
-    train_overrides={"lr": 1e-3}))
+
+
+@register_model(MODELS, data_defaults={"inject_prob": 0.3, "inject_eb_prob": 0.2})
+def resnet1d(n_classes: int, stats: dict, *, width: int = 32, depth: int = 5, dropout: float = 0.1,
+             attention_layers: int = 2) -> ResNet1d:
+    """residual dilated 1-D CNN + self-attention over time, trained with injected transits
+    and eclipsing binaries (default)
+
+    Data parameters: ``inject_prob`` / ``inject_eb_prob``, the chance that a training series
+    receives a synthetic transit / eclipsing binary (see :mod:`.augment`)."""
+    return ResNet1d(n_classes, width=width, depth=depth, dropout=dropout, attention_layers=attention_layers)
+
+
+@register_model(MODELS, data_defaults={"inject_prob": 0.0, "inject_eb_prob": 0.0}, train_overrides={"lr": 1e-3})
+def seed_cnn(n_classes: int, stats: dict) -> SeedCNN:
+    """the seed project's Conv1d 6/16 + FC 500-64 network (parity)"""
+    return SeedCNN(int(stats.get("length", 3197)), n_classes)
