@@ -155,11 +155,11 @@ def test_dask_transients_catalogue_equals_single_process(client, tmp_path):
     model = skysift.load(run)
     r = predict_catalogue(run, tmp_path / "catalogue", tmp_path / "preds.csv", scheduler=client)
     assert (r["n"], r["partitions"], r["workers"]) == (60, 3, 2)
-    got = pd.read_csv(r["path"], dtype={task.id_column: str})
+    got = pd.read_csv(r["path"], dtype={task.info.id_column: str})
     whole = model.predict(tmp_path / "catalogue")
     per_part = pd.concat([model.predict(p) for p in parts], ignore_index=True)
     assert list(got.columns) == list(whole.columns)
-    assert got[task.id_column].tolist() == whole[task.id_column].astype(str).tolist()
+    assert got[task.info.id_column].tolist() == whole[task.info.id_column].astype(str).tolist()
     np.testing.assert_array_equal(got.iloc[:, 1:].to_numpy(float), per_part.iloc[:, 1:].to_numpy(float))
     np.testing.assert_allclose(got.iloc[:, 1:].to_numpy(float), whole.iloc[:, 1:].to_numpy(float), atol=1e-6)
 
