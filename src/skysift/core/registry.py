@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -241,24 +242,25 @@ def card_params(spec: ModelSpec, card_model: dict) -> tuple[dict, dict]:
     return model, {**copy.deepcopy(spec.data_defaults), **data}
 
 
-class Estimator:
-    """A non-torch model on feature vectors (e.g. LightGBM). Its state must be arrays, not pickle.
+class Estimator(ABC):
+    """A non-torch model on feature vectors (e.g. LightGBM). Its state must be arrays, not pickle."""
 
-    ``fit(X, y, X_val, y_val, sample_weight)``; ``predict_logits(X) -> (N, K)``;
-    ``state() -> dict[str, np.ndarray]`` (stored in safetensors); ``load_state(state)``.
-    """
+    @abstractmethod
+    def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
+            sample_weight: np.ndarray | None = None) -> Any:
+        """Fit on ``(X, y)``, early-stopping on ``(X_val, y_val)``."""
 
-    def fit(self, X, y, X_val, y_val, sample_weight=None):  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def predict_logits(self, X: np.ndarray) -> np.ndarray:
+        """``(N, K)`` logits."""
 
-    def predict_logits(self, X) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def state(self) -> dict[str, np.ndarray]:
+        """The fitted state as named arrays (stored in safetensors)."""
 
-    def state(self) -> dict[str, np.ndarray]:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state`."""
 
 
 __all__ = ["Estimator", "ModelRegistry", "ModelSpec", "card_params", "create_model", "register_model",

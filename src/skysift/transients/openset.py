@@ -42,6 +42,7 @@ SNe Ia, TDE + kilonova), with the feature matrix as vectors 0.872 ± 0.068.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import numpy as np
@@ -88,7 +89,7 @@ def gaussian_quantile_posterior(z: np.ndarray, separation: float, prior: float) 
     return expit(logit(prior) + separation * z - 0.5 * separation**2)
 
 
-class OpenSetScorer:
+class OpenSetScorer(ABC):
     """Common API. ``fit(logits, y, features=None)`` on validation; ``score`` (higher = more
     unusual); ``p_unknown`` ``(N,)``; ``state() -> (json dict, arrays dict)`` and
     :func:`scorer_from_state` to rebuild."""
@@ -96,21 +97,21 @@ class OpenSetScorer:
     kind: ClassVar[str]
     needs_features: ClassVar[bool] = False
 
-    def fit(self, logits: np.ndarray, y: np.ndarray, features: np.ndarray | None = None) -> "OpenSetScorer":
-        raise NotImplementedError
+    @abstractmethod
+    def fit(self, logits: np.ndarray, y: np.ndarray, features: np.ndarray | None = None) -> "OpenSetScorer": ...
 
-    def score(self, logits: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
-        raise NotImplementedError
+    @abstractmethod
+    def score(self, logits: np.ndarray, features: np.ndarray | None = None) -> np.ndarray: ...
 
-    def p_unknown(self, logits: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
-        raise NotImplementedError
+    @abstractmethod
+    def p_unknown(self, logits: np.ndarray, features: np.ndarray | None = None) -> np.ndarray: ...
 
-    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        raise NotImplementedError
+    @abstractmethod
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]: ...
 
     @classmethod
-    def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "OpenSetScorer":
-        raise NotImplementedError
+    @abstractmethod
+    def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "OpenSetScorer": ...
 
     def to_json(self) -> dict:
         """The whole state as one JSON-serialisable dict (arrays as nested lists), for a task's
