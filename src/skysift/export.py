@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .core.data import TaskData
 from .core.io import atomic_path, write_json
 from .errors import ConfigError, SkysiftError

@@ -12,9 +12,7 @@ import torch
 from torch.utils.data import WeightedRandomSampler
 
 from ..errors import ConfigError
-
-RESAMPLERS = ("none", "over", "under", "smote")
-SAMPLERS = ("none", "weighted")
+from .config import RESAMPLERS, SAMPLERS  # noqa: F401  (defined beside TrainConfig, which must not import torch)
 
 
 def class_weights(y: np.ndarray, n_classes: int, power: float = 1.0) -> np.ndarray:

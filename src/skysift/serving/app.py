@@ -43,7 +43,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from .. import __version__
+from .._version import __version__
 from ..errors import SkysiftError
 
 log = logging.getLogger("skysift.serving")
