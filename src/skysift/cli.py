@@ -99,11 +99,11 @@ def _train_options(values: dict[str, Any]) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     for name, cli_type, decl, _ in _train_fields():
         v = values.get(name)
-        if v is None:
-            continue
         if cli_type == Optional[List[str]]:
             v = _parse_params(v, decl) or None
-        elif name == "devices" and v.isdigit():
+        if v is None:
+            continue
+        if name == "devices" and v.isdigit():
             v = int(v)  # "--devices 2" is two devices; "0,1" and "1," are device indices
         opts[name] = v
     return opts
@@ -422,22 +422,27 @@ def _show_warnings_once(console: Console) -> None:
     message: a loader that warns per file or per batch would otherwise repeat itself."""
     seen: set[tuple[type, str]] = set()
 
-    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings' API
+    def show(message, category, filename, lineno, file=None, line=None):  # the warnings.showwarning API
         key = (category, str(message))
         if key in seen:
             return
         seen.add(key)
         console.print(f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
 
-    for quiet in _QUIET:
-        message, category, *module = quiet
-        warnings.filterwarnings("ignore", message=message, category=category, module=module[0] if module else "")
+    for message, category in _QUIET:
+        warnings.filterwarnings("ignore", message=message, category=category)
     warnings.showwarning = show
 
 
 def main(argv: list[str] | None = None) -> int:
-    if not sys.warnoptions:  # python -W ... given by the user wins
-        _show_warnings_once(console)
+    # catch_warnings: a caller of main() (the tests, a notebook) gets its warning settings back
+    with warnings.catch_warnings():
+        if not sys.warnoptions:  # python -W ... given by the user wins
+            _show_warnings_once(console)
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     _mount_optional()
     try:
         app(args=argv, standalone_mode=False)
