@@ -144,8 +144,8 @@ def test_warnings_shown_once_in_yellow_through_rich():
         warnings.simplefilter("always")
         cli._show_warnings_once(Console(file=buf, force_terminal=True, width=200))
         for _ in range(3):
-            warnings.warn("x.png: grayscale images were replicated into three channels")
-        warnings.warn("DataLoader does not have many workers which may be a bottleneck")
+            warnings.warn("x.png: grayscale images were replicated into three channels", stacklevel=1)
+        warnings.warn("DataLoader does not have many workers which may be a bottleneck", stacklevel=1)
     out = buf.getvalue()
     assert out.count("warning: x.png: grayscale images were replicated") == 1
     assert "\x1b[33m" in out  # yellow

@@ -483,7 +483,7 @@ def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
         usage.append(bundled.exceptions.ClickException)
         import typer as _typer
 
-        aborts.extend(getattr(m, "Abort") for m in (_typer, bundled, bundled.exceptions) if hasattr(m, "Abort"))
+        aborts.extend(m.Abort for m in (_typer, bundled, bundled.exceptions) if hasattr(m, "Abort"))
     except ImportError:
         pass
     return tuple(aborts), tuple(usage)

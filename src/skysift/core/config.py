@@ -131,7 +131,7 @@ class TrainConfig:
                 raise ConfigError(f"{f.name} must be a mapping of NAME to VALUE, got {getattr(self, f.name)!r}")
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
