@@ -128,6 +128,9 @@ def _train(task: str, data: Path, out: Path, logger: Optional[List[str]], resume
     out_console.print(f"model saved in {out}")
 
 
+_TRAIN_OWN = ("task", "data", "out", "logger", "resume")
+
+
 def _train_command() -> Callable[..., None]:
     """``_train`` with a signature typer reads: fixed arguments, then one option per field."""
     P = inspect.Parameter
@@ -138,6 +141,8 @@ def _train_command() -> Callable[..., None]:
         P("out", P.KEYWORD_ONLY, annotation=Path, default=typer.Option(..., "--out", help="run directory")),
     ]
     for name, cli_type, decl, help_text in _train_fields():
+        if name in _TRAIN_OWN:
+            raise RuntimeError(f"TrainConfig.{name} clashes with the train command's own --{name}")
         params.append(P(name, P.KEYWORD_ONLY, annotation=cli_type,
                         default=typer.Option(None, decl, help=help_text, show_default=False)))
     params += [
