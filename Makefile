@@ -1,4 +1,4 @@
-# Two entry points: `make demo` and `make test`. Both create .venv and install on first use;
+# Entry points: `make demo`, `make test`, `make lint`. Each creates .venv and installs on first use;
 # the stamp file makes a second install a no-op.
 PY ?= python3.11
 VENV := .venv
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-all lint bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,11 +26,17 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q -m "not slow" --timeout=900
 
+# ruff (style, imports, likely bugs) over everything; mypy over the typed core (see pyproject.toml)
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy src/skysift/core
+
 test-all: install
 	$(BIN)/python -m pytest -q --timeout=3600
 
 # throughput and memory of every task on this machine (each script prints a table)
 bench: install
+	$(BIN)/python benchmarks/bench_cli.py
 	$(BIN)/python benchmarks/bench_transits.py
 	$(BIN)/python benchmarks/bench_technosignatures.py throughput --n-train 300 --n-predict 300 --epochs 2
 	$(BIN)/python benchmarks/bench_galaxies.py throughput --threads 2 --n 512

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import skysift
+from _common import print_table
 from skysift.core.training import fit
 
 
@@ -45,10 +46,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     keys = ["model", "train_s", "n", "roc_auc", "pr_auc", "f1", "accuracy", "macro_f1", "weighted_log_loss", "ece"]
     keys = [k for k in keys if any(k in r for r in rows)]
-    print("| " + " | ".join(keys) + " |")
-    print("|" + "---|" * len(keys))
-    for r in rows:
-        print("| " + " | ".join(f"{r[k]:.4f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys) + " |")
+    print_table(keys, [[r.get(k, "") for k in keys] for r in rows], floatfmt=".4f")
 
 
 if __name__ == "__main__":

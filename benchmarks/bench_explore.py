@@ -2,7 +2,8 @@
 
 Real PLAsTiCC training set (7,848 objects) from ``../shared/data``::
 
-    nice -n 10 .venv/bin/python benchmarks/bench_explore.py transients ../shared/data/plasticc --out /tmp/explore_plasticc
+    nice -n 10 .venv/bin/python benchmarks/bench_explore.py transients ../shared/data/plasticc \\
+        --out /tmp/explore_plasticc
 
 Real Galaxy Zoo 1 cutouts::
 
@@ -18,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
-import time
 from pathlib import Path
 
+from _common import peak_rss_mib, timed
 from skysift.core.task import get_task
 from skysift.explore import MAX_EMBED, explore
 
@@ -42,14 +42,14 @@ def main(argv=None) -> dict:
     data = args.data
     if args.simulate:
         data = task.simulate(Path(tempfile.mkdtemp(prefix="bench_explore_")), n=args.simulate, seed=0)
-    t = time.perf_counter()
-    files = explore(task, data, args.out, max_n=args.max_n, umap=args.umap or None)
-    total = time.perf_counter() - t
+    with timed() as t:
+        files = explore(task, data, args.out, max_n=args.max_n, umap=args.umap or None)
+    total = t.seconds
     info = json.loads(Path(files["summary_json"]).read_text())
     result = {"task": task.name, "data": str(data), "n_objects": info["n_objects"],
               "n_embedded": info["n_embedded"], "raw_features": info["raw_features"],
               "wall_s": round(total, 2), "stages_s": {k: round(v, 2) for k, v in info["timings"].items()},
-              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+              "peak_rss_mb": round(peak_rss_mib(), 1),
               "files": sorted(p.name for p in map(Path, files.values()))}
     print(json.dumps(result))
     return result

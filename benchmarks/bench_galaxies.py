@@ -23,18 +23,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
+
+from _common import cpu_seconds, peak_rss_mib, timed
 
 # Must be set before torch loads libgomp. With the default (active) wait policy, OpenMP threads spin at
 # every barrier; on a shared 2-core machine a descheduled partner thread then stalls each op, and we
 # measured regnetx_002 training at 16 images/s with 2 threads vs 242 images/s with passive waiting.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from skysift.core.inference import predict_logits
@@ -70,12 +71,12 @@ def bench_model(task, name: str, data, batch_size: int, train_batches: int) -> d
                 break
     train_ips = seen / (time.perf_counter() - t0)
     ds_eval = task.dataset(data, stats, params, train=False)
-    t0 = time.perf_counter()
-    predict_logits(net, ds_eval, batch_size=256, device=torch.device("cpu"))
-    predict_ips = len(ds_eval) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    predict_logits(net, ds_eval, batch_size=256, device=torch.device("cpu"), tta_views=task.tta_views(params))
-    tta_ips = len(ds_eval) / (time.perf_counter() - t0)
+    with timed() as t:
+        predict_logits(net, ds_eval, batch_size=256, device=torch.device("cpu"))
+    predict_ips = t.rate(len(ds_eval))
+    with timed() as t:
+        predict_logits(net, ds_eval, batch_size=256, device=torch.device("cpu"), tta_views=task.tta_views(params))
+    tta_ips = t.rate(len(ds_eval))
     n_params = sum(p.numel() for p in net.parameters())
     return {"model": name, "params_M": n_params / 1e6, "train_img_s": train_ips, "predict_img_s": predict_ips,
             "predict_tta8_img_s": tta_ips}
@@ -84,26 +85,19 @@ def bench_model(task, name: str, data, batch_size: int, train_batches: int) -> d
 def throughput(args) -> None:
     task = get_task("galaxies")
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        path = task.simulate(Path(tmp), n=args.n, seed=0)
-        sim_s = time.perf_counter() - t0
+        with timed() as t:
+            path = task.simulate(Path(tmp), n=args.n, seed=0)
+        sim_s = t.seconds
         data = task.load(path, labelled=True)
     print(f"torch threads: {torch.get_num_threads()}; simulated {args.n} galaxies in {sim_s:.1f} s "
           f"({args.n / sim_s:.0f} images/s)")
-    print(f"| model | params (M) | train images/s | predict images/s | predict + 8-fold TTA images/s |")
+    print("| model | params (M) | train images/s | predict images/s | predict + 8-fold TTA images/s |")
     print("|---|---|---|---|---|")
     for name in args.models.split(","):
         r = bench_model(task, name, data, args.batch_size, args.train_batches)
         print(f"| {r['model']} | {r['params_M']:.2f} | {r['train_img_s']:.0f} | {r['predict_img_s']:.0f} | "
               f"{r['predict_tta8_img_s']:.0f} |", flush=True)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    print(f"peak memory (max RSS): {peak_mb:.0f} MiB")
-
-
-def _cpu_s() -> float:
-    """User + system CPU seconds of this process: on a shared machine a fairer cost than wall time."""
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    print(f"peak memory (max RSS): {peak_rss_mib():.0f} MiB")
 
 
 def _row(name: str, train_s: float, m: dict) -> dict:
@@ -131,9 +125,9 @@ def _train_eval(task, train, test, out: Path, models: list[str], options: dict, 
     rows = []
     for name in models:
         tag = name.replace(":", "_")
-        t0, c0 = time.time(), _cpu_s()
+        t0, c0 = time.time(), cpu_seconds()
         model = fit(task, train, out / f"run_{tag}", model=name, progress=False, **options)
-        train_s, cpu_s = time.time() - t0, _cpu_s() - c0
+        train_s, cpu_s = time.time() - t0, cpu_seconds() - c0
         m = model.evaluate(test, plots_dir=out / f"plots_{tag}")
         if saliency:
             saliency_maps(model, test, np.arange(8), out / f"plots_{tag}" / "saliency.png")
@@ -154,8 +148,8 @@ def gz1(args) -> None:
     t0 = time.time()
     data: TaskData = task.load(Path(args.data), labelled=True, scheme=args.scheme, image_size=args.size,
                                crop=args.crop)
-    print(f"loaded {len(data)} GZ1 cutouts at {args.size} px (crop {data.meta['card']['crop']}) in {time.time() - t0:.1f} s; "
-          f"classes {data.class_counts()}", flush=True)
+    print(f"loaded {len(data)} GZ1 cutouts at {args.size} px (crop {data.meta['card']['crop']}) in "
+          f"{time.time() - t0:.1f} s; classes {data.class_counts()}", flush=True)
     idx = np.arange(len(data))
     fit_idx, test_idx = train_test_split(idx, test_size=args.test_frac, stratify=data.hard_labels,
                                          random_state=args.seed)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import httpx
 
+from _common import timed
 from skysift.core.task import get_task, task_names
 from skysift.serving.testing import random_bundle
 
@@ -73,7 +74,8 @@ def bench_serving(name: str, run: Path, *, batch: int, requests: int, threads: i
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "SKYSIFT_NO_PROGRESS": "1"}
     exe = str(Path(sys.executable).with_name("skysift"))
     server = subprocess.Popen([exe, "serve", str(run), "--host", "127.0.0.1", "--port", str(port),
-                               "--log-level", "warning", "--max-body-mb", str(max_body_mb)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               "--log-level", "warning", "--max-body-mb", str(max_body_mb)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=url, timeout=300, trust_env=False) as client:
@@ -130,9 +132,9 @@ def bench_serving(name: str, run: Path, *, batch: int, requests: int, threads: i
 def bench_report(name: str, run: Path, data: Path, out: Path) -> dict:
     from skysift.report import build_report
 
-    t0 = time.perf_counter()
-    res = build_report(run, data, out)
-    return {"task": name, "report_s": time.perf_counter() - t0, "report_images": res["n_images"],
+    with timed() as t:
+        res = build_report(run, data, out)
+    return {"task": name, "report_s": t.seconds, "report_images": res["n_images"],
             "report_mb": out.stat().st_size / 1e6}
 
 
@@ -170,13 +172,15 @@ def main(argv=None) -> dict:
             row.update(bench_report(name, run, data, work / name / "report.html"))
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
-    cols = [("task", "task", "{}"), ("network", "network", "{}"), ("trained", "trained", "{}"), ("mode", "body", "{}"), ("body_kb", "body KB", "{:.0f}"),
+    cols = [("task", "task", "{}"), ("network", "network", "{}"), ("trained", "trained", "{}"), ("mode", "body", "{}"),
+            ("body_kb", "body KB", "{:.0f}"),
             ("req_per_s", "req/s", "{:.2f}"), ("objects_per_s", "objects/s", "{:.0f}"),
             ("p50_ms", "p50 ms", "{:.0f}"), ("p95_ms", "p95 ms", "{:.0f}"),
             ("report_s", "report s", "{:.1f}"), ("report_mb", "report MB", "{:.1f}")]
     cols = [c for c in cols if any(c[0] in r for r in rows)]
     print(f"POST /predict, {args.batch} objects per request, {args.requests} sequential requests after 1 warm-up; "
-          f"server: skysift serve (uvicorn, 127.0.0.1, {args.threads} threads, --max-body-mb {args.max_body_mb:g}), untrained bundles of each task's "
+          f"server: skysift serve (uvicorn, 127.0.0.1, {args.threads} threads, --max-body-mb {args.max_body_mb:g}), "
+          f"untrained bundles of each task's "
           f"demo network; report on {args.report_n} simulated objects; {os.cpu_count()} CPU cores")
     print(" | ".join(h for _, h, _ in cols))
     for r in rows:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -23,40 +22,37 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 import skysift
+from _common import peak_rss_mib, timed
 from skysift.technosignatures.dedoppler import DedopplerBaseline
 from skysift.technosignatures.simulate import simulate
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def throughput(args) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        t = time.perf_counter()
-        simulate(tmp / "train", n=args.n_train, seed=0)
-        simulate(tmp / "test", n=args.n_predict, seed=1)
-        rows.append(("simulate (setigen) + write", (args.n_train + args.n_predict) / (time.perf_counter() - t)))
-        t = time.perf_counter()
-        model = skysift.train("technosignatures", tmp / "train", tmp / "run", epochs=args.epochs, patience=100,
-                              progress=False)
+        with timed() as t:
+            simulate(tmp / "train", n=args.n_train, seed=0)
+            simulate(tmp / "test", n=args.n_predict, seed=1)
+        rows.append(("simulate (setigen) + write", t.rate(args.n_train + args.n_predict)))
+        with timed() as t:
+            model = skysift.train("technosignatures", tmp / "train", tmp / "run", epochs=args.epochs, patience=100,
+                                  progress=False)
         history = model.card["history"]
         n_seen = int(args.n_train * (1 - model.card["train_config"]["val_frac"])) * len(history)
-        rows.append((f"train cadence-cnn (fit incl. validation, {len(history)} epochs)", n_seen / (time.perf_counter() - t)))
+        rows.append((f"train cadence-cnn (fit incl. validation, {len(history)} epochs)", t.rate(n_seen)))
         data = skysift.get_task("technosignatures").load(tmp / "test", labelled=False)
-        t = time.perf_counter()
-        model.predict_proba(data)
-        rows.append(("predict (read + preprocess + network)", len(data) / (time.perf_counter() - t)))
-        t = time.perf_counter()
-        DedopplerBaseline().scores(data.x.take(np.arange(min(100, len(data)))))
-        rows.append(("de-Doppler baseline score", min(100, len(data)) / (time.perf_counter() - t)))
+        with timed() as t:
+            model.predict_proba(data)
+        rows.append(("predict (read + preprocess + network)", t.rate(len(data))))
+        with timed() as t:
+            DedopplerBaseline().scores(data.x.take(np.arange(min(100, len(data)))))
+        rows.append(("de-Doppler baseline score", t.rate(min(100, len(data)))))
     print(f"\ntechnosignatures benchmark — torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"cpus {os.cpu_count()}, device {'cuda' if torch.cuda.is_available() else 'cpu'}")
     for name, rate in rows:
         print(f"  {name:<60s} {rate:10.1f} snippets/s")
-    print(f"  {'peak resident memory':<60s} {_peak_mb():10.0f} MB")
+    print(f"  {'peak resident memory':<60s} {peak_rss_mib():10.0f} MB")
 
 
 def accept(args) -> None:

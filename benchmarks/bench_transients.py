@@ -48,6 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import print_table, timed
+
 CACHE = Path(os.environ.get("SKYSIFT_BENCH_CACHE", "/tmp/skysift_bench_cache"))
 
 
@@ -304,18 +306,14 @@ def cmd_throughput(args) -> None:
 
     model = skysift.load(args.run)
     task = skysift.get_task("transients")
-    t = time.perf_counter()
-    data = task.load(args.data, labelled=False)
-    t_load = time.perf_counter() - t
+    with timed() as t_load:
+        data = task.load(args.data, labelled=False)
     model.predict_proba(data.subset(np.arange(min(10, len(data)))))  # warm-up
-    t = time.perf_counter()
-    model.predict_proba(data)
-    t_pred = time.perf_counter() - t
+    with timed() as t_pred:
+        model.predict_proba(data)
     print(f"\npredict throughput of {args.run} on {len(data)} objects")
-    print(f"| {'step':<34} | {'objects/s':>10} |")
-    print(f"|{'-' * 36}|{'-' * 12}|")
-    print(f"| {'predict_proba (load excluded)':<34} | {len(data) / t_pred:>10.1f} |")
-    print(f"| {'load + predict_proba':<34} | {len(data) / (t_pred + t_load):>10.1f} |")
+    print_table(["step", "objects/s"], [("predict_proba (load excluded)", t_pred.rate(len(data))),
+                                        ("load + predict_proba", len(data) / (t_pred.seconds + t_load.seconds))])
 
 
 def main(argv=None) -> None:

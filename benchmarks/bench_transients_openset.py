@@ -101,8 +101,13 @@ def fit_pair(name: str, held: tuple[int, ...], X: np.ndarray, targets: np.ndarra
 
 def _variants() -> dict:
     """Scorer name -> (factory, which vectors the distance scorers read)."""
-    from skysift.transients.openset import (CombinedScorer, EnergyScorer, MahalanobisScorer,
-                                            ProductMahalanobisScorer, ProductScorer)
+    from skysift.transients.openset import (
+        CombinedScorer,
+        EnergyScorer,
+        MahalanobisScorer,
+        ProductMahalanobisScorer,
+        ProductScorer,
+    )
 
     return {
         "product": (ProductScorer, None),
@@ -155,7 +160,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--pairs", nargs="+", default=list(HELD_OUT), choices=list(HELD_OUT))
     ap.add_argument("--default-separation", action="store_true",
-                    help="use each scorer's default μ (openset.DEFAULT_SEPARATIONS) instead of the leave-one-pair-out estimate")
+                    help="use each scorer's default μ (openset.DEFAULT_SEPARATIONS) instead of the "
+                         "leave-one-pair-out estimate")
     ap.add_argument("--json", default="", help="write the per-run results here")
     ap.add_argument("--cache", default="/tmp/skysift_openset_cache", help="cache of the LightGBM fits ('' = none)")
     ap.add_argument("--lgbm", action="append", default=["learning_rate=0.1", "early_stopping_rounds=40"],

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import skysift
+from _common import peak_rss_mib, print_table, timed
 from skysift.transits.simulate import simulate_light_curves, write_kaggle_csv
 
 
@@ -32,37 +31,31 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        t = time.perf_counter()
-        flux, labels, _ = simulate_light_curves(args.n_train + args.n_predict, seed=0)
-        rows.append(("simulate", len(flux) / (time.perf_counter() - t)))
+        with timed() as t:
+            flux, labels, _ = simulate_light_curves(args.n_train + args.n_predict, seed=0)
+        rows.append(("simulate", t.rate(len(flux))))
         train_csv = write_kaggle_csv(tmp / "train.csv", flux[: args.n_train], labels[: args.n_train])
         test_csv = write_kaggle_csv(tmp / "test.csv", flux[args.n_train:], None)
         task = skysift.get_task("transits")
-        t = time.perf_counter()
-        data = task.load(test_csv)
-        rows.append(("load CSV", len(data) / (time.perf_counter() - t)))
+        with timed() as t:
+            data = task.load(test_csv)
+        rows.append(("load CSV", t.rate(len(data))))
         task._clean(data.subset([0]), {"length": data.x.shape[1]})  # numba JIT of wotan, once per process
-        t = time.perf_counter()
-        task._clean(data, {"length": data.x.shape[1]})
-        rows.append(("clean + detrend (wotan biweight)", len(data) / (time.perf_counter() - t)))
-        t = time.perf_counter()
-        model = skysift.train("transits", train_csv, tmp / "run", model=args.model, epochs=args.epochs,
-                              patience=100, progress=False)
+        with timed() as t:
+            task._clean(data, {"length": data.x.shape[1]})
+        rows.append(("clean + detrend (wotan biweight)", t.rate(len(data))))
+        with timed() as t:
+            model = skysift.train("transits", train_csv, tmp / "run", model=args.model, epochs=args.epochs,
+                                  patience=100, progress=False)
         history = model.card["history"]
         n_seen = int(args.n_train * (1 - model.card["train_config"]["val_frac"])) * len(history)
-        rows.append((f"train {args.model} (fit incl. validation, {len(history)} epochs)",
-                     n_seen / (time.perf_counter() - t)))
-        t = time.perf_counter()
-        model.predict_proba(data)
-        rows.append(("predict (clean + network + calibration)", len(data) / (time.perf_counter() - t)))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rows.append((f"train {args.model} (fit incl. validation, {len(history)} epochs)", t.rate(n_seen)))
+        with timed() as t:
+            model.predict_proba(data)
+        rows.append(("predict (clean + network + calibration)", t.rate(len(data))))
     print(f"\ntransits benchmark — torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"device {'cuda' if torch.cuda.is_available() else 'cpu'}")
-    print(f"| {'step':<58} | {'light curves/s':>14} |")
-    print(f"|{'-' * 60}|{'-' * 16}|")
-    for name, rate in rows:
-        print(f"| {name:<58} | {rate:>14.1f} |")
-    print(f"| {'peak resident memory (MiB)':<58} | {peak:>14.0f} |")
+    print_table(["step", "light curves/s"], [*rows, ("peak resident memory (MiB)", float(round(peak_rss_mib())))])
 
 
 if __name__ == "__main__":

@@ -15,13 +15,19 @@ AdamW with warm-up and cosine decay, cross-entropy, and 8-symmetry TTA. Winners 
 crop_scale, bright, drop, ls, val_frac, mixup, ema, sampler none|sqrt, save: a .npy path for the
 test probabilities). Each line of ``RESULTS.jsonl``: test accuracy and macro-F1 without and with TTA.
 """
-import json, math, os, sys, time
+import json
+import math
+import os
+import sys
+import time
+
 import numpy as np
-import torch, torch.nn.functional as F
 import timm
+import torch
+import torch.nn.functional as F
 from PIL import Image
-from sklearn.model_selection import train_test_split
 from sklearn.metrics import f1_score
+from sklearn.model_selection import train_test_split
 
 from skysift.galaxies.augment import SymmetryAugment, dihedral
 
@@ -30,6 +36,7 @@ DT = dev.type
 GZ1 = os.environ.get("SKYSIFT_GZ1", os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                  "..", "..", "shared", "data", "galaxyzoo", "gz1"))
 import pandas as pd
+
 lab = pd.read_csv(f"{GZ1}/labels.csv")
 
 

@@ -31,6 +31,33 @@ def _torch_threads():
     yield
 
 
+#: a transits network small enough to train in seconds on one CPU core
+TINY_TRANSITS = {"width": 8, "depth": 2, "attention_layers": 1}
+
+
+@pytest.fixture(scope="session")
+def train_tiny_transits(tmp_path_factory):
+    """``train_tiny_transits(seed=, epochs=, n=120, positive_fraction=0.1) -> (run_dir, training CSV)``:
+    a tiny transits model trained on ``n`` simulated light curves. Trained once per distinct
+    arguments per session, so test modules asking for the same run share it; treat it as read-only."""
+    import skysift
+    from skysift.transits.simulate import simulate_light_curves, write_kaggle_csv
+
+    runs: dict[tuple, tuple[Path, Path]] = {}
+
+    def train(*, seed: int, epochs: int = 1, n: int = 120, positive_fraction: float = 0.1) -> tuple[Path, Path]:
+        key = (seed, epochs, n, positive_fraction)
+        if key not in runs:
+            d = tmp_path_factory.mktemp(f"tiny_transits_s{seed}_e{epochs}")
+            flux, labels, _ = simulate_light_curves(n, seed=seed, positive_fraction=positive_fraction)
+            csv = write_kaggle_csv(d / "exoTrain.csv", flux, labels)
+            skysift.train("transits", csv, d / "run", epochs=epochs, progress=False, model_params=TINY_TRANSITS)
+            runs[key] = (d / "run", csv)
+        return runs[key]
+
+    return train
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Debian's Chromium; installed with apt-get when missing (as root), else the test skips."""

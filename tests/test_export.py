@@ -16,15 +16,8 @@ from skysift.serving.testing import random_bundle
 
 
 @pytest.fixture(scope="module")
-def trained_transits(tmp_path_factory) -> tuple[Path, Path]:
-    from skysift.transits.simulate import simulate_light_curves, write_kaggle_csv
-
-    d = tmp_path_factory.mktemp("export_tr")
-    flux, labels, _ = simulate_light_curves(120, seed=11, positive_fraction=0.1)
-    csv = write_kaggle_csv(d / "exoTrain.csv", flux, labels)
-    skysift.train("transits", csv, d / "run", epochs=1, progress=False,
-                  model_params={"width": 8, "depth": 2, "attention_layers": 1})
-    return d / "run", csv
+def trained_transits(train_tiny_transits) -> tuple[Path, Path]:
+    return train_tiny_transits(seed=11, epochs=1)
 
 
 def _check_same_probabilities(run: Path, data_path: Path, tmp_path: Path, n: int = 9) -> dict:

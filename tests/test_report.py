@@ -17,17 +17,12 @@ from skysift.serving.testing import random_bundle
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, Path]:
+def trained(train_tiny_transits, tmp_path_factory) -> tuple[Path, Path]:
     from skysift.transits.simulate import simulate_light_curves, write_kaggle_csv
 
-    d = tmp_path_factory.mktemp("report_tr")
-    flux, labels, _ = simulate_light_curves(120, seed=7, positive_fraction=0.1)
-    csv = write_kaggle_csv(d / "exoTrain.csv", flux, labels)
-    skysift.train("transits", csv, d / "run", epochs=2, progress=False,
-                  model_params={"width": 8, "depth": 2, "attention_layers": 1})
+    run, _ = train_tiny_transits(seed=7, epochs=2)
     flux, labels, _ = simulate_light_curves(60, seed=8, positive_fraction=0.2)
-    test = write_kaggle_csv(d / "exoTest.csv", flux, labels)
-    return d / "run", test
+    return run, write_kaggle_csv(tmp_path_factory.mktemp("report_test") / "exoTest.csv", flux, labels)
 
 
 IMAGE_CHECK = """<script>

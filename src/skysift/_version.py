@@ -1,2 +1,2 @@
-"""The package version (one place; the core reads it without importing the package's API)."""
+"""The package version, in a module of its own so that reading it imports nothing else."""
 __version__ = "0.1.0"

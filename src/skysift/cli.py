@@ -5,13 +5,14 @@ no traceback. Set ``SKYSIFT_DEBUG=1`` to see the traceback anyway.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 from rich.console import Console
@@ -25,12 +26,12 @@ console = Console(stderr=True)
 out_console = Console()
 
 
-def _parse_params(items: list[str] | None) -> dict:
+def _parse_params(items: list[str] | None, option: str = "--param") -> dict:
     """``--param depth=4 --param dropout=0.1`` → dict; values parsed as JSON when they can be."""
     params = {}
     for item in items or []:
         if "=" not in item:
-            raise SkysiftError(f"--param expects NAME=VALUE, got {item!r}")
+            raise SkysiftError(f"{option} expects NAME=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         try:
             params[k] = json.loads(v)
@@ -53,45 +54,114 @@ def simulate(task: str = typer.Argument(..., help="task name"),
     out_console.print(f"wrote {path}")
 
 
-@app.command()
-def train(task: str = typer.Argument(...),
-          data: Path = typer.Option(..., "--data", help="training data (file or folder)"),
-          out: Path = typer.Option(..., "--out", help="run directory"),
-          model: Optional[str] = typer.Option(None, "--model", help="model name (see `skysift models TASK`)"),
-          epochs: Optional[int] = typer.Option(None, "--epochs"),
-          batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-          lr: Optional[float] = typer.Option(None, "--lr"),
-          seed: Optional[int] = typer.Option(None, "--seed"),
-          sampler: Optional[str] = typer.Option(None, "--sampler", help="weighted | none"),
-          loss: Optional[str] = typer.Option(None, "--loss", help="ce | weighted_ce | focal"),
-          resample: Optional[str] = typer.Option(None, "--resample", help="none | over | under | smote"),
-          patience: Optional[int] = typer.Option(None, "--patience"),
-          tta: Optional[bool] = typer.Option(None, "--tta/--no-tta"),
-          augment: Optional[bool] = typer.Option(None, "--augment/--no-augment"),
-          precision: Optional[str] = typer.Option(None, "--precision", help="auto | 32 | 16-mixed | bf16-mixed"),
-          devices: Optional[str] = typer.Option(None, "--devices"),
-          num_nodes: Optional[int] = typer.Option(None, "--num-nodes"),
-          strategy: Optional[str] = typer.Option(None, "--strategy", help="auto | ddp | ddp_spawn | ..."),
-          accelerator: Optional[str] = typer.Option(None, "--accelerator", help="auto | cpu | gpu"),
-          logger: Optional[List[str]] = typer.Option(None, "--logger", help="extra logger: tensorboard | mlflow | wandb"),
-          param: Optional[List[str]] = typer.Option(None, "--param", help="model parameter NAME=VALUE"),
-          resume: bool = typer.Option(False, "--resume", help="continue from RUN_DIR/checkpoints/last.ckpt")):
+# ---- train: one option per TrainConfig field ---------------------------------------------------
+# The options are generated from the dataclass so that a new field cannot be forgotten here; the
+# help text is the field's ``metadata["help"]``. Every default is None: the task's own defaults
+# (``Task.train_defaults``, then the model's ``train_overrides``) fill in what the user leaves out.
+
+# dict fields keep the option names users know: model_params is --param, data_params --data-param
+_DICT_OPTION = {"model_params": "--param"}
+
+
+def _dict_option(name: str) -> str:
+    if name in _DICT_OPTION:
+        return _DICT_OPTION[name]
+    stem = name[: -len("_params")] if name.endswith("_params") else name
+    return f"--{stem.replace('_', '-')}-param"
+
+
+def _train_fields() -> list[tuple[str, Any, str, str]]:
+    """``(field name, CLI type, option declaration, help)`` for every TrainConfig field."""
+    import dataclasses
+    import typing
+
+    from .core.config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    out: list[tuple[str, Any, str, str]] = []
+    for f in dataclasses.fields(TrainConfig):
+        help_text = f.metadata.get("help", "")
+        kinds = set(typing.get_args(hints[f.name])) - {type(None)} or {hints[f.name]}
+        if any(k is dict or typing.get_origin(k) is dict for k in kinds):
+            out.append((f.name, Optional[List[str]], _dict_option(f.name), f"{help_text} NAME=VALUE (repeatable)"))
+        elif kinds == {bool}:
+            flag = f.name.replace("_", "-")
+            out.append((f.name, Optional[bool], f"--{flag}/--no-{flag}", help_text))
+        elif len(kinds) == 1 and kinds <= {int, float}:
+            out.append((f.name, Optional[kinds.pop()], "--" + f.name.replace("_", "-"), help_text))
+        else:  # str; int | str (devices) is parsed in _train_options
+            out.append((f.name, Optional[str], "--" + f.name.replace("_", "-"), help_text))
+    return out
+
+
+def _train_options(values: dict[str, Any]) -> dict[str, Any]:
+    """The command line's values as TrainConfig options, leaving out those not given."""
+    opts: dict[str, Any] = {}
+    for name, cli_type, decl, _ in _train_fields():
+        v = values.get(name)
+        if cli_type == Optional[List[str]]:
+            v = _parse_params(v, decl) or None
+        if v is None:
+            continue
+        if name == "devices" and v.isdigit():
+            v = int(v)  # "--devices 2" is two devices; "0,1" and "1," are device indices
+        opts[name] = v
+    return opts
+
+
+def _train(task: str, data: Path, out: Path, logger: Optional[List[str]], resume: bool,
+           **values: Any) -> None:
     """Train a model; RUN_DIR gets the bundle, logs, validation metrics and plots."""
+    from .core.config import TrainConfig
+
+    options = _train_options(values)
+    # every value is checked before torch, Lightning or the data load (the task's defaults for
+    # what is not given are valid by construction and checked again when merged)
+    TrainConfig(**options)
     from .core.training import fit
 
-    dev = None
-    if devices is not None:
-        dev = int(devices) if devices.isdigit() else devices
     t0 = time.time()
-    model_obj = fit(task, data, out, resume=resume, loggers=list(logger or []), model=model, epochs=epochs,
-                    batch_size=batch_size, lr=lr, seed=seed, sampler=sampler, loss=loss, resample=resample,
-                    patience=patience, tta=tta, augment=augment, precision=precision, devices=dev,
-                    num_nodes=num_nodes, strategy=strategy, accelerator=accelerator,
-                    model_params=_parse_params(param) or None)
+    model_obj = fit(task, data, out, resume=resume, loggers=list(logger or []), **options)
     m = model_obj.card["validation_metrics"]
     _print_metrics(m, title=f"{task} / {model_obj.card['model']['name']}: validation "
                             f"({time.time() - t0:.0f} s)")
     out_console.print(f"model saved in {out}")
+
+
+_TRAIN_OWN = ("task", "data", "out", "logger", "resume")
+
+
+def _train_command() -> Callable[..., None]:
+    """``_train`` with a signature typer reads: fixed arguments, then one option per field."""
+    P = inspect.Parameter
+    params = [
+        P("task", P.POSITIONAL_OR_KEYWORD, annotation=str, default=typer.Argument(..., help="task name")),
+        P("data", P.KEYWORD_ONLY, annotation=Path,
+          default=typer.Option(..., "--data", help="training data (file or folder)")),
+        P("out", P.KEYWORD_ONLY, annotation=Path, default=typer.Option(..., "--out", help="run directory")),
+    ]
+    for name, cli_type, decl, help_text in _train_fields():
+        if name in _TRAIN_OWN:
+            raise RuntimeError(f"TrainConfig.{name} clashes with the train command's own --{name}")
+        params.append(P(name, P.KEYWORD_ONLY, annotation=cli_type,
+                        default=typer.Option(None, decl, help=help_text, show_default=False)))
+    params += [
+        P("logger", P.KEYWORD_ONLY, annotation=Optional[List[str]],
+          default=typer.Option(None, "--logger", help="extra logger: tensorboard | mlflow | wandb")),
+        P("resume", P.KEYWORD_ONLY, annotation=bool,
+          default=typer.Option(False, "--resume", help="continue from RUN_DIR/checkpoints/last.ckpt")),
+    ]
+
+    def train(**kwargs: Any) -> None:
+        _train(**kwargs)
+
+    train.__doc__ = _train.__doc__
+    train.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    train.__annotations__ = {p.name: p.annotation for p in params}
+    return train
+
+
+app.command("train")(_train_command())
 
 
 def _print_metrics(m: dict, title: str) -> None:
@@ -199,26 +269,30 @@ def info(run_dir: Path = typer.Argument(...),
 @app.command()
 def models(task: str = typer.Argument(...)):
     """List the models registered for a task."""
-    from .core.task import get_task
+    import importlib
 
-    t = get_task(task)
+    from .core.task import task_info
+
+    info = task_info(task)
+    # the task's models module alone: the task module would also load its data libraries
+    registry = importlib.import_module(f"skysift.{task}.models").MODELS
     table = Table(title=f"{task} models")
     table.add_column("name")
     table.add_column("kind")
     table.add_column("description")
-    for name in t.models.names():
-        s = t.models.get(name)
-        table.add_row(name + (" (default)" if name == t.info.default_model else ""), s.kind, s.description)
+    for name in registry.names():
+        s = registry.get(name)
+        table.add_row(name + (" (default)" if name == info.default_model else ""), s.kind, s.description)
     out_console.print(table)
 
 
 @app.command()
 def tasks():
     """List the installed tasks."""
-    from .core.task import get_task, task_names
+    from .core.task import task_info, task_names
 
     for name in task_names():
-        out_console.print(f"[bold]{name}[/bold]: {get_task(name).info.description}")
+        out_console.print(f"[bold]{name}[/bold]: {task_info(name).description}")
 
 
 @app.command()
@@ -269,8 +343,46 @@ def _mount_optional() -> None:
             obj(app)
 
 
+# Third-party warnings that say nothing a skysift user can act on; each filter names its message
+# (a regex on the start) so that every other warning, the loaders' own included, still shows.
+_QUIET = (
+    # DataLoader workers: num_workers=0 is the default on purpose (see TrainConfig.num_workers)
+    (r".*does not have many workers", UserWarning),
+    # Lightning's advice on how often to log, for our small validation sets
+    (r"The number of training batches \(\d+\) is smaller than the logging interval", UserWarning),
+    # torch's pytree deprecation, triggered inside Lightning
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", Warning),
+    # matplotlib, when the validation split lacks a class to draw a curve for
+    (r"No artists with labels found to put in legend", UserWarning),
+)
+
+
+def _show_warnings_once(console: Console) -> None:
+    """Route Python warnings to ``console`` as one yellow ``warning: ...`` line each, once per
+    message: a loader that warns per file or per batch would otherwise repeat itself."""
+    seen: set[tuple[type, str]] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):  # the warnings.showwarning API
+        key = (category, str(message))
+        if key in seen:
+            return
+        seen.add(key)
+        console.print(f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+    for message, category in _QUIET:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
-    warnings.filterwarnings("ignore")
+    # catch_warnings: a caller of main() (the tests, a notebook) gets its warning settings back
+    with warnings.catch_warnings():
+        if not sys.warnoptions:  # python -W ... given by the user wins
+            _show_warnings_once(console)
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     _mount_optional()
     try:
         app(args=argv, standalone_mode=False)
@@ -311,7 +423,7 @@ def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
         usage.append(bundled.exceptions.ClickException)
         import typer as _typer
 
-        aborts.extend(getattr(m, "Abort") for m in (_typer, bundled, bundled.exceptions) if hasattr(m, "Abort"))
+        aborts.extend(m.Abort for m in (_typer, bundled, bundled.exceptions) if hasattr(m, "Abort"))
     except ImportError:
         pass
     return tuple(aborts), tuple(usage)

@@ -151,7 +151,7 @@ def build_report(run_dir: str | Path, data: str | Path | TaskData, out: str | Pa
     """
     from jinja2 import Environment
 
-    from . import __version__
+    from ._version import __version__
     from .api import load
     from .core.plots import standard_plots, training_curves
 

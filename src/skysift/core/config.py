@@ -1,17 +1,47 @@
-"""Training configuration as plain data, validated early."""
+"""Training configuration as plain data, validated early.
+
+This module imports neither torch nor Lightning: the CLI builds ``train``'s options from
+:class:`TrainConfig` and validates them before anything heavy loads.
+"""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from .sampling import RESAMPLERS, SAMPLERS
 
 if TYPE_CHECKING:
     from .registry import ModelSpec
     from .task import Task
 
 LOSSES = ("ce", "weighted_ce", "focal")
+RESAMPLERS = ("none", "over", "under", "smote")
+SAMPLERS = ("none", "weighted")
+PRECISIONS = ("auto", "32", "16-mixed", "bf16-mixed")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+#: Lightning's ``StrategyRegistry`` names (2.6) plus "auto"; a test keeps the two in step, so that
+#: validating here needs no Lightning import
+STRATEGIES = (
+    "auto", "ddp", "ddp_find_unused_parameters_false", "ddp_find_unused_parameters_true", "ddp_fork",
+    "ddp_fork_find_unused_parameters_false", "ddp_fork_find_unused_parameters_true", "ddp_notebook",
+    "ddp_notebook_find_unused_parameters_false", "ddp_notebook_find_unused_parameters_true", "ddp_spawn",
+    "ddp_spawn_find_unused_parameters_false", "ddp_spawn_find_unused_parameters_true", "deepspeed",
+    "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_2_offload", "deepspeed_stage_3",
+    "deepspeed_stage_3_offload", "deepspeed_stage_3_offload_nvme", "fsdp", "fsdp_cpu_offload", "single_device",
+    "single_tpu", "single_xla", "xla", "xla_debug",
+)
+# Lightning's device indices: "0,1" or "1," (the trailing comma makes one index, not a count)
+_DEVICE_LIST = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*,?\s*$")
+
+
+def _help(text: str) -> dict[str, str]:
+    """Field metadata: the one description of an option, shown by ``skysift train --help``."""
+    return {"help": text}
+
+
+def _field(default: Any, help: str) -> Any:
+    return field(default=default, metadata=_help(help))
 
 
 @dataclass
@@ -23,53 +53,90 @@ class TrainConfig:
     mixed precision on a GPU and fp32 on CPU.
     """
 
-    model: str | None = None
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 5
-    val_frac: float = 0.2
-    seed: int = 0
-    sampler: str = "weighted"
-    loss: str = "ce"
-    focal_gamma: float = 2.0
-    resample: str = "none"
-    augment: bool = True
-    tta: bool = False
-    calibrate: bool = True
-    precision: str = "auto"
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    num_workers: int = 0
-    max_time_minutes: float | None = None
-    model_params: dict = field(default_factory=dict)
+    model: str | None = _field(None, "model name (see `skysift models TASK`)")
+    epochs: int = _field(20, "most training epochs (early stopping may end sooner)")
+    batch_size: int = _field(64, "objects per batch")
+    lr: float = _field(1e-3, "learning rate (AdamW)")
+    weight_decay: float = _field(1e-4, "AdamW weight decay")
+    patience: int = _field(5, "epochs without improvement before early stopping")
+    val_frac: float = _field(0.2, "fraction held out (stratified) for validation, in (0, 0.5)")
+    seed: int = _field(0, "random seed of the split, initialisation and augmentation")
+    sampler: str = _field("weighted", " | ".join(SAMPLERS[::-1]) + ": class-balanced batches or not")
+    loss: str = _field("ce", " | ".join(LOSSES))
+    focal_gamma: float = _field(2.0, "focusing exponent of the focal loss")
+    resample: str = _field("none", " | ".join(RESAMPLERS) + " (training split only)")
+    augment: bool = _field(True, "the task's training-time augmentation")
+    tta: bool = _field(False, "test-time augmentation when evaluating and predicting")
+    calibrate: bool = _field(True, "fit temperature scaling and the decision threshold on validation")
+    precision: str = _field("auto", " | ".join(PRECISIONS) + " (auto: mixed on a GPU, 32 on CPU)")
+    accelerator: str = _field("auto", " | ".join(ACCELERATORS))
+    devices: int | str = _field(1, "number of devices, 'auto', -1 (all) or indices like '0,1'")
+    num_nodes: int = _field(1, "machines for distributed training")
+    strategy: str = _field("auto", "Lightning strategy: auto | ddp | ddp_spawn | fsdp | deepspeed | ...")
+    num_workers: int = _field(0, "DataLoader worker processes (0: load in the main process)")
+    max_time_minutes: float | None = _field(None, "stop training after this many minutes")
+    model_params: dict = field(default_factory=dict, metadata=_help("model parameter"))
     #: overrides of the model's data parameters (augmentation, preprocessing); ``model_params``
     #: may hold them too and is routed by key
-    data_params: dict = field(default_factory=dict)
+    data_params: dict = field(default_factory=dict, metadata=_help("data/augmentation parameter"))
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        # every field, before any data loads: a bad --devices must not surface as a Lightning
+        # TypeError after minutes of reading files
+        def integer(name: str, low: int) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ConfigError(f"{name} must be an integer, got {v!r}")
+            if v < low:
+                raise ConfigError(f"{name} must be >= {low}, got {v}")
+
+        def number(name: str, *, positive: bool) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ConfigError(f"{name} must be a number, got {v!r}")
+            if not (v > 0 if positive else v >= 0):
+                raise ConfigError(f"{name} must be {'>' if positive else '>='} 0, got {v}")
+
+        def choice(name: str, allowed: tuple[str, ...]) -> None:
+            v = getattr(self, name)
+            if v not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {v!r}")
+
+        if self.model is not None and not isinstance(self.model, str):
+            raise ConfigError(f"model must be a name, got {self.model!r}")
+        integer("epochs", 1)
+        integer("batch_size", 1)
+        integer("patience", 1)
+        integer("seed", 0)
+        integer("num_nodes", 1)
+        integer("num_workers", 0)
+        number("lr", positive=True)
+        number("weight_decay", positive=False)
+        number("focal_gamma", positive=False)
+        number("val_frac", positive=True)
         if not 0 < self.val_frac < 0.5:
             raise ConfigError(f"val_frac must be in (0, 0.5), got {self.val_frac}")
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.resample not in RESAMPLERS:
-            raise ConfigError(f"resample must be one of {RESAMPLERS}, got {self.resample!r}")
-        if self.precision not in ("auto", "32", "16-mixed", "bf16-mixed"):
+        if self.max_time_minutes is not None:
+            number("max_time_minutes", positive=True)
+        choice("sampler", SAMPLERS)
+        choice("loss", LOSSES)
+        choice("resample", RESAMPLERS)
+        if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be auto, 32, 16-mixed or bf16-mixed, got {self.precision!r}")
+        choice("accelerator", ACCELERATORS)
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy must be a Lightning strategy name (auto, ddp, ddp_spawn, ddp_fork, "
+                              f"ddp_notebook, fsdp, deepspeed, single_device, xla ...); got {self.strategy!r}")
+        for name in ("augment", "tta", "calibrate"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        _check_devices(self.devices)
+        for f in fields(self):
+            if f.type in ("dict", dict) and not isinstance(getattr(self, f.name), dict):
+                raise ConfigError(f"{f.name} must be a mapping of NAME to VALUE, got {getattr(self, f.name)!r}")
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -78,6 +145,27 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _check_devices(devices: Any) -> None:
+    """What Lightning's Trainer accepts: a count >= 1, -1 (all), "auto", or a list of indices."""
+    if isinstance(devices, bool):
+        ok = False
+    elif isinstance(devices, int):
+        ok = devices >= 1 or devices == -1
+    elif isinstance(devices, str):
+        d = devices.strip()
+        if d in ("auto", "-1"):
+            ok = True
+        elif "," in d:
+            ok = bool(_DEVICE_LIST.match(d))
+        else:
+            ok = d.isdigit() and int(d) >= 1
+    else:
+        ok = False
+    if not ok:
+        raise ConfigError(f"devices must be a positive number, 'auto', -1 (all) or indices like '0,1'; "
+                          f"got {devices!r}")
 
 
 def resolve_config(task: Task, options: dict[str, Any]) -> tuple[TrainConfig, ModelSpec, dict, dict]:

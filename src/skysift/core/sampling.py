@@ -12,9 +12,7 @@ import torch
 from torch.utils.data import WeightedRandomSampler
 
 from ..errors import ConfigError
-
-RESAMPLERS = ("none", "over", "under", "smote")
-SAMPLERS = ("none", "weighted")
+from .config import RESAMPLERS, SAMPLERS  # noqa: F401  (defined beside TrainConfig, which must not import torch)
 
 
 def class_weights(y: np.ndarray, n_classes: int, power: float = 1.0) -> np.ndarray:
@@ -35,7 +33,8 @@ def weighted_sampler(y: np.ndarray, n_classes: int, seed: int, num_samples: int 
     w = class_weights(y, n_classes)[np.asarray(y, dtype=np.int64)]
     g = torch.Generator().manual_seed(int(seed))
     return WeightedRandomSampler(
-        torch.as_tensor(w, dtype=torch.double),
+        # torch's stub asks for Sequence[float]; the sampler converts to this tensor anyway
+        torch.as_tensor(w, dtype=torch.double),  # type: ignore[arg-type]
         num_samples=int(num_samples or len(y)),
         replacement=True,
         generator=g,

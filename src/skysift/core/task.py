@@ -1,7 +1,8 @@
 """The contract every task implements, and the discovery of installed tasks.
 
-A task is one sub-package ``skysift/<name>/`` whose ``task.py`` exposes ``TASK``, an instance of a
-:class:`Task` subclass. The core finds it by folder, so a fifth task is one folder. The core owns
+A task is one sub-package ``skysift/<name>/`` whose ``__init__.py`` holds its :class:`TaskInfo` as
+``INFO`` (cheap to import) and whose ``task.py`` exposes ``TASK``, an instance of a :class:`Task`
+subclass. The core finds it by folder, so a fifth task is one folder. The core owns
 everything generic (splits, resampling, the training loop, calibration, metrics, plots, galleries,
 bundles, request parsing); a task supplies only what is specific to its data:
 
@@ -304,6 +305,14 @@ def task_names() -> list[str]:
     names = [m.name for m in pkgutil.iter_modules([str(root)])
              if m.ispkg and m.name != "core" and (root / m.name / "task.py").exists()]
     return sorted(names, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
+
+
+def task_info(name: str) -> TaskInfo:
+    """A task's :class:`TaskInfo` without importing the task (its package's ``INFO``): cheap, for
+    listings."""
+    if name not in task_names():
+        raise ConfigError(f"unknown task {name!r}; choose one of: {', '.join(task_names())}")
+    return importlib.import_module(f"skysift.{name}").INFO
 
 
 def get_task(name: str) -> Task:

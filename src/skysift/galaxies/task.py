@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core.data import TaskData
-from ..core.task import Task, TaskInfo
+from ..core.task import Task
 from ..errors import DataError
-from . import io
+from . import INFO, io
 from .augment import AUGMENT_DEFAULTS, SymmetryAugment, dihedral_views
 from .models import MODELS, check_pretrained
 from .preprocess import GalaxyDataset, copy_numbers, fit_stats, match_geometry
@@ -68,24 +68,7 @@ class ImageRequests:
 
 
 class GalaxiesTask(Task):
-    info = TaskInfo(
-        name="galaxies",
-        description=("Galaxy colour cutouts (seed .npz arrays, Galaxy10 HDF5, or JPEG/PNG folders with a "
-                     "Galaxy Zoo catalogue): morphology classes, or vote fractions as soft targets."),
-        default_model="galaxy-timm",
-        headline_metric="accuracy",
-        monitor=("val_loss", "min"),
-        # plain (unweighted) sampling: the headline is accuracy on the natural class mix; the
-        # imbalance tools (--sampler weighted, --resample over with rotated copies) stay available.
-        # tta: the class does not change under the 8 symmetries of the square (but for a spiral's
-        # sense under a mirror, mapped back by the views), and averaging over
-        # them added 0.3-1.2 points of GZ1 three-way accuracy to the default over five seeds
-        # (benchmarks/sweep_galaxies_gz1.py) for 8x the prediction cost.
-        train_defaults={"epochs": 15, "batch_size": 64, "lr": 2e-3, "patience": 5, "sampler": "none",
-                        "loss": "ce", "val_frac": 0.2, "tta": True},
-        demo={"n_train": 1500, "n_test": 500, "epochs": 8, "patience": 8},
-        simulate_default_n=3000,
-    )
+    info = INFO
     models = MODELS
     features = staticmethod(pixel_features)
     requests = ImageRequests()

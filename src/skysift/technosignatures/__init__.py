@@ -1,1 +1,17 @@
 """SETI Breakthrough Listen cadence snippets: narrow-band drifting signals in ON scans only."""
+from ..core.task import TaskInfo
+
+INFO = TaskInfo(
+    name="technosignatures",
+    description=("SETI Breakthrough Listen cadence snippets (6 scans ON/OFF/ON/OFF/ON/OFF × time × "
+                 "frequency; Kaggle competition .npy layout, or six filterbank/HDF5 files): is there a "
+                 "narrow-band drifting signal in the ON scans only?"),
+    default_model="cadence-cnn",
+    headline_metric="roc_auc",
+    monitor=("val_roc_auc", "max"),
+    train_defaults={"epochs": 12, "batch_size": 64, "lr": 3e-3, "patience": 4, "sampler": "weighted",
+                    "loss": "ce", "val_frac": 0.2},
+    # the demo: small sets (the simulator costs ~35 ms a snippet) and a few epochs of the compact CNN
+    demo={"n_train": 400, "n_test": 150, "epochs": 4, "patience": 4, "batch_size": 32},
+    simulate_default_n=2000,
+)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core.data import TaskData
-from ..core.task import Task, TaskInfo
+from ..core.task import Task
 from ..errors import DataError
-from . import io
+from . import INFO, io
 from .augment import AUGMENT_DEFAULTS, CadenceAugment, MixBatch, tta_views
 from .models import MODELS, resolve_pretrained
 from .preprocess import CadenceDataset, check_params, normalise, resize
@@ -65,20 +65,7 @@ class CadenceRequests:
 
 
 class TechnosignaturesTask(Task):
-    info = TaskInfo(
-        name="technosignatures",
-        description=("SETI Breakthrough Listen cadence snippets (6 scans ON/OFF/ON/OFF/ON/OFF × time × "
-                     "frequency; Kaggle competition .npy layout, or six filterbank/HDF5 files): is there a "
-                     "narrow-band drifting signal in the ON scans only?"),
-        default_model="cadence-cnn",
-        headline_metric="roc_auc",
-        monitor=("val_roc_auc", "max"),
-        train_defaults={"epochs": 12, "batch_size": 64, "lr": 3e-3, "patience": 4, "sampler": "weighted",
-                        "loss": "ce", "val_frac": 0.2},
-        # the demo: small sets (the simulator costs ~35 ms a snippet) and a few epochs of the compact CNN
-        demo={"n_train": 400, "n_test": 150, "epochs": 4, "patience": 4, "batch_size": 32},
-        simulate_default_n=2000,
-    )
+    info = INFO
     models = MODELS
     features = staticmethod(cadence_features)
     requests = CadenceRequests()

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core.data import TaskData
-from ..core.task import Task, TaskInfo
+from ..core.task import Task
 from ..errors import DataError
-from . import io
+from . import INFO, io
 from .data import (CLASS_LABELS, CLASSES, META_COLUMNS, PASSBANDS, UNKNOWN_CLASS, LightCurves, class_name,
                    submission_columns)
 from .models import MODELS
@@ -144,22 +144,7 @@ _BAND_COLOURS = ("#6a3d9a", "#1f78b4", "#33a02c", "#ff7f00", "#e31a1c", "#7f3b08
 
 
 class TransientsTask(Task):
-    info = TaskInfo(
-        name="transients",
-        description=("PLAsTiCC / LSST multi-band light curves (Kaggle or unblinded CSV, gzip or Parquet; "
-                     "observations + metadata): which of the 14 classes, or something new (class 99)?"),
-        default_model="lgbm",
-        headline_metric="plasticc_log_loss",
-        higher_is_better=False,
-        monitor=("val_loss", "min"),
-        id_column="object_id",
-        # weighted sampling gives every class the same weight in the loss, as the metric does
-        train_defaults={"epochs": 40, "batch_size": 64, "lr": 2e-3, "patience": 8, "sampler": "weighted",
-                        "loss": "ce", "val_frac": 0.2},
-        demo={"n_train": 2500, "n_test": 1000, "epochs": 1},
-        simulate_default_n=3000,
-        class_labels={str(k): v for k, v in CLASS_LABELS.items()},
-    )
+    info = INFO
     models = MODELS
     features = staticmethod(light_curve_features)
     requests = LightCurveRequests()

@@ -6,9 +6,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..core.data import TaskData
-from ..core.task import Task, TaskInfo
+from ..core.task import Task
 from ..errors import DataError
-from . import io
+from . import INFO, io
 from .augment import augment, inject_eclipsing_binary, inject_transit
 from .models import MODELS
 from .preprocess import clean_batch, to_channels
@@ -98,21 +98,7 @@ class FluxRequests:
 
 
 class TransitsTask(Task):
-    info = TaskInfo(
-        name="transits",
-        description=("Kepler/TESS flux series (Kaggle 'Kepler labelled time series' CSV or FITS light "
-                     "curves): does this star host a transiting planet?"),
-        default_model="resnet1d",
-        headline_metric="pr_auc",
-        # with a weighted sampler the validation loss mostly tracks the prior shift; ranking is the goal
-        monitor=("val_pr_auc", "max"),
-        train_defaults={"epochs": 30, "batch_size": 64, "lr": 2e-3, "patience": 8, "sampler": "weighted",
-                        "loss": "ce", "val_frac": 0.2},
-        # the demo trains a slimmer network for a few epochs so that all four tasks finish in minutes
-        demo={"n_train": 1500, "n_test": 800, "epochs": 6, "patience": 6,
-              "model_params": {"width": 16, "depth": 4, "attention_layers": 1}},
-        simulate_default_n=3000,
-    )
+    info = INFO
     models = MODELS
     features = staticmethod(transit_features)
     requests = FluxRequests()
