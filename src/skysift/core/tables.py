@@ -70,6 +70,33 @@ def header(path: str | Path) -> list[str]:
     return list(parquet_schema(path).names) if is_parquet(Path(path)) else csv_header(path)
 
 
+def read_strings(path: str | Path, *, null_values: list[str] | None = None):
+    """A pyarrow Table of every column of a CSV file as text (names stripped of padding), for
+    small id/label tables whose values the caller checks one by one. ``null_values`` (default
+    none: an empty field is the empty string) become nulls."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    path = existing(path, want="file")
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as fh:
+            raw = next(csv.reader(fh), None)
+    except (OSError, UnicodeDecodeError, EOFError, csv.Error) as e:
+        raise DataError(path, f"not a readable text CSV file ({e})") from None
+    if not raw:
+        raise DataError(path, "empty file (no header line)")
+    types = {h: pa.string() for h in raw}
+    nulls = list(null_values or [])
+    options = pacsv.ConvertOptions(column_types=types, null_values=nulls, strings_can_be_null=bool(nulls),
+                                   quoted_strings_can_be_null=bool(nulls))
+    try:
+        table = pacsv.read_csv(path, convert_options=options)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        diagnose_csv(path, types, e, null_values=nulls)
+    return table.rename_columns([c.strip() for c in table.column_names])
+
+
 def read_parquet(path: str | Path, columns: list[str] | None = None):
     """A pyarrow Table of ``columns`` (default all) of a Parquet file."""
     import pyarrow.parquet as pq

@@ -47,7 +47,7 @@ def unique_ids(ids: np.ndarray | Sequence, path: str | Path | None, *, what: str
     """Fail on the first repeated id, naming it and the rows holding it (at most five).
 
     ``rows``: file row of each entry (default: position + 1); ``where``: location to report
-    instead of the second occurrence's row (e.g. ``"object 615"``)."""
+    instead of the second occurrence's row, ``{id}`` standing for the id (e.g. ``"object {id}"``)."""
     ids = np.asarray(ids)
     if len(ids) < 2:
         return
@@ -67,7 +67,7 @@ def unique_ids(ids: np.ndarray | Sequence, path: str | Path | None, *, what: str
     shown = ", ".join(map(str, numbers[:5])) + (" ..." if len(numbers) > 5 else "")
     label = value.item() if hasattr(value, "item") else value
     raise DataError(path, f"duplicate {what} {label!r} in rows {shown}{more}",
-                    where=where or row(k, rows))
+                    where=where.format(id=label) if where else row(k, rows))
 
 
 def finite(values: np.ndarray, path: str | Path | None, *, what: str,

@@ -208,17 +208,11 @@ def read_metadata(path: Path, *, labelled: bool | None = None, table=None) -> Me
     oid_col = table.column("object_id")
     if oid_col.null_count:
         i = int(np.argmax(oid_col.is_null().to_numpy(zero_copy_only=False)))
-        raise DataError(path, "missing object_id", where=f"row {i + 1}")
+        raise DataError(path, "missing object_id", where=validate.row(i))
     oid = oid_col.to_numpy()
+    validate.unique_ids(oid, path, what="object_id", where="object {id}")
     order = np.argsort(oid, kind="stable")
     ids = oid[order]
-    dup = ids[1:] == ids[:-1]
-    if dup.any():
-        k = int(np.argmax(dup))
-        rows = np.sort(order[np.flatnonzero(oid[order] == ids[k])] + 1)
-        n_dup = int(len(np.unique(ids[1:][dup])))
-        raise DataError(path, f"duplicate object_id {int(ids[k])} in rows {', '.join(map(str, rows[:5]))}"
-                        f" ({n_dup} duplicated id(s) in all)", where=f"object {int(ids[k])}")
     columns, sentinels, missing = {}, {}, []
     for c in META_COLUMNS:
         if c not in names:
