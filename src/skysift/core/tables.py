@@ -101,7 +101,7 @@ def read_parquet(path: str | Path, columns: list[str] | None = None):
     """A pyarrow Table of ``columns`` (default all) of a Parquet file."""
     import pyarrow.parquet as pq
 
-    path = existing(path, want="file")
+    parquet_schema(path)  # a file that is no Parquet at all is reported as such
     try:
         return pq.read_table(path, columns=columns)
     except Exception as e:  # pyarrow raises several types for a damaged file
