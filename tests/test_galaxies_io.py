@@ -194,7 +194,7 @@ def test_folder_grayscale_png(tmp_path):
 
 def test_folder_duplicate_ids_and_stems(tmp_path):
     csv = "id,class\ng0,a\ng1,b\ng0,a\ng3,b\ng2,a\n"
-    with pytest.raises(DataError, match="'g0' appears more than once"):
+    with pytest.raises(DataError, match=r"cat\.csv, row 3: duplicate id 'g0' in rows 1, 3"):
         load(_folder(tmp_path, csv=csv))
     _img(tmp_path / "g1.png")
     with pytest.raises(DataError, match="two images share the name 'g1'"):

@@ -227,6 +227,7 @@ def load_folder(path: Path, opts: LoadOptions, labelled: bool | None) -> TaskDat
     all_ids, all_keys, ys, names, where = [], [], [], None, []
     for c, df, lay in frames:
         ids, keys, y, nm = _catalogue_labels(df, lay, c, opts)
+        validate.unique_ids(ids, c)
         if names is not None and nm != names:
             raise DataError(c, f"classes {nm} differ from {names} of another catalogue in {root}")
         names = nm
@@ -247,7 +248,7 @@ def load_folder(path: Path, opts: LoadOptions, labelled: bool | None) -> TaskDat
     if (counts > 1).any():
         dup = uniq[counts > 1][0]
         hits = [where[k] for k in np.where(ids == dup)[0][:2]]
-        raise DataError(hits[1][0], f"id {dup!r} appears more than once (also {hits[0][0].name} row "
+        raise DataError(hits[1][0], f"duplicate id {dup!r} (also in {hits[0][0].name}, row "
                                     f"{hits[0][1] + 1})", where=validate.row(hits[1][1]))
     missing = np.array([k not in index for k in keys])
     if missing.any():

@@ -17,6 +17,7 @@ from ..core.data import TaskData
 from ..errors import DataError
 from .data import CLASSES, META_COLUMNS, UNKNOWN_CLASS, LightCurves, class_name
 
+# the name users filter on since these messages lived in transients/io.py
 log = logging.getLogger("skysift.transients.io")
 
 #: observation columns (canonical names) and the dtypes they are parsed as
