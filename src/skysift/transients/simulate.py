@@ -15,10 +15,13 @@ import pandas as pd
 
 from ..core.io import atomic_path
 from ..errors import ConfigError
-from .physics import (PARAM_COLUMNS, SURVEY_END, SURVEY_START, ZERO_POINT,  # noqa: F401 - re-exported
-                      distance_modulus, model_flux)
-from .survey import (DDF_FRACTION, PLASTICC_TRAIN_COUNTS, class_counts,  # noqa: F401 - re-exported
-                     simulate_objects)
+from .physics import PARAM_COLUMNS, SURVEY_END, SURVEY_START, ZERO_POINT, distance_modulus, model_flux
+from .survey import DDF_FRACTION, PLASTICC_TRAIN_COUNTS, class_counts, simulate_objects
+
+#: the names callers import from here
+__all__ = ["PARAM_COLUMNS", "SURVEY_END", "SURVEY_START", "ZERO_POINT", "distance_modulus",
+           "model_flux", "DDF_FRACTION", "PLASTICC_TRAIN_COUNTS", "class_counts",
+           "simulate_objects", "simulate"]
 
 
 def _write_csv(path: Path, df: pd.DataFrame, float_format=None) -> None:
