@@ -104,3 +104,16 @@ def test_transients_layouts(tmp_path):
     assert readers.identify("transients", out) == ["kaggle"]
     d = readers.read("transients", out, format="kaggle")
     assert d.meta["layout"] == "kaggle" and len(d) == 30
+
+
+def test_a_known_name_decides_over_magic_bytes(tmp_path):
+    # a .fits name holding Parquet bytes is still offered to the FITS reader (as before the
+    # registry), so the user hears what is wrong with it instead of an ambiguity
+    p = tmp_path / "odd.fits"
+    p.write_bytes(b"PAR1" + b"\0" * 16)
+    assert readers.identify("transits", p) == ["fits"]
+    q = tmp_path / "odd.npy"
+    q.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 16)
+    assert readers.identify("technosignatures", q) == ["npy"]
+    with pytest.raises(DataError, match=r"odd\.npy: not a readable \.npy file"):
+        readers.read("technosignatures", q)

@@ -188,7 +188,8 @@ def find_bad_value(path: Path, table, types: Mapping[str, object], row0: int = 0
         if not ok.all():
             i = int(np.argmin(ok))
             kind = "non-integer" if integer else "non-numeric"
-            raise DataError(path, f"{kind} value {col[i].as_py()!r} in column {name}", where=f"row {row0 + i + 1}")
+            raise DataError(path, f"{kind} value {col[i].as_py()!r} in column {name}",
+                            where=f"row {row0 + i + 1}")
 
 
 def cast_column(path: Path, table, name: str, target):

@@ -333,8 +333,8 @@ _MAGIC = (b"\x89HDF\r\n\x1a\n", b"\x0c\x00\x00\x00HEADER_START")  # HDF5, SIGPRO
 
 
 def _is_filterbank_file(path: Path) -> bool:
-    if path.suffix.lower() in FILTERBANK_SUFFIXES:
-        return True
+    if path.suffix.lower() in (*FILTERBANK_SUFFIXES, ".npy", ".csv"):  # a known name decides
+        return path.suffix.lower() in FILTERBANK_SUFFIXES
     with open(path, "rb") as fh:
         return fh.read(16).startswith(_MAGIC)
 
@@ -353,8 +353,8 @@ def _is_filterbank(path) -> bool:
 def _is_npy(path) -> bool:
     if not isinstance(path, Path) or not path.is_file():
         return False
-    if path.suffix.lower() == ".npy":
-        return True
+    if path.suffix.lower() in (*FILTERBANK_SUFFIXES, ".npy", ".csv"):
+        return path.suffix.lower() == ".npy"
     with open(path, "rb") as fh:
         return fh.read(6) == b"\x93NUMPY"
 

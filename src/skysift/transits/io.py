@@ -306,8 +306,9 @@ def _is_fits(path: Path) -> bool:
     its single Kaggle CSV."""
     if path.is_dir():
         return not _is_parquet_folder(path)
-    if path.name.lower().endswith(_FITS_SUFFIXES):
-        return True
+    name = path.name.lower()
+    if name.endswith(_FITS_SUFFIXES) or name.endswith(".parquet"):  # a known name decides
+        return not name.endswith(".parquet")
     with open(path, "rb") as fh:
         return fh.read(9) == b"SIMPLE  ="
 
@@ -319,8 +320,9 @@ def _is_parquet_folder(path: Path) -> bool:
 def _is_parquet(path: Path) -> bool:
     if path.is_dir():
         return _is_parquet_folder(path)
-    if path.name.lower().endswith(".parquet"):
-        return True
+    name = path.name.lower()
+    if name.endswith(_FITS_SUFFIXES) or name.endswith(".parquet"):
+        return name.endswith(".parquet")
     with open(path, "rb") as fh:
         return fh.read(4) == b"PAR1"
 
