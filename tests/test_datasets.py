@@ -263,12 +263,12 @@ def test_cutout_query_parameters(tmp_path):
 
 
 def test_cutouts_bad_input(tmp_path):
-    with pytest.raises(DataError, match=r"row 3.*|cannot read RA/Dec"):
+    with pytest.raises(DataError, match=r"c\.csv, row 2: cannot read RA/Dec"):
         read_catalogue(_catalogue(tmp_path / "c.csv", [(1, "1.0", "2.0"), (2, "abc", "2.0")]))
     with pytest.raises(DataError, match="out of range") as e:
         read_catalogue(_catalogue(tmp_path / "d.csv", [(1, "1.0", "95.0")]))
-    assert e.value.where == "row 2"
-    with pytest.raises(DataError, match="appears twice"):
+    assert e.value.where == "row 1"
+    with pytest.raises(DataError, match="row 2: duplicate id '1' in rows 1, 2"):
         read_catalogue(_catalogue(tmp_path / "e.csv", [(1, "1.0", "2.0"), (1, "1.0", "2.0")]))
     (tmp_path / "f.csv").write_text("name,x\na,1\n")
     with pytest.raises(DataError, match="missing an id column"):

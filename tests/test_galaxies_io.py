@@ -66,7 +66,7 @@ def test_npz_bad_labels(tmp_path, labels, message):
 def test_npz_bad_row_is_named(tmp_path):
     labels = np.eye(4)[[0, 1, 2, 3, 0, 1]]
     labels[4] = [0.3, 0.3, 0, 0]
-    with pytest.raises(DataError, match="row 4"):
+    with pytest.raises(DataError, match="row 5"):  # the fifth object: rows count from 1
         load(_npz(tmp_path / "a.npz", labels=labels))
 
 
@@ -109,7 +109,7 @@ def test_labelled_required_and_ignored(tmp_path):
 
 
 def test_duplicate_ids_in_npz(tmp_path):
-    with pytest.raises(DataError, match="appears more than once"):
+    with pytest.raises(DataError, match="row 4: duplicate id 'a' in rows 1, 4"):
         load(_npz(tmp_path / "a.npz", ids=np.array(["a", "b", "c", "a", "e", "f"])))
 
 
@@ -151,7 +151,7 @@ def test_folder_id_without_image(tmp_path):
     csv = "id,class\ng0,a\ng1,b\ng2,a\ng3,b\ng9,a\n"
     with pytest.raises(DataError, match=r"id 'g9' has no image") as e:
         load(_folder(tmp_path, csv=csv))
-    assert "row 6" in str(e.value) and "cat.csv" in str(e.value)
+    assert "row 5" in str(e.value) and "cat.csv" in str(e.value)
 
 
 def test_folder_image_without_row(tmp_path):
@@ -194,7 +194,7 @@ def test_folder_grayscale_png(tmp_path):
 
 def test_folder_duplicate_ids_and_stems(tmp_path):
     csv = "id,class\ng0,a\ng1,b\ng0,a\ng3,b\ng2,a\n"
-    with pytest.raises(DataError, match="'g0' appears more than once"):
+    with pytest.raises(DataError, match=r"cat\.csv, row 3: duplicate id 'g0' in rows 1, 3"):
         load(_folder(tmp_path, csv=csv))
     _img(tmp_path / "g1.png")
     with pytest.raises(DataError, match="two images share the name 'g1'"):
@@ -254,7 +254,7 @@ def test_gz1_default_crop(tmp_path):
 def test_gz1_class_out_of_range(tmp_path):
     with pytest.raises(DataError, match="CLASS must be 0-5.*") as e:
         load(_gz1(tmp_path, "OBJID,CLASS", ["0", "7"]))
-    assert "row 3" in str(e.value)
+    assert "row 2" in str(e.value)
 
 
 def test_gz1_vote_fractions(tmp_path):
@@ -270,7 +270,7 @@ def test_gz1_vote_fractions_must_sum_to_one(tmp_path):
     root = _gz1(tmp_path, header, ["0.8,0.1,0,0,0.1,0", "0.5,0.3,0.3,0.2,0.05,0.05"])
     with pytest.raises(DataError, match="sum to 1.4, not one") as e:
         load(root)
-    assert "row 3" in str(e.value) and "labels.csv" in str(e.value)
+    assert "row 2" in str(e.value) and "labels.csv" in str(e.value)
 
 
 def test_gz1_flags(tmp_path):
@@ -293,7 +293,7 @@ def test_challenge_fraction_out_of_range(tmp_path):
 
 def test_unknown_format_and_options(tmp_path):
     (tmp_path / "x.txt").write_text("hi")
-    with pytest.raises(DataError, match="unknown galaxy data format"):
+    with pytest.raises(DataError, match="x.txt: not a recognised galaxies format; known: npz"):
         load(tmp_path / "x.txt")
     with pytest.raises(DataError, match="no such file"):
         load(tmp_path / "missing.npz")

@@ -207,8 +207,8 @@ OBS_ROW = 20  # 0-based; "row 21" in messages
     (lambda o, m: (_set(o, OBS_ROW, "mjd", "nan"), m), "missing or NaN value in column mjd", "row 21"),
     (lambda o, m: (_set(o, OBS_ROW, "flux", "inf"), m), "non-finite flux", "row 21"),
     (lambda o, m: (_set(o, OBS_ROW, "flux_err", "-inf"), m), "non-finite flux_err", "row 21"),
-    (lambda o, m: (_set(o, OBS_ROW, "flux", "abc"), m), "value 'abc' in column flux is not a number", "row 21"),
-    (lambda o, m: (_set(o, OBS_ROW, "passband", "2.5"), m), "in column passband is not an integer", "row 21"),
+    (lambda o, m: (_set(o, OBS_ROW, "flux", "abc"), m), "non-numeric value 'abc' in column flux", "row 21"),
+    (lambda o, m: (_set(o, OBS_ROW, "passband", "2.5"), m), "non-integer value '2.5' in column passband", "row 21"),
     (lambda o, m: (_set(o, OBS_ROW, "detected", 2), m), "detected must be 0 or 1", "row 21"),
     (lambda o, m: (o.drop(columns=["flux_err"]), m), "missing required column(s) flux_err", None),
     (lambda o, m: (o, m.drop(columns=["object_id"])), "missing required column(s) object_id", None),
@@ -216,7 +216,7 @@ OBS_ROW = 20  # 0-based; "row 21" in messages
     (lambda o, m: (o[o.object_id != m.object_id[2]], m), "1 object(s) in the metadata have no observations",
      "object"),
     (lambda o, m: (o, pd.concat([m, m.iloc[[2]]])), "duplicate object_id", "object"),
-    (lambda o, m: (o, _set(m, 3, "target", "90.5")), "in column target is not an integer", "row 4"),
+    (lambda o, m: (o, _set(m, 3, "target", "90.5")), "non-integer value '90.5' in column target", "row 4"),
     (lambda o, m: (o, _set(m, 3, "target", "")), "missing target", "row 4"),
     (lambda o, m: (o, _set(m, 3, "target", 99)), "target(s) [99] not among the 14", "row 4, object"),
     (lambda o, m: (o, _set(m, 3, "target", 991)), "only with allow_unknown=True", "row 4"),
@@ -315,7 +315,7 @@ def test_iter_chunks_errors_name_the_row(tmp_path):
     obs, meta = make_objects(30, seed=9)
     assert len(obs) > 600
     lc, md = write_kaggle(tmp_path, _set(obs, 600, "flux", "oops"), meta, test=True)
-    with pytest.raises(DataError, match=r"test_set\.csv, row 601: value 'oops' in column flux"):
+    with pytest.raises(DataError, match=r"test_set\.csv, row 601: non-numeric value 'oops' in column flux"):
         list(stream.iter_chunks(lc, md, chunk_rows=50, block_size=2048))
     swapped = pd.concat([obs[obs.object_id == meta.object_id[5]], obs[obs.object_id != meta.object_id[5]]])
     write_kaggle(tmp_path, swapped, meta, test=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core import validate
 from ..core.io import write_bytes, write_text
 from ..errors import ConfigError, DataError
 from .download import describe_connection_error, make_session
@@ -73,9 +74,7 @@ def read_catalogue(path: str | Path):
     from astropy import units as u
     from astropy.coordinates import Angle
 
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path, "catalogue not found")
+    path = validate.existing(path, want="file")
     try:
         df = pd.read_csv(path, dtype=str, skipinitialspace=True, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as e:
@@ -93,11 +92,8 @@ def read_catalogue(path: str | Path):
     bad = np.flatnonzero((ids == "").to_numpy() | ids.str.contains(r"[/\\]|^\.", regex=True).to_numpy())
     if len(bad):
         raise DataError(path, f"empty id or an id that is not a plain file name: {ids.iloc[bad[0]]!r}",
-                        where=f"row {bad[0] + 2}")
-    dup = ids.duplicated()
-    if dup.any():
-        k = int(np.flatnonzero(dup.to_numpy())[0])
-        raise DataError(path, f"id {ids.iloc[k]!r} appears twice", where=f"row {k + 2}")
+                        where=validate.row(bad[0]))
+    validate.unique_ids(ids.to_numpy(), path)
     ra = np.empty(len(df))
     dec = np.empty(len(df))
     for k, (r, d) in enumerate(zip(df[ra_col], df[dec_col])):
@@ -107,10 +103,10 @@ def read_catalogue(path: str | Path):
             ra[k] = Angle(r, unit=u.hourangle if ":" in r or " " in r else u.deg).degree
             dec[k] = Angle(d, unit=u.deg).degree
         except (ValueError, TypeError, u.UnitsError) as e:
-            raise DataError(path, f"cannot read RA/Dec {r!r}, {d!r} ({e})", where=f"row {k + 2}") from None
+            raise DataError(path, f"cannot read RA/Dec {r!r}, {d!r} ({e})", where=validate.row(k)) from None
         if not (0 <= ra[k] < 360.0 + 1e-9) or not (-90 <= dec[k] <= 90) or not np.isfinite(ra[k] + dec[k]):
             raise DataError(path, f"RA/Dec out of range: ra={ra[k]:.6f} deg, dec={dec[k]:.6f} deg",
-                            where=f"row {k + 2}")
+                            where=validate.row(k))
     df[id_col] = ids
     return df, id_col, ra, dec
 

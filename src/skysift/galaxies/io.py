@@ -1,639 +1,94 @@
 """Loaders for galaxy images: ``.npz`` arrays, Galaxy10 HDF5, and folders of cutouts + a catalogue.
 
-Every loader returns a :class:`~skysift.core.data.TaskData` whose ``x`` is an ``(N, S, S, 3)``
-uint8 RGB array, resized at load to ``image_size`` (default 64 px) so that thousands of images fit
-in memory; ``y`` is ``(N,)`` int class indices or ``(N, K)`` float soft targets (vote fractions).
-
-Layouts
--------
-``*.npz``
-    ``images`` (N, H, W, 3) uint8 and one-hot ``labels`` (N, K) — the seed's 4-class layout
-    (normal / ringed / merger / other); optional ``ids`` and ``class_names``. Label rows that are
-    not 0/1 but sum to one are read as soft targets.
-``*.h5`` / ``*.hdf5``
-    Galaxy10: ``images`` (N, H, W, 3) uint8 and ``ans`` (N,) int. The class names are Galaxy10
-    SDSS's for 69-px images and Galaxy10 DECaLS's for 256-px ones (or a ``class_names`` attribute).
-a folder (or a catalogue ``.csv`` inside one)
-    JPEG/PNG cutouts anywhere below the folder, matched to catalogue rows by file stem:
-
-    * a class column (``class``/``label``/``CLASS``...) next to an id column; integer classes of
-      the Galaxy Zoo 1 leaf table (``OBJID,CLASS``, 0–5) are named by ``scheme`` (below);
-    * Galaxy Zoo 1 vote fractions ``P_EL, P_CW, P_ACW, P_EDGE, P_DK, P_MG``: the six fractions (which
-      must sum to one) become soft targets, summed into the classes of ``scheme``; the hard class is
-      their arg-max. Or the GZ1 flags ``SPIRAL, ELLIPTICAL, UNCERTAIN`` (exactly one set per row):
-      elliptical / spiral / other (three-way scheme);
-    * the Galaxy Zoo challenge's 37 ``ClassN.M`` columns: soft targets are the first question's
-      answers (``Class1.1-1.3``: smooth / featured-or-disc / star-or-artifact), the only answer
-      group of the decision tree that sums to one; all 37 must lie in [0, 1];
-    * Galaxy Zoo 2 (``gz2_hart16.csv`` + ``gz2_filename_mapping.csv``) and Galaxy Zoo DECaLS
-      (``smooth-or-featured_*_fraction``): the same first question's vote fractions.
-
-    Several catalogues of one layout in a folder (e.g. DECaLS's per-release files) are
-    concatenated; an id in two of them is an error. Images in a folder none of whose images is
-    catalogued (e.g. the challenge's unlabelled test images) are ignored; an image with no row in a
-    folder that holds catalogued images is an error, as is a row whose image is missing.
-
-GZ1 schemes (``scheme=``): ``six`` (elliptical, clockwise spiral, anticlockwise spiral, edge-on
-disc, don't know, merger), ``three`` (elliptical / spiral = the three spiral classes / other =
-don't know + merger; the seed's three-way scheme) and ``four`` (elliptical / spiral / uncertain /
-merger, the MANIFEST's reading of the seed's spiral/elliptical/uncertain flags).
+The array layouts and image decoding are in :mod:`skysift.galaxies.images`, the catalogue layouts
+in :mod:`skysift.galaxies.catalogues`; this module registers them as readers of the ``galaxies``
+task and keeps :func:`load` and the names callers import.
 
 Options can be given in Python (``load(path, scheme="three", image_size=96)``) or appended to a
-path after ``#`` for the CLI: ``gz1#scheme=three,size=96,crop=0.5``. ``crop`` (the central
-fraction of each cutout kept before resizing) defaults to the layout's ``LAYOUT_CROP``: 0.3 for the
-Galaxy Zoo 1 SDSS cutouts (their galaxies are small in a 423-px frame), 1 (the whole image) otherwise.
-
-Image checks: unreadable or truncated files, non-8-bit modes and ids that repeat raise
-:class:`~skysift.errors.DataError` naming the file; grayscale images are replicated into three
-channels with a warning (``grayscale="error"`` refuses them); images of mixed sizes are
-centre-cropped to a square and resized (``mixed_sizes="error"`` refuses them).
+path after ``#`` for the CLI: ``gz1#scheme=three,size=96,crop=0.5``.
 """
 from __future__ import annotations
 
-import re
-import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from ..core import readers, validate
 from ..core.data import TaskData
-from ..errors import DataError
+from .catalogues import (CHALLENGE_COLUMNS, CLASS_COLUMNS, DECALS_FRACTIONS, FILE_COLUMNS,
+                         FIRST_QUESTION, GZ1_FLAGS, GZ1_FRACTIONS, GZ2_FRACTIONS, ID_COLUMNS,
+                         load_folder)
+from .images import (DEFAULT_SIZE, GALAXY10_DECALS, GALAXY10_SDSS, GZ1_LEAVES, GZ1_SCHEMES,
+                     IMAGE_SUFFIXES, LAYOUT_CROP, SEED_CLASSES, SUM_TOLERANCE, LoadOptions, load_hdf5,
+                     load_npz, read_image, read_images, resize_array, split_path_options, to_square_rgb)
 
-DEFAULT_SIZE = 64
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-GZ1_LEAVES = ["elliptical", "clockwise_spiral", "anticlockwise_spiral", "edge_on_disc", "dont_know", "merger"]
-#: scheme -> (class names, leaf index -> class index)
-GZ1_SCHEMES = {
-    "six": (GZ1_LEAVES, [0, 1, 2, 3, 4, 5]),
-    "three": (["elliptical", "spiral", "other"], [0, 1, 1, 1, 2, 2]),
-    "four": (["elliptical", "spiral", "uncertain", "merger"], [0, 1, 1, 1, 2, 3]),
-}
-GZ1_FRACTIONS = ["P_EL", "P_CW", "P_ACW", "P_EDGE", "P_DK", "P_MG"]
-GZ1_FLAGS = ["ELLIPTICAL", "SPIRAL", "UNCERTAIN"]
-FIRST_QUESTION = ["smooth", "featured_or_disc", "star_or_artifact"]
-CHALLENGE_COLUMNS = [f"Class{q}.{a}" for q, n in
-                     [(1, 3), (2, 2), (3, 2), (4, 2), (5, 4), (6, 2), (7, 3), (8, 7), (9, 3), (10, 3), (11, 6)]
-                     for a in range(1, n + 1)]
-GZ2_FRACTIONS = ["t01_smooth_or_features_a01_smooth_fraction",
-                 "t01_smooth_or_features_a02_features_or_disk_fraction",
-                 "t01_smooth_or_features_a03_star_or_artifact_fraction"]
-DECALS_FRACTIONS = ["smooth-or-featured_smooth_fraction", "smooth-or-featured_featured-or-disk_fraction",
-                    "smooth-or-featured_artifact_fraction"]
-SEED_CLASSES = ["normal", "ringed", "merger", "other"]
-GALAXY10_SDSS = ["disc_face_on_no_spiral", "smooth_round", "smooth_in_between", "smooth_cigar",
-                 "disc_edge_on_rounded_bulge", "disc_edge_on_boxy_bulge", "disc_edge_on_no_bulge",
-                 "disc_face_on_tight_spiral", "disc_face_on_medium_spiral", "disc_face_on_loose_spiral"]
-GALAXY10_DECALS = ["disturbed", "merging", "round_smooth", "in_between_round_smooth", "cigar_smooth",
-                   "barred_spiral", "unbarred_tight_spiral", "unbarred_loose_spiral", "edge_on_no_bulge",
-                   "edge_on_with_bulge"]
-ID_COLUMNS = ("id", "ID", "objid", "OBJID", "GalaxyID", "iauname", "dr7objid", "asset_id")
-CLASS_COLUMNS = ("class", "label", "CLASS", "LABEL", "Class", "Label", "morphology")
-FILE_COLUMNS = ("filename", "file", "image", "path", "png_loc")
-#: default central crop per layout (others: 1.0, the whole image). The Galaxy Zoo 1 SDSS cutouts
-#: are 423 px with the galaxy only ~40-70 px across in the middle: at crop 1 a 64-px image shows it
-#: 6-10 px wide, at 0.3 about 20-35 px (measured effect on accuracy: README, galaxies section).
-LAYOUT_CROP = {"gz1": 0.3}
-SUM_TOLERANCE = 0.02  # vote fractions are printed to 3-6 decimals; their sums drift by ~1e-3
+#: the names callers import from here
+__all__ = ["CHALLENGE_COLUMNS", "CLASS_COLUMNS", "DECALS_FRACTIONS", "FILE_COLUMNS",
+           "FIRST_QUESTION", "GZ1_FLAGS", "GZ1_FRACTIONS", "GZ2_FRACTIONS", "ID_COLUMNS",
+           "load_folder", "DEFAULT_SIZE", "GALAXY10_DECALS", "GALAXY10_SDSS", "GZ1_LEAVES",
+           "GZ1_SCHEMES", "IMAGE_SUFFIXES", "LAYOUT_CROP", "SEED_CLASSES", "SUM_TOLERANCE",
+           "LoadOptions", "load_hdf5", "load_npz", "read_image", "read_images", "resize_array",
+           "split_path_options", "to_square_rgb", "load"]
 
 
-class LoadOptions:
-    """Validated loader options (see the module docstring)."""
-
-    KEYS = ("scheme", "image_size", "crop", "grayscale", "mixed_sizes", "soft")
-
-    def __init__(self, scheme: str = "six", image_size: int = DEFAULT_SIZE, crop: float | None = None,
-                 grayscale: str = "replicate", mixed_sizes: str = "resize", soft: bool = True):
-        from ..errors import ConfigError
-
-        if scheme not in GZ1_SCHEMES:
-            raise ConfigError(f"scheme must be one of {sorted(GZ1_SCHEMES)}, got {scheme!r}")
-        if not 8 <= int(image_size) <= 1024:
-            raise ConfigError(f"image size must be in [8, 1024] px, got {image_size}")
-        if crop is not None and not 0.05 <= float(crop) <= 1.0:
-            raise ConfigError(f"crop (the central fraction kept) must be in [0.05, 1], got {crop}")
-        if grayscale not in ("replicate", "error"):
-            raise ConfigError(f"grayscale must be 'replicate' or 'error', got {grayscale!r}")
-        if mixed_sizes not in ("resize", "error"):
-            raise ConfigError(f"mixed_sizes must be 'resize' or 'error', got {mixed_sizes!r}")
-        # None: the layout's default (LAYOUT_CROP), settled by the loader once it knows the layout
-        self.scheme, self.image_size = scheme, int(image_size)
-        self.crop = None if crop is None else float(crop)
-        self.grayscale, self.mixed_sizes, self.soft = grayscale, mixed_sizes, bool(soft)
-
-    def settle_crop(self, layout: str) -> "LoadOptions":
-        """Fill in the layout's default crop unless one was given."""
-        if self.crop is None:
-            self.crop = LAYOUT_CROP.get(layout, 1.0)
-        return self
-
-    def card(self) -> dict:
-        return {k: getattr(self, k) for k in self.KEYS}
+_MAGIC = {"npz": (b"PK\x03\x04",), "hdf5": (b"\x89HDF\r\n\x1a\n",),
+          "image": (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")}
+_SUFFIXES = {"npz": (".npz",), "hdf5": (".h5", ".hdf5"), "image": IMAGE_SUFFIXES}
 
 
-def split_path_options(path: str | Path) -> tuple[Path, dict]:
-    """``"dir#scheme=three,size=96"`` -> (Path("dir"), {"scheme": "three", "image_size": 96})."""
-    from ..errors import ConfigError
-
-    text = str(path)
-    if "#" not in text or Path(text).exists():
-        return Path(text), {}
-    base, _, opts = text.rpartition("#")
-    out: dict = {}
-    aliases = {"size": "image_size"}
-    for item in filter(None, opts.split(",")):
-        key, eq, value = item.partition("=")
-        key = aliases.get(key.strip(), key.strip())
-        if not eq or key not in LoadOptions.KEYS:
-            raise ConfigError(f"{text}: unknown loader option {item!r}; use key=value with keys "
-                              f"{', '.join(('size',) + LoadOptions.KEYS[2:] + ('scheme',))}")
-        value = value.strip()
-        if key == "image_size":
-            out[key] = int(value) if value.isdigit() else value
-        elif key == "crop":
-            try:
-                out[key] = float(value)
-            except ValueError:
-                raise ConfigError(f"{text}: crop must be a number, got {value!r}") from None
-        elif key == "soft":
-            out[key] = value.lower() in ("1", "true", "yes")
-        else:
-            out[key] = value
-    return Path(base), out
+def _is(kind: str):
+    """Identify a file of ``kind`` by its suffix, or by its magic bytes when the suffix is none
+    of the known ones."""
+    def identify(path: Path) -> bool:
+        if not path.is_file():
+            return False
+        suffix = path.suffix.lower()
+        if suffix in _SUFFIXES[kind]:
+            return True
+        if suffix == ".csv" or any(suffix in s for s in _SUFFIXES.values()):
+            return False
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        return head.startswith(_MAGIC[kind])
+    return identify
 
 
-# ---- image decoding ----------------------------------------------------------------------------
-def to_square_rgb(img: np.ndarray, size: int, crop: float = 1.0) -> np.ndarray:
-    """Centre-crop ``img`` (H, W, 3) uint8 to a square holding the central ``crop`` fraction and
-    resize it to (size, size, 3) uint8 with antialiasing (PIL's Lanczos)."""
-    from PIL import Image
-
-    h, w = img.shape[:2]
-    side = max(1, int(round(min(h, w) * crop)))
-    top, left = (h - side) // 2, (w - side) // 2
-    img = img[top:top + side, left:left + side]
-    if side == size:
-        return np.ascontiguousarray(img)
-    return np.asarray(Image.fromarray(img).resize((size, size), Image.LANCZOS))
+def _read_file(loader):
+    def read(path, *, labelled: bool | None = None, **options) -> TaskData:
+        path = validate.existing(path)
+        opts = LoadOptions(**options).settle_crop(path.suffix.lower())
+        return loader(path, opts, labelled)
+    return read
 
 
-def read_image(path, opts: LoadOptions, name: str | Path | None = None) -> tuple[np.ndarray, tuple[int, int], bool]:
-    """Decode one cutout (a path or a binary file object): (RGB (S, S, 3) uint8, original (H, W),
-    was grayscale). ``name`` is what error messages call it (default: the path).
-
-    JPEGs are decoded at a reduced DCT scale (PIL ``draft``) when they are much larger than needed,
-    which makes reading thousands of 423-px cutouts several times faster.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    name = path if name is None else name
-    try:
-        with Image.open(path) as im:
-            original = (im.height, im.width)
-            want = int(np.ceil(opts.image_size / opts.crop))
-            if im.format == "JPEG":
-                im.draft("RGB", (want, want))
-            im.load()  # raises on truncated data
-            mode = im.mode
-            if mode in ("I;16", "I", "F", "I;16B", "I;16L"):
-                raise DataError(name, f"image mode {mode!r} is not 8-bit RGB or grayscale")
-            gray = mode in ("L", "1", "LA")
-            if gray and opts.grayscale == "error":
-                raise DataError(name, "image is grayscale and grayscale='error' was asked (RGB expected)")
-            arr = np.asarray(im.convert("RGB"))
-    except DataError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(name, f"unreadable or truncated image ({e})") from None
-    return to_square_rgb(arr, opts.image_size, opts.crop), original, gray
+def _read_folder(path, *, labelled: bool | None = None, **options) -> TaskData:
+    return load_folder(validate.existing(path), LoadOptions(**options), labelled)
 
 
-def read_images(paths: list[Path], opts: LoadOptions, source: Path) -> np.ndarray:
-    """Decode ``paths`` into an (N, S, S, 3) uint8 array, checking sizes and modes."""
-    out = np.empty((len(paths), opts.image_size, opts.image_size, 3), dtype=np.uint8)
-    sizes: dict[tuple[int, int], Path] = {}
-    n_gray = 0
-
-    def one(k):
-        return k, read_image(paths[k], opts)
-
-    # PIL releases the GIL while decoding, so two threads halve the wall time on 2 cores.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for k, (img, original, gray) in pool.map(one, range(len(paths))):
-            out[k] = img
-            sizes.setdefault(original, paths[k])
-            n_gray += gray
-    if len(sizes) > 1 and opts.mixed_sizes == "error":
-        (s1, p1), (s2, p2) = list(sizes.items())[:2]
-        raise DataError(source, f"images have mixed sizes ({s1[1]}x{s1[0]} in {p1.name}, {s2[1]}x{s2[0]} "
-                                f"in {p2.name}) and mixed_sizes='error' was asked")
-    if n_gray:
-        warnings.warn(f"{source}: {n_gray} grayscale image(s) were replicated into three channels")
-    return out
+def _load_image(path: Path, opts: LoadOptions, labelled: bool | None) -> TaskData:
+    img, _, _ = read_image(path, opts)
+    return TaskData(ids=np.array([path.stem]), x=img[None], y=None,
+                    class_names=list(GZ1_SCHEMES[opts.scheme][0]), source=str(path),
+                    meta={"layout": "image", "card": {"layout": "image", **opts.card()}})
 
 
-def resize_array(images: np.ndarray, opts: LoadOptions, source: Path) -> np.ndarray:
-    """Resize a stack (N, H, W, 3) uint8 to the loader size, in chunks (torch, antialiased)."""
-    import torch
-    import torch.nn.functional as F
-
-    n, h, w = images.shape[:3]
-    if h == w == opts.image_size and opts.crop == 1.0:
-        return np.ascontiguousarray(images, dtype=np.uint8)
-    side = max(1, int(round(min(h, w) * opts.crop)))
-    top, left = (h - side) // 2, (w - side) // 2
-    out = np.empty((n, opts.image_size, opts.image_size, 3), dtype=np.uint8)
-    for start in range(0, n, 512):
-        chunk = np.asarray(images[start:start + 512])[:, top:top + side, left:left + side]
-        t = torch.from_numpy(np.ascontiguousarray(chunk)).permute(0, 3, 1, 2).float()
-        t = F.interpolate(t, size=(opts.image_size, opts.image_size), mode="bilinear", antialias=True,
-                          align_corners=False)
-        out[start:start + len(chunk)] = t.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-    return out
+readers.register_path_options("galaxies", split_path_options)
+readers.register_reader("galaxies", "npz", identify=_is("npz"), read=_read_file(load_npz),
+                        description="NumPy .npz: images (N, H, W, 3) uint8 + one-hot or soft labels")
+readers.register_reader("galaxies", "galaxy10-h5", identify=_is("hdf5"), read=_read_file(load_hdf5),
+                        description="Galaxy10 HDF5 (SDSS or DECaLS): images + ans")
+readers.register_reader(
+    "galaxies", "catalogue", read=_read_folder,
+    identify=lambda p: (p.is_file() and p.suffix.lower() == ".csv") or (p.is_dir() and any(p.glob("*.csv"))),
+    description="a catalogue CSV (classes or vote fractions) + JPEG/PNG cutouts in its folder")
+readers.register_reader("galaxies", "image-folder", read=_read_folder,
+                        identify=lambda p: p.is_dir() and not any(p.glob("*.csv")),
+                        description="a folder of JPEG/PNG cutouts without a catalogue (unlabelled)")
+readers.register_reader("galaxies", "image", identify=_is("image"), read=_read_file(_load_image),
+                        description="one JPEG/PNG cutout")
 
 
-def _check_stack(images, path: Path, opts: LoadOptions) -> np.ndarray:
-    """Validate an image stack from an array file: (N, H, W, 3) or grayscale (N, H, W[, 1]) uint8."""
-    shape = getattr(images, "shape", None)
-    if shape is None or len(shape) not in (3, 4):
-        raise DataError(path, f"'images' must have shape (N, H, W, 3), got {shape}")
-    dtype = np.dtype(images.dtype)
-    if dtype != np.uint8:
-        raise DataError(path, f"'images' must be uint8 (0-255), got {dtype}")
-    if len(shape) == 3 or shape[3] == 1:
-        if opts.grayscale == "error":
-            raise DataError(path, "images are grayscale and grayscale='error' was asked (RGB expected)")
-        warnings.warn(f"{path}: grayscale images were replicated into three channels")
-        arr = np.asarray(images).reshape(shape[:3])
-        return np.repeat(arr[..., None], 3, axis=3)
-    if shape[3] != 3:
-        raise DataError(path, f"'images' must have 3 colour channels (RGB), got {shape[3]}")
-    return images
-
-
-def _labels_from_matrix(labels: np.ndarray, path: Path, n: int, name: str) -> np.ndarray:
-    """One-hot (N, K) -> int (N,); fractional rows that sum to one -> float soft targets."""
-    labels = np.asarray(labels)
-    if labels.ndim == 1:
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise DataError(path, f"'{name}' must hold integer classes or one-hot rows, got {labels.dtype}")
-        if len(labels) != n:
-            raise DataError(path, f"'{name}' has {len(labels)} rows but 'images' has {n}")
-        if labels.min(initial=0) < 0:
-            raise DataError(path, "negative class index", where=f"row {int(np.argmin(labels))}")
-        return labels.astype(np.int64)
-    if labels.ndim != 2:
-        raise DataError(path, f"'{name}' must have shape (N, K) or (N,), got {labels.shape}")
-    if len(labels) != n:
-        raise DataError(path, f"'{name}' has {len(labels)} rows but 'images' has {n}")
-    lab = labels.astype(np.float64)
-    bad = ~np.isfinite(lab).all(axis=1)
-    if bad.any():
-        raise DataError(path, "label row holds NaN or infinity", where=f"row {int(np.argmax(bad))}")
-    sums = lab.sum(axis=1)
-    bad = np.abs(sums - 1) > SUM_TOLERANCE
-    if bad.any() or (lab < 0).any():
-        r = int(np.argmax(bad | (lab < 0).any(axis=1)))
-        raise DataError(path, f"label row does not sum to one (sum {sums[r]:.4g}) or has a negative entry",
-                        where=f"row {r}")
-    if np.isin(lab, (0.0, 1.0)).all():
-        return lab.argmax(axis=1).astype(np.int64)
-    return (lab / sums[:, None]).astype(np.float32)
-
-
-def _finish_labels(y, class_names, path: Path, labelled: bool | None):
-    if labelled is False:
-        return None
-    if y is None and labelled:
-        raise DataError(path, "no labels found, and training/evaluation needs them")
-    if y is not None and y.ndim == 1 and len(y) and y.max() >= len(class_names):
-        r = int(np.argmax(y >= len(class_names)))
-        raise DataError(path, f"class index {int(y[r])} is out of range for {len(class_names)} classes",
-                        where=f"row {r}")
-    return y
-
-
-def _ids_or_index(ids, n: int, path: Path) -> np.ndarray:
-    if ids is None:
-        return np.array([str(i) for i in range(n)])
-    ids = np.asarray(ids).astype(str)
-    if len(ids) != n:
-        raise DataError(path, f"'ids' has {len(ids)} entries but 'images' has {n}")
-    _check_unique(ids, path)
-    return ids
-
-
-def _check_unique(ids: np.ndarray, path: Path, what: str = "id") -> None:
-    uniq, first, counts = np.unique(ids, return_index=True, return_counts=True)
-    if (counts > 1).any():
-        dup = uniq[counts > 1][0]
-        rows = np.where(ids == dup)[0][:2]
-        raise DataError(path, f"{what} {dup!r} appears more than once", where=f"rows {rows[0]} and {rows[1]}")
-
-
-# ---- array files -------------------------------------------------------------------------------
-def load_npz(path: Path, opts: LoadOptions, labelled: bool | None) -> TaskData:
-    import zipfile
-
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            keys = set(f.files)
-            key = next((k for k in ("images", "x", "X", "imgs") if k in keys), None)
-            if key is None:
-                raise DataError(path, f"no image array: expected key 'images' (found {sorted(keys)})")
-            images = _check_stack(f[key], path, opts)
-            lkey = next((k for k in ("labels", "y", "Y", "ans") if k in keys), None)
-            raw_labels = f[lkey] if lkey else None
-            ids = f["ids"] if "ids" in keys else None
-            names = [str(c) for c in f["class_names"]] if "class_names" in keys else None
-    except DataError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
-        raise DataError(path, f"unreadable or truncated .npz file ({e})") from None
-    n = len(images)
-    y = None if raw_labels is None else _labels_from_matrix(raw_labels, path, n, lkey)
-    if names is None:
-        k = raw_labels.shape[1] if raw_labels is not None and raw_labels.ndim == 2 else (
-            int(y.max()) + 1 if y is not None and len(y) else len(SEED_CLASSES))
-        names = SEED_CLASSES if k == len(SEED_CLASSES) else [f"class_{i}" for i in range(k)]
-    if y is not None and y.ndim == 2 and y.shape[1] != len(names):
-        raise DataError(path, f"labels have {y.shape[1]} columns but {len(names)} class names")
-    y = _finish_labels(y, names, path, labelled)
-    return TaskData(ids=_ids_or_index(ids, n, path), x=resize_array(images, opts, path), y=y,
-                    class_names=list(names), source=str(path),
-                    meta={"layout": "npz", "card": {"layout": "npz", **opts.card()}})
-
-
-def load_hdf5(path: Path, opts: LoadOptions, labelled: bool | None) -> TaskData:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            if "images" not in f:
-                raise DataError(path, f"no 'images' dataset (found {sorted(f.keys())})")
-            images = _check_stack(f["images"], path, opts)
-            n = images.shape[0]
-            size = images.shape[1]
-            x = resize_array(images, opts, path)
-            y = np.asarray(f["ans"]) if "ans" in f else None
-            ids = np.asarray(f["ids"]) if "ids" in f else None
-            names = f.attrs.get("class_names")
-    except DataError:
-        raise
-    except (OSError, KeyError, ValueError) as e:
-        raise DataError(path, f"unreadable or truncated HDF5 file ({e})") from None
-    if names is not None:
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
-    else:
-        # Galaxy10 ships no names in the file; its two releases differ by image size.
-        names = GALAXY10_SDSS if size == 69 else GALAXY10_DECALS if size == 256 else None
-    if y is not None:
-        y = _labels_from_matrix(y, path, n, "ans")
-        if names is None:
-            names = [f"class_{i}" for i in range(int(y.max()) + 1 if y.ndim == 1 else y.shape[1])]
-    names = names or GALAXY10_DECALS
-    y = _finish_labels(y, names, path, labelled)
-    ids = None if ids is None else [i.decode() if isinstance(i, bytes) else i for i in ids]
-    return TaskData(ids=_ids_or_index(ids, n, path), x=x, y=y, class_names=list(names), source=str(path),
-                    meta={"layout": "galaxy10-hdf5", "card": {"layout": "galaxy10-hdf5", **opts.card()}})
-
-
-# ---- folders of cutouts ------------------------------------------------------------------------
-def _read_csv(path: Path):
-    import pandas as pd
-
-    try:
-        # ids as text: SDSS objids have 18 digits and would lose precision as floats
-        head = pd.read_csv(path, nrows=0)
-        dtypes = {c: str for c in head.columns if c in ID_COLUMNS + FILE_COLUMNS + CLASS_COLUMNS}
-        return pd.read_csv(path, dtype=dtypes, low_memory=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
-        raise DataError(path, f"unreadable catalogue CSV ({str(e).splitlines()[0]})") from None
-
-
-def _layout(df) -> str | None:
-    cols = set(df.columns)
-    if set(CHALLENGE_COLUMNS[:3]) <= cols and "GalaxyID" in cols:
-        return "gz-challenge"
-    if set(GZ2_FRACTIONS) <= cols and "dr7objid" in cols:
-        return "gz2"
-    if set(DECALS_FRACTIONS) <= cols and "iauname" in cols:
-        return "gz-decals"
-    if set(GZ1_FRACTIONS) <= cols or set(GZ1_FLAGS) <= cols:
-        return "gz1-votes"
-    if any(c in cols for c in CLASS_COLUMNS):
-        return "class-column"
-    if {"objid", "asset_id"} <= cols:
-        return "gz2-mapping"  # auxiliary: links GZ2 objids to image file names
-    return None
-
-
-def _fractions(df, columns: list[str], path: Path, first_row: int = 0) -> np.ndarray:
-    """(N, len(columns)) float vote fractions, validated: finite, in [0, 1], rows sum to one."""
-    import pandas as pd
-
-    vals = df[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(vals).all(axis=1)
-    if bad.any():
-        r = int(np.argmax(bad))
-        raise DataError(path, f"vote fractions {columns} hold a missing or non-numeric value",
-                        where=f"row {first_row + r + 2}")
-    out_of_range = ((vals < 0) | (vals > 1 + 1e-6)).any(axis=1)
-    if out_of_range.any():
-        r = int(np.argmax(out_of_range))
-        raise DataError(path, "vote fraction outside [0, 1]", where=f"row {first_row + r + 2}")
-    sums = vals.sum(axis=1)
-    bad = np.abs(sums - 1) > SUM_TOLERANCE
-    if bad.any():
-        r = int(np.argmax(bad))
-        raise DataError(path, f"vote fractions {', '.join(columns)} sum to {sums[r]:.4g}, not one",
-                        where=f"row {first_row + r + 2}")
-    return vals / sums[:, None]
-
-
-def _catalogue_labels(df, layout: str, path: Path, opts: LoadOptions):
-    """(ids, image keys, y, class names) of one catalogue; rows are CSV lines (header = line 1)."""
-    import pandas as pd
-
-    if layout == "gz-challenge":
-        ids = df["GalaxyID"].astype(str).to_numpy()
-        vals = df[[c for c in CHALLENGE_COLUMNS if c in df.columns]].apply(pd.to_numeric, errors="coerce")
-        arr = vals.to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(arr).all(axis=1) | (arr < 0).any(axis=1) | (arr > 1 + 1e-6).any(axis=1)
-        if bad.any():
-            r = int(np.argmax(bad))
-            raise DataError(path, "a ClassN.M vote fraction is missing or outside [0, 1]", where=f"row {r + 2}")
-        y = _fractions(df, CHALLENGE_COLUMNS[:3], path)
-        return ids, ids, y, FIRST_QUESTION
-    if layout == "gz2":
-        ids = df["dr7objid"].astype(str).to_numpy()
-        return ids, ids, _fractions(df, GZ2_FRACTIONS, path), FIRST_QUESTION
-    if layout == "gz-decals":
-        ids = df["iauname"].astype(str).to_numpy()
-        return ids, ids, _fractions(df, DECALS_FRACTIONS, path), FIRST_QUESTION
-    id_col = next((c for c in ID_COLUMNS if c in df.columns), None)
-    file_col = next((c for c in FILE_COLUMNS if c in df.columns), None)
-    if id_col is None and file_col is None:
-        raise DataError(path, f"no id column (one of {', '.join(ID_COLUMNS)}) or file column "
-                              f"({', '.join(FILE_COLUMNS)})")
-    if id_col is not None:
-        ids = df[id_col].astype(str).str.strip().to_numpy()
-    else:
-        ids = np.array([Path(str(f)).stem for f in df[file_col]])
-    keys = ids if file_col is None else np.array([Path(str(f)).stem for f in df[file_col]])
-    missing = (df[id_col].isna() if id_col else df[file_col].isna()).to_numpy()
-    if missing.any():
-        raise DataError(path, "empty id", where=f"row {int(np.argmax(missing)) + 2}")
-    names6, leaf_map = GZ1_SCHEMES[opts.scheme]
-    if layout == "gz1-votes":
-        if set(GZ1_FRACTIONS) <= set(df.columns):
-            leaves = _fractions(df, GZ1_FRACTIONS, path)
-            k = len(names6)
-            y = np.zeros((len(df), k))
-            for leaf, c in enumerate(leaf_map):
-                y[:, c] += leaves[:, leaf]
-            return ids, keys, (y if opts.soft else y.argmax(axis=1)), names6
-        flags = df[GZ1_FLAGS].apply(pd.to_numeric, errors="coerce").to_numpy()
-        bad = ~np.isin(flags, (0, 1)).all(axis=1) | (np.nansum(flags, axis=1) != 1)
-        if bad.any():
-            raise DataError(path, f"exactly one of {', '.join(GZ1_FLAGS)} must be 1",
-                            where=f"row {int(np.argmax(bad)) + 2}")
-        return ids, keys, flags.argmax(axis=1).astype(np.int64), ["elliptical", "spiral", "other"]
-    # a class column
-    cls_col = next(c for c in CLASS_COLUMNS if c in df.columns)
-    raw = df[cls_col]
-    if raw.isna().any():
-        raise DataError(path, f"empty '{cls_col}'", where=f"row {int(np.argmax(raw.isna().to_numpy())) + 2}")
-    raw = raw.astype(str).str.strip()
-    if raw.str.fullmatch(r"-?\d+").all():
-        codes = raw.astype(int).to_numpy()
-        gz1 = cls_col == "CLASS" and (id_col == "OBJID")
-        if gz1:
-            bad = (codes < 0) | (codes > 5)
-            if bad.any():
-                raise DataError(path, f"Galaxy Zoo 1 CLASS must be 0-5, got {codes[np.argmax(bad)]}",
-                                where=f"row {int(np.argmax(bad)) + 2}")
-            return ids, keys, np.asarray(leaf_map)[codes].astype(np.int64), names6
-        if (codes < 0).any():
-            raise DataError(path, "negative class index", where=f"row {int(np.argmax(codes < 0)) + 2}")
-        names = [str(i) for i in range(int(codes.max()) + 1)]
-        return ids, keys, codes.astype(np.int64), names
-    names = sorted(raw.unique())
-    lookup = {c: i for i, c in enumerate(names)}
-    return ids, keys, raw.map(lookup).to_numpy().astype(np.int64), names
-
-
-def _index_images(root: Path) -> dict[str, Path]:
-    """Every cutout below ``root`` by file stem; two files with one stem is an error."""
-    index: dict[str, Path] = {}
-    for p in sorted(root.rglob("*")):
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."):
-            if p.stem in index:
-                raise DataError(root, f"two images share the name {p.stem!r}: {index[p.stem]} and {p}")
-            index[p.stem] = p
-    return index
-
-
-def load_folder(path: Path, opts: LoadOptions, labelled: bool | None) -> TaskData:
-    """A folder of cutouts (+ catalogues), or one catalogue CSV whose folder holds the cutouts."""
-    root = path.parent if path.is_file() else path
-    csvs = [path] if path.is_file() else sorted(root.glob("*.csv"))
-    frames, layouts, mapping = [], set(), None
-    for c in csvs:
-        df = _read_csv(c)
-        lay = _layout(df)
-        if lay == "gz2-mapping":
-            mapping = (c, df)
-        elif lay is not None:
-            frames.append((c, df, lay))
-            layouts.add(lay)
-        elif path.is_file():
-            raise DataError(c, f"not a catalogue: no class, vote-fraction or id columns (found "
-                               f"{', '.join(map(str, df.columns[:12]))})")
-    if "gz2" in layouts and mapping is None and path.is_file():
-        m = root / "gz2_filename_mapping.csv"
-        if m.exists():
-            mapping = (m, _read_csv(m))
-    if len(layouts) > 1:
-        raise DataError(root, f"catalogues of different layouts ({', '.join(sorted(layouts))}); "
-                              "pass one CSV file instead of the folder")
-    index = _index_images(root)
-    if not index:
-        raise DataError(root, "no JPEG or PNG images found")
-    want_labels = labelled is not False and frames
-    if not frames:
-        if labelled:
-            raise DataError(root, "no catalogue CSV with classes or vote fractions; training needs labels")
-        ids = np.array(sorted(index))
-        x = read_images([index[i] for i in ids], opts.settle_crop("images"), root)
-        return TaskData(ids=ids, x=x, y=None, class_names=list(GZ1_SCHEMES[opts.scheme][0]), source=str(root),
-                        meta={"layout": "images", "card": {"layout": "images", **opts.card()}})
-
-    all_ids, all_keys, ys, names, where = [], [], [], None, []
-    for c, df, lay in frames:
-        ids, keys, y, nm = _catalogue_labels(df, lay, c, opts)
-        if names is not None and nm != names:
-            raise DataError(c, f"classes {nm} differ from {names} of another catalogue in {root}")
-        names = nm
-        if lay == "gz2":
-            if mapping is None:
-                raise DataError(c, "Galaxy Zoo 2 images are named by asset id: gz2_filename_mapping.csv is missing")
-            mc, mdf = mapping
-            link = dict(zip(mdf["objid"].astype(str), mdf["asset_id"].astype(str)))
-            keys = np.array([link.get(i, f"<no asset id for {i}>") for i in ids])
-        all_ids.append(ids)
-        all_keys.append(keys)
-        ys.append(y)
-        where += [(c, r) for r in range(len(ids))]
-    ids = np.concatenate(all_ids)
-    keys = np.concatenate(all_keys)
-    y = np.concatenate(ys)
-    uniq, counts = np.unique(ids, return_counts=True)
-    if (counts > 1).any():
-        dup = uniq[counts > 1][0]
-        hits = [where[k] for k in np.where(ids == dup)[0][:2]]
-        raise DataError(hits[1][0], f"id {dup!r} appears more than once (also {hits[0][0].name} row "
-                                    f"{hits[0][1] + 2})", where=f"row {hits[1][1] + 2}")
-    missing = np.array([k not in index for k in keys])
-    if missing.any():
-        r = int(np.argmax(missing))
-        cat, row = where[r]
-        raise DataError(cat, f"id {ids[r]!r} has no image ({missing.sum()} of {len(ids)} rows lack one; "
-                             f"looked for {keys[r]}.jpg/.jpeg/.png below {root})", where=f"row {row + 2}")
-    used = {index[k] for k in keys}
-    used_dirs = {p.parent for p in used}
-    orphans = sorted(p for k, p in index.items() if p.parent in used_dirs and p not in used)
-    if orphans and not path.is_file():
-        raise DataError(orphans[0], f"image has no catalogue row ({len(orphans)} such image(s) in folders "
-                                    f"that hold catalogued images)")
-    layout = frames[0][2]
-    gz1 = layout == "gz1-votes" or all({"OBJID", "CLASS"} <= set(df.columns) for _, df, _ in frames)
-    x = read_images([index[k] for k in keys], opts.settle_crop("gz1" if gz1 else layout), root)
-    y = _finish_labels(y if want_labels else None, names, root, labelled)
-    return TaskData(ids=ids, x=x, y=y, class_names=list(names), source=str(path),
-                    meta={"layout": layout, "card": {"layout": layout, **opts.card()},
-                          "n_images_without_row": len(orphans)})
-
-
-def load(path: str | Path, *, labelled: bool | None = None, **options) -> TaskData:
-    """Read ``path`` (``.npz``, ``.h5``/``.hdf5``, a folder, or a catalogue ``.csv``); see module doc."""
-    path, from_path = split_path_options(path)
-    opts = LoadOptions(**{**from_path, **options})
-    if not path.exists():
-        raise DataError(path, "no such file or folder")
-    suffix = path.suffix.lower()
-    if path.is_dir() or suffix == ".csv":
-        return load_folder(path, opts, labelled)
-    opts.settle_crop(suffix)
-    if suffix == ".npz":
-        return load_npz(path, opts, labelled)
-    if suffix in (".h5", ".hdf5"):
-        return load_hdf5(path, opts, labelled)
-    if suffix in IMAGE_SUFFIXES:
-        img, _, _ = read_image(path, opts)
-        return TaskData(ids=np.array([path.stem]), x=img[None], y=None,
-                        class_names=list(GZ1_SCHEMES[opts.scheme][0]), source=str(path),
-                        meta={"layout": "image", "card": {"layout": "image", **opts.card()}})
-    raise DataError(path, "unknown galaxy data format: expected .npz, .h5/.hdf5, a folder of JPEG/PNG "
-                          "cutouts with a catalogue CSV, or a catalogue .csv")
+def load(path: str | Path, *, labelled: bool | None = None, format: str | None = None, **options) -> TaskData:
+    """Read ``path`` (``.npz``, ``.h5``/``.hdf5``, a folder, or a catalogue ``.csv``); see the
+    layout modules' docs."""
+    return readers.read("galaxies", path, format=format, labelled=labelled, **options)

@@ -30,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..core import readers, tables, validate
 from ..core.data import TaskData
 from ..errors import DataError
 
@@ -139,33 +140,29 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 def read_id_table(path: Path, *, need_target: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Read ``id,target`` (labels) or ``id[,target]`` (a sample submission). Validates every row."""
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
-    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise DataError(path, f"cannot read CSV ({e})") from None
-    if "id" not in df.columns:
-        raise DataError(path, f"missing column 'id' (columns: {', '.join(map(str, df.columns))})")
-    if need_target and "target" not in df.columns:
-        raise DataError(path, f"missing column 'target' (columns: {', '.join(map(str, df.columns))})")
-    ids = df["id"].astype(str).str.strip().to_numpy()
+    table = tables.read_strings(path)
+    columns = table.column_names
+    if "id" not in columns:
+        raise DataError(path, f"missing column 'id' (columns: {', '.join(columns)})")
+    if need_target and "target" not in columns:
+        raise DataError(path, f"missing column 'target' (columns: {', '.join(columns)})")
+    ids = np.array([str(i).strip() for i in table.column("id").to_pylist()], dtype=str)
     for k, i in enumerate(ids):
         if not _ID_RE.match(i):
-            raise DataError(path, f"bad id {i!r}", where=f"row {k + 2}")
-    uniq, counts = np.unique(ids, return_counts=True)
-    if (counts > 1).any():
-        dup = uniq[counts > 1][0]
-        rows = [k + 2 for k in np.flatnonzero(ids == dup)]
-        raise DataError(path, f"duplicate id {dup!r}", where=f"rows {rows[0]} and {rows[1]}")
+            raise DataError(path, f"bad id {i!r}", where=validate.row(k))
+    validate.unique_ids(ids, path)
     if not need_target:
         return ids, None
-    raw = df["target"].astype(str).str.strip().to_numpy()
-    y = np.empty(len(raw), dtype=np.int64)
-    for k, v in enumerate(raw):
-        if v not in ("0", "1", "0.0", "1.0"):
-            raise DataError(path, f"label {v!r} is not 0 or 1", where=f"row {k + 2} (id {ids[k]})")
-        y[k] = int(float(v))
+    y = np.empty(len(ids), dtype=np.int64)
+    for k, v in enumerate(table.column("target").to_pylist()):
+        v = str(v).strip()
+        try:
+            value = float(v)
+        except ValueError:
+            value = None
+        if value not in (0.0, 1.0):
+            raise DataError(path, f"label {v!r} is not 0 or 1", where=f"{validate.row(k)} (id {ids[k]})")
+        y[k] = int(value)
     return ids, y
 
 
@@ -185,7 +182,7 @@ def _match(ids: np.ndarray, files: dict[str, Path], table: Path, folder: Path) -
         k = int(np.flatnonzero(ids == missing[0])[0])
         raise DataError(table, f"{len(missing)} id(s) have no .npy file under {folder} "
                                f"(first: {missing[0]!r}, expected {folder}/{missing[0][0]}/{missing[0]}.npy)",
-                        where=f"row {k + 2}")
+                        where=validate.row(k))
     extra = sorted(set(files) - set(ids))
     if extra:
         raise DataError(files[extra[0]], f"{len(extra)} .npy file(s) have no row in {table.name} "
@@ -209,7 +206,7 @@ def _stack(paths: list[Path], check: bool | None) -> SnippetStack:
 
 
 # ---- layouts ----------------------------------------------------------------------------------
-def load(path, *, labelled: bool | None = None, check_values: bool | None = None,
+def load(path, *, labelled: bool | None = None, format: str | None = None, check_values: bool | None = None,
          snippet_width: int = 256) -> TaskData:
     """Read cadence snippets from ``path`` (see the module docstring for the layouts).
 
@@ -218,23 +215,12 @@ def load(path, *, labelled: bool | None = None, check_values: bool | None = None
     otherwise each file is checked when read). ``snippet_width``: channels per snippet when cutting
     filterbank files.
     """
-    if isinstance(path, (list, tuple)):
-        return load_filterbank([Path(p) for p in path], labelled=labelled, width=snippet_width)
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path, "does not exist")
-    if path.is_file():
-        if path.suffix.lower() == ".csv":
-            return _load_table_file(path, labelled)
-        if path.suffix.lower() in FILTERBANK_SUFFIXES:
-            raise DataError(path, "a single filterbank file is not a cadence: give a folder with six "
-                                  ".fil/.h5 files (ON, OFF, ON, OFF, ON, OFF in name order) or six paths")
-        if path.suffix.lower() == ".npy":
-            return _finish([path.stem], _stack([path], check_values), None, path, "single")
-        raise DataError(path, "expected a folder of .npy snippets, a labels CSV, or filterbank files")
-    filterbanks = sorted(p for p in path.iterdir() if p.suffix.lower() in FILTERBANK_SUFFIXES)
-    if filterbanks and not any(path.glob("*.npy")) and not (path / "train").is_dir():
-        return load_filterbank(filterbanks, labelled=labelled, width=snippet_width)
+    return readers.read("technosignatures", path, format=format, labelled=labelled,
+                        check_values=check_values, snippet_width=snippet_width)
+
+
+def load_npy_folder(path: Path, *, labelled: bool | None = None, check_values: bool | None = None) -> TaskData:
+    """The competition layout (labels or sample submission + ``train/``/``test/``) or a flat folder."""
     labels = next((path / n for n in LABEL_FILES if (path / n).is_file()), None)
     if labels is None and path.name in ("train", "test"):  # the train/ or test/ folder itself
         labels = next((path.parent / n for n in LABEL_FILES if (path.parent / n).is_file()), None) \
@@ -318,9 +304,7 @@ def load_filterbank(paths: Sequence[Path], *, labelled: bool | None = None, widt
         raise DataError(None, f"snippet width must be >= 8 channels, got {width}")
     scans, headers = [], []
     for p in paths:
-        if not Path(p).is_file():
-            raise DataError(p, "does not exist")
-        d, h = read_filterbank(Path(p))
+        d, h = read_filterbank(validate.existing(p, want="file"))
         check_values(p, d[None])
         scans.append(d)
         headers.append(h)
@@ -342,3 +326,76 @@ def load_filterbank(paths: Sequence[Path], *, labelled: bool | None = None, widt
                     meta={"layout": "filterbank", "snippet_shape": list(x.shape[1:]),
                           "files": [str(p) for p in paths], "fch1": h0.get("fch1"), "foff": h0.get("foff"),
                           "tsamp": h0.get("tsamp")})
+
+
+# ---- formats ------------------------------------------------------------------------------------
+_MAGIC = (b"\x89HDF\r\n\x1a\n", b"\x0c\x00\x00\x00HEADER_START")  # HDF5, SIGPROC filterbank
+
+
+def _is_filterbank_file(path: Path) -> bool:
+    if path.suffix.lower() in (*FILTERBANK_SUFFIXES, ".npy", ".csv"):  # a known name decides
+        return path.suffix.lower() in FILTERBANK_SUFFIXES
+    with open(path, "rb") as fh:
+        return fh.read(16).startswith(_MAGIC)
+
+
+def _is_filterbank(path) -> bool:
+    """Six paths, a folder of filterbank/HDF5 files (and no snippets), or one such file (which the
+    reader refuses: one scan is not a cadence)."""
+    if isinstance(path, (list, tuple)):
+        return True
+    if path.is_dir():
+        return (any(p.suffix.lower() in FILTERBANK_SUFFIXES for p in path.iterdir())
+                and not any(path.glob("*.npy")) and not (path / "train").is_dir())
+    return path.is_file() and _is_filterbank_file(path)
+
+
+def _is_npy(path) -> bool:
+    if not isinstance(path, Path) or not path.is_file():
+        return False
+    if path.suffix.lower() in (*FILTERBANK_SUFFIXES, ".npy", ".csv"):
+        return path.suffix.lower() == ".npy"
+    with open(path, "rb") as fh:
+        return fh.read(6) == b"\x93NUMPY"
+
+
+def _read_filterbank(path, *, labelled: bool | None = None, check_values: bool | None = None,
+                     snippet_width: int = 256) -> TaskData:
+    if isinstance(path, (list, tuple)):
+        return load_filterbank([Path(p) for p in path], labelled=labelled, width=snippet_width)
+    path = validate.existing(path)
+    if path.is_file():
+        raise DataError(path, "a single filterbank file is not a cadence: give a folder with six "
+                              ".fil/.h5 files (ON, OFF, ON, OFF, ON, OFF in name order) or six paths")
+    filterbanks = sorted(p for p in path.iterdir() if p.suffix.lower() in FILTERBANK_SUFFIXES)
+    return load_filterbank(filterbanks, labelled=labelled, width=snippet_width)
+
+
+def _read_npy(path, *, labelled: bool | None = None, check_values: bool | None = None,
+              snippet_width: int = 256) -> TaskData:
+    path = validate.existing(path, want="file")
+    return _finish([path.stem], _stack([path], check_values), None, path, "single")
+
+
+def _read_labels_csv(path, *, labelled: bool | None = None, check_values: bool | None = None,
+                     snippet_width: int = 256) -> TaskData:
+    return _load_table_file(validate.existing(path, want="file"), labelled)
+
+
+def _read_npy_folder(path, *, labelled: bool | None = None, check_values: bool | None = None,
+                     snippet_width: int = 256) -> TaskData:
+    return load_npy_folder(validate.existing(path, want="dir"), labelled=labelled, check_values=check_values)
+
+
+readers.register_reader(
+    "technosignatures", "npy-folder", read=_read_npy_folder,
+    identify=lambda p: isinstance(p, Path) and p.is_dir() and not _is_filterbank(p),
+    description="competition layout (train_labels.csv + train/<c>/<id>.npy, or test/) or a flat .npy folder")
+readers.register_reader("technosignatures", "npy", identify=_is_npy, read=_read_npy,
+                        description="one (6, T, F) cadence snippet .npy file")
+readers.register_reader(
+    "technosignatures", "labels-csv", read=_read_labels_csv,
+    identify=lambda p: isinstance(p, Path) and p.is_file() and p.suffix.lower() == ".csv",
+    description="the competition's train_labels.csv, its snippets under train/ beside it")
+readers.register_reader("technosignatures", "filterbank", identify=_is_filterbank, read=_read_filterbank,
+                        description="six Breakthrough Listen .fil/.h5 files (a folder or six paths)")

@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ..core import tables
 from ..core.data import TaskData
 from ..core.io import atomic_path, write_json
 from ..errors import DataError
@@ -66,7 +67,7 @@ def _batches(lc_path: Path, mapping: dict[str, str], block_size: int) -> Iterato
                 reader = pacsv.open_csv(
                     str(lc_path), read_options=pacsv.ReadOptions(block_size=block_size, use_threads=False),
                     convert_options=pacsv.ConvertOptions(column_types=types, include_columns=list(mapping),
-                                                         null_values=io._NULLS))
+                                                         null_values=tables.NULLS))
             batch = reader.read_next_batch()
         except StopIteration:
             return
@@ -96,7 +97,7 @@ def _diagnose_stream(lc_path: Path, mapping: dict[str, str], block_size: int, ro
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in mapping},
                                                  include_columns=list(mapping), strings_can_be_null=True,
-                                                 null_values=io._NULLS))
+                                                 null_values=tables.NULLS))
         for batch in reader:
             io.find_bad_value(lc_path, pa.Table.from_batches([batch]), mapping, row0=seen)
             seen += batch.num_rows

@@ -5,12 +5,12 @@ fluxes (NaN marks missing cadences) and ``y`` is 1 for planet hosts, 0 otherwise
 """
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
 import numpy as np
 
+from ..core import readers, tables, validate
 from ..core.data import TaskData
 from ..errors import DataError
 
@@ -20,72 +20,32 @@ ID_COLUMNS = ("id", "object_id", "kepid", "kic", "tic", "tic_id", "KEPID", "KIC"
 _FLUX_RE = re.compile(r"^FLUX[._](\d+)$", re.IGNORECASE)
 
 
-def load(path: str | Path, *, labelled: bool | None = None, length: int | None = None) -> TaskData:
-    """Read a Kaggle-layout CSV file, or a folder of FITS light curves (+ optional labels CSV)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path, "no such file or directory")
-    if path.is_dir():
-        parts = sorted(path.glob("*.parquet"))
-        if parts and not any(path.glob("*.fits*")):
-            return load_parquet_parts(parts, source=path, labelled=labelled)
-        return load_fits_folder(path, labelled=labelled, length=length)
-    name = path.name.lower()
-    if name.endswith((".fits", ".fits.gz", ".fit")):
-        return load_fits_files([path], labels=None, source=path, labelled=labelled, length=length)
-    if name.endswith(".parquet"):
-        return load_kaggle_parquet(path, labelled=labelled)
-    return load_kaggle_csv(path, labelled=labelled)
+def load(path: str | Path, *, labelled: bool | None = None, format: str | None = None,
+         length: int | None = None) -> TaskData:
+    """Read a Kaggle-layout CSV or Parquet file (or a folder of Parquet partitions), or a folder of
+    FITS light curves (+ optional labels CSV); the format is recognised from the content."""
+    return readers.read("transits", path, format=format, labelled=labelled,
+                        **({} if length is None else {"length": length}))
 
 
 # ---- Kaggle "Kepler labelled time series" --------------------------------------------------------
-def _diagnose_csv(path: Path, n_cols: int) -> None:
-    """Find the first ragged row or non-numeric value; called only after the fast parser failed,
-    so that the error names the row and column instead of surfacing pandas' message."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh, skipinitialspace=True)
-        header = [h.strip() for h in next(reader)]
-        for rownum, row in enumerate(reader, start=1):
-            if len(row) != n_cols:
-                raise DataError(path, f"ragged row: {len(row)} fields where the header has {n_cols}",
-                                where=f"row {rownum}")
-            for col, value in zip(header, row):
-                v = value.strip()
-                if v == "" or v.lower() in ("nan", "na", "null", "inf", "-inf"):
-                    continue
-                try:
-                    float(v)
-                except ValueError:
-                    raise DataError(path, f"non-numeric value {value!r} in column {col}",
-                                    where=f"row {rownum}") from None
+#: spellings of a missing flux in the Kaggle layout
+_NULLS = ["", "NaN", "nan", "NA", "null"]
 
 
 def load_kaggle_csv(path: str | Path, *, labelled: bool | None = None) -> TaskData:
-    path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            header = next(csv.reader(fh), None)
-    except UnicodeDecodeError:
-        raise DataError(path, "not a text CSV file") from None
-    if not header:
-        raise DataError(path, "empty file")
-    header = [h.strip() for h in header]
-    flux_cols, label_col, id_col = _kaggle_columns(path, header, labelled)
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
+    path = Path(path)
+    header = tables.csv_header(path)
+    flux_cols, label_col, id_col = _kaggle_columns(path, header, labelled)
     # pyarrow's reader is strict about field counts (pandas pads short rows with NaN, silently)
     types = {h: pa.float32() for _, h in flux_cols}
     if label_col:
         types[label_col] = pa.float64()
     if id_col:
         types[id_col] = pa.string()
-    try:
-        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-            column_types=types, null_values=["", "NaN", "nan", "NA", "null"], strings_can_be_null=False))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
-        _diagnose_csv(path, len(header))
-        raise DataError(path, "could not be parsed as CSV") from None
+    table = tables.read_csv(path, types, null_values=_NULLS)
     return _kaggle_table(path, table.to_pandas(), flux_cols, label_col, id_col, labelled, "kaggle-csv")
 
 
@@ -113,22 +73,15 @@ def load_kaggle_parquet(path: str | Path, *, labelled: bool | None = None) -> Ta
     """The Kaggle layout (optional LABEL and id columns, FLUX.1..FLUX.N) stored as Parquet: one
     partition of a catalogue."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     path = Path(path)
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise DataError(path, f"not a Parquet file ({str(e).splitlines()[0][:120]})") from None
+    schema = tables.parquet_schema(path)
     flux_cols, label_col, id_col = _kaggle_columns(path, list(schema.names), labelled, "Parquet file")
     for _, h in flux_cols + ([(0, label_col)] if label_col else []):
         t = schema.field(h).type
         if not (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_null(t)):
             raise DataError(path, f"column {h} holds {t}, not numbers")
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise DataError(path, f"unreadable Parquet data ({str(e).splitlines()[0][:120]})") from None
+    table = tables.read_parquet(path)
     import pandas as pd
 
     def numbers(h: str, t) -> np.ndarray:  # nulls become NaN, as in the CSV reader
@@ -188,8 +141,6 @@ def write_parquet_catalogue(folder: str | Path, flux: np.ndarray, labels: np.nda
 
 
 def _kaggle_table(path: Path, df, flux_cols, label_col, id_col, labelled, layout: str) -> TaskData:
-    import pandas as pd
-
     if len(df) == 0:
         raise DataError(path, "no rows")
     flux = df[[h for _, h in flux_cols]].to_numpy(np.float32)
@@ -201,24 +152,13 @@ def _kaggle_table(path: Path, df, flux_cols, label_col, id_col, labelled, layout
         raise DataError(path, "every flux value is missing", where=f"row {int(np.argmax(all_nan)) + 1}")
     if id_col:
         ids = df[id_col].astype(str).str.strip().to_numpy()
-        dup = pd.Series(ids).duplicated()
-        if dup.any():
-            i = int(np.argmax(dup.to_numpy()))
-            raise DataError(path, f"duplicate id {ids[i]!r}", where=f"row {i + 1}")
+        validate.unique_ids(ids, path)
     else:
         ids = np.array([str(i + 1) for i in range(len(df))])
     y = None
     if label_col is not None and labelled is not False:
-        raw = df[label_col].to_numpy()
-        if np.isnan(raw).any():
-            i = int(np.argmax(np.isnan(raw)))
-            raise DataError(path, "missing LABEL", where=f"row {i + 1}")
-        bad = ~np.isin(raw, list(KAGGLE_LABELS))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise DataError(path, f"unknown LABEL {raw[i]:g}: expected 1 (no planet) or 2 (planet)",
-                            where=f"row {i + 1}")
-        y = np.array([KAGGLE_LABELS[int(v)] for v in raw], dtype=np.int64)
+        y = validate.class_indices(df[label_col].to_numpy(), KAGGLE_LABELS, path, column="LABEL",
+                                   expected="1 (no planet) or 2 (planet)")
     return TaskData(ids=ids, x=flux, y=y, class_names=list(CLASS_NAMES), source=str(path),
                     meta={"layout": layout})
 
@@ -318,29 +258,23 @@ def load_fits_files(files: list[Path], labels: dict[str, int] | None, source: Pa
 
 
 def _read_labels_csv(path: Path) -> dict[str, int]:
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path, dtype=str)
-    except (ValueError, pd.errors.ParserError) as e:
-        raise DataError(path, f"unreadable labels CSV ({e})") from None
-    cols = {c.lower(): c for c in df.columns}
+    table = tables.read_strings(path, null_values=tables.NULLS)
+    cols = {c.lower(): c for c in table.column_names}
     id_col = next((cols[c] for c in ("id", "filename", "file", "kepid", "kic", "tic", "object_id") if c in cols), None)
     lab_col = next((cols[c] for c in ("label", "target", "planet") if c in cols), None)
     if id_col is None or lab_col is None:
         raise DataError(path, "labels CSV needs an id column (id/filename/kepid) and a label column (label/target)")
+    keys = [str(k).strip() for k in table.column(id_col).to_pylist()]
+    validate.unique_ids(keys, path)
     out: dict[str, int] = {}
-    for i, (k, v) in enumerate(zip(df[id_col], df[lab_col]), start=1):
-        k = str(k).strip()
-        if k in out:
-            raise DataError(path, f"duplicate id {k!r}", where=f"row {i}")
+    for i, (k, v) in enumerate(zip(keys, table.column(lab_col).to_pylist())):
         try:
             lab = int(float(v))
         except (TypeError, ValueError):
-            raise DataError(path, f"label {v!r} is not a number", where=f"row {i}") from None
+            raise DataError(path, f"label {v!r} is not a number", where=validate.row(i)) from None
         if lab not in (0, 1, 2):
             raise DataError(path, f"unknown label {lab}: expected 0/1 (or Kaggle's 1/2 with 2 = planet)",
-                            where=f"row {i}")
+                            where=validate.row(i))
         out[k] = lab
     vals = set(out.values())
     if 2 in vals:  # Kaggle coding: 1 = no planet, 2 = planet
@@ -360,3 +294,63 @@ def load_fits_folder(folder: Path, *, labelled: bool | None = None, length: int 
     label_file = next((folder / n for n in ("labels.csv", "train_labels.csv") if (folder / n).exists()), None)
     labels = _read_labels_csv(label_file) if label_file and labelled is not False else None
     return load_fits_files(files, labels, folder, labelled, length)
+
+
+# ---- formats ------------------------------------------------------------------------------------
+_FITS_SUFFIXES = (".fits", ".fits.gz", ".fit")
+
+
+def _is_fits(path: Path) -> bool:
+    """A FITS file (by name, or by its ``SIMPLE  =`` card), or any folder that is not a Parquet
+    catalogue: a folder's FITS files are searched recursively, and one without any falls back to
+    its single Kaggle CSV."""
+    if path.is_dir():
+        return not _is_parquet_folder(path)
+    name = path.name.lower()
+    if name.endswith(_FITS_SUFFIXES) or name.endswith(".parquet"):  # a known name decides
+        return not name.endswith(".parquet")
+    with open(path, "rb") as fh:
+        return fh.read(9) == b"SIMPLE  ="
+
+
+def _is_parquet_folder(path: Path) -> bool:
+    return path.is_dir() and any(path.glob("*.parquet")) and not any(path.glob("*.fits*"))
+
+
+def _is_parquet(path: Path) -> bool:
+    if path.is_dir():
+        return _is_parquet_folder(path)
+    name = path.name.lower()
+    if name.endswith(_FITS_SUFFIXES) or name.endswith(".parquet"):
+        return name.endswith(".parquet")
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PAR1"
+
+
+def _read_fits(path, *, labelled: bool | None = None, length: int | None = None) -> TaskData:
+    path = validate.existing(path)
+    if path.is_dir():
+        return load_fits_folder(path, labelled=labelled, length=length)
+    return load_fits_files([path], labels=None, source=path, labelled=labelled, length=length)
+
+
+def _read_parquet(path, *, labelled: bool | None = None, length: int | None = None) -> TaskData:
+    path = validate.existing(path)
+    if path.is_dir():
+        return load_parquet_parts(sorted(path.glob("*.parquet")), source=path, labelled=labelled)
+    return load_kaggle_parquet(path, labelled=labelled)
+
+
+def _read_kaggle_csv(path, *, labelled: bool | None = None, length: int | None = None) -> TaskData:
+    return load_kaggle_csv(validate.existing(path, want="file"), labelled=labelled)
+
+
+# every file that is neither FITS nor Parquet is read as the Kaggle CSV, whose reader explains
+# what is wrong with its header
+readers.register_reader("transits", "kaggle-csv", read=_read_kaggle_csv,
+                        identify=lambda p: p.is_file() and not _is_fits(p) and not _is_parquet(p),
+                        description="Kaggle 'Kepler labelled time series' CSV: LABEL, FLUX.1..FLUX.N")
+readers.register_reader("transits", "parquet", identify=_is_parquet, read=_read_parquet,
+                        description="the Kaggle layout as Parquet: one file or a folder of partitions")
+readers.register_reader("transits", "fits", identify=_is_fits, read=_read_fits,
+                        description="Kepler/TESS light-curve FITS: one file, or a folder (+ labels.csv)")
