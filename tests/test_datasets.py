@@ -311,6 +311,6 @@ def test_cli_list_and_download(server, tmp_path, monkeypatch):
     assert "ready" in r.output
     r = runner.invoke(app, ["list", "--dest", str(tmp_path)], env={"COLUMNS": "200"})
     assert r.exit_code == 0
-    line = next(l for l in r.output.splitlines() if "fake" in l)
+    line = next(row for row in r.output.splitlines() if "fake" in row)
     assert "complete" in line
     assert "plasticc" in r.output and "galaxy10_decals" in r.output

@@ -57,7 +57,8 @@ def _tiny_data(path: Path, n=300, seed=0) -> Path:
 def open_in_chromium(page: Path, tmp_path: Path, chromium: str) -> tuple[str, list[str]]:
     """Load ``page`` headless; return the DOM after scripts ran and the console lines logged."""
     exe = chromium
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-quic", "--no-first-run",
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-quic",
+           "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            f"--user-data-dir={tmp_path / 'chromium-profile'}", "--enable-logging=stderr", "--log-level=0",
            "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri()]

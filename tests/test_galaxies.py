@@ -14,8 +14,14 @@ from skysift.core.inference import predict_logits
 from skysift.core.losses import ClassificationLoss
 from skysift.core.task import get_task
 from skysift.errors import ConfigError, DataError
-from skysift.galaxies.augment import (N_SYMMETRIES, SymmetryAugment, dihedral, dihedral_views, mirror_permutation,
-                                      mirror_targets)
+from skysift.galaxies.augment import (
+    N_SYMMETRIES,
+    SymmetryAugment,
+    dihedral,
+    dihedral_views,
+    mirror_permutation,
+    mirror_targets,
+)
 from skysift.galaxies.io import GZ1_LEAVES, load
 from skysift.galaxies.models import SeedKerasCNN, SeedOxfordCNN
 from skysift.galaxies.preprocess import copy_numbers

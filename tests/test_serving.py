@@ -3,7 +3,6 @@ process, OpenAPI fuzzing (schemathesis, in-process ASGI), and ``skysift serve`` 
 from __future__ import annotations
 
 import io
-import json
 import os
 import socket
 import subprocess

@@ -13,7 +13,6 @@ from skysift.transients.features import extract_features, grouped_stats, seed_ag
 from skysift.transients.gbm import MODEL_SPECS, LightGBMEstimator
 from skysift.transients.metrics import per_class_log_loss, plasticc_log_loss
 
-
 # ---- metric ---------------------------------------------------------------------------------------
 # Three objects, columns (6, 15); truths 6, 6, 15; probabilities of the true class 0.5, 0.8, 0.75.
 #   class 6  (weight 1): (−ln 0.5 − ln 0.8) / 2 = (0.693147 + 0.223144) / 2 = 0.458145

@@ -9,9 +9,8 @@ import torch
 
 from skysift.core.data import TaskData
 from skysift.transients import augment as A
-from skysift.transients.data import CLASSES, LightCurves
-from skysift.transients.sequence import (MODEL_SPECS, SequenceDataset, collate, encode_object,
-                                         fit_sequence_stats)
+from skysift.transients.data import CLASSES
+from skysift.transients.sequence import MODEL_SPECS, SequenceDataset, collate, encode_object, fit_sequence_stats
 
 SPECS = {s.name: s for s in MODEL_SPECS}
 
@@ -245,8 +244,13 @@ def _validation_logits(n=300, k=5, seed=0):
 
 
 def _scorers():
-    from skysift.transients.openset import (CombinedScorer, EnergyScorer, MahalanobisScorer,
-                                            ProductMahalanobisScorer, ProductScorer)
+    from skysift.transients.openset import (
+        CombinedScorer,
+        EnergyScorer,
+        MahalanobisScorer,
+        ProductMahalanobisScorer,
+        ProductScorer,
+    )
 
     return [ProductScorer(), EnergyScorer(), MahalanobisScorer(), CombinedScorer(),
             ProductMahalanobisScorer(transform="robust")]
@@ -296,9 +300,15 @@ def test_openset_state_round_trip(i, tmp_path):
 
 def test_openset_mapping_and_errors():
     from skysift.errors import ConfigError
-    from skysift.transients.openset import (UNKNOWN_PRIOR, EnergyScorer, MahalanobisScorer,
-                                            gaussian_quantile_posterior, make_scorer, scorer_from_state,
-                                            with_unknown)
+    from skysift.transients.openset import (
+        UNKNOWN_PRIOR,
+        EnergyScorer,
+        MahalanobisScorer,
+        gaussian_quantile_posterior,
+        make_scorer,
+        scorer_from_state,
+        with_unknown,
+    )
 
     assert UNKNOWN_PRIOR == pytest.approx(2 / 18)
     # at z = μ/2 the Gaussian likelihoods are equal: the posterior is the prior

@@ -6,10 +6,14 @@ import pandas as pd
 import pytest
 
 from skysift.errors import ConfigError
-from skysift.transients.data import (CLASSES, EXTRAGALACTIC_CLASSES, GALACTIC_CLASSES,
-                                     PASSBAND_WAVELENGTH_NM, UNKNOWN_CLASS)
-from skysift.transients.simulate import (class_counts, distance_modulus, model_flux, simulate,
-                                         simulate_objects)
+from skysift.transients.data import (
+    CLASSES,
+    EXTRAGALACTIC_CLASSES,
+    GALACTIC_CLASSES,
+    PASSBAND_WAVELENGTH_NM,
+    UNKNOWN_CLASS,
+)
+from skysift.transients.simulate import class_counts, distance_modulus, model_flux, simulate, simulate_objects
 
 OBS_COLUMNS = ["object_id", "mjd", "passband", "flux", "flux_err", "detected"]
 META_COLUMNS = ["object_id", "ra", "decl", "gal_l", "gal_b", "ddf", "hostgal_specz", "hostgal_photoz",

@@ -1,7 +1,6 @@
 """``skysift demo``: simulate → train → evaluate → predict for every installed task."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -57,8 +56,9 @@ def run_demo(out: str | Path, tasks: list[str] | None = None, seed: int = 0,
                 model.frame(test.ids, logits).to_csv(tmp, index=False)
             progress.advance(bar)
             progress.update(bar, description=f"done in {time.time() - t0:.0f} s")
+            headline = task.info.headline_metric
             results[name] = {"model": model.card["model"]["name"], "seconds": round(time.time() - t0, 1),
-                             "headline": f"{task.info.headline_metric} {metrics.get(task.info.headline_metric, float('nan')):.3f}",
+                             "headline": f"{headline} {metrics.get(headline, float('nan')):.3f}",
                              **{k: v for k, v in metrics.items() if isinstance(v, (int, float)) or v is None}}
     write_json(out / "summary.json", results)
     table = Table(title=f"skysift demo ({time.time() - t_all:.0f} s): fresh simulated test sets",

@@ -35,7 +35,8 @@ def _safe(name: str) -> str:
 
 
 def _stratified_subset(labels: np.ndarray, max_n: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of about ``max_n`` objects (a little more when rare classes are topped up), keeping every class's share but at least
+    """Indices of about ``max_n`` objects (a little more when rare classes are topped up), keeping
+    every class's share but at least
     ``min(count, 50)`` of each class, so rare classes still show up in the scatter."""
     n = len(labels)
     if n <= max_n:
@@ -311,7 +312,8 @@ def _index_page(out: Path, title, counts, table, written, galleries, var, shape,
              f"<h1>{e(title)}</h1><p>{n:,} objects, {len(counts)} classes; raw matrix of "
              f"{shape[1]:,} inputs for {shape[0]:,} sampled objects.</p>",
              "<h2>Class balance</h2><img src='class_balance.png' alt='class balance'>",
-             "<h2>Summary statistics per class</h2>", table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0),
+             "<h2>Summary statistics per class</h2>",
+             table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0),
              f"<h2>PCA</h2><p>Explained variance: {', '.join(f'{v:.1%}' for v in var)}. "
              "<a href='embedding_pca_3d.html'>Interactive 3-D view</a>.</p>",
              "<img src='embedding_pca.png' alt='PCA scatter'>"]

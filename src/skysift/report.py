@@ -239,7 +239,8 @@ def build_report(run_dir: str | Path, data: str | Path | TaskData, out: str | Pa
     seconds = time.perf_counter() - t0
     env = Environment(autoescape=True)
     page = env.from_string(TEMPLATE).render(
-        title=f"{task.name} / {model.card['model']['name']}", generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        title=f"{task.name} / {model.card['model']['name']}",
+        generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         version=__version__, seconds=f"{seconds:.1f}", run_dir=str(run_dir), data_source=str(data.source),
         data_name=Path(str(data.source)).name or "data", n_objects=len(data),
         untrained=bool(model.card.get("untrained")), card_rows=_card_rows(model.card), metric_rows=metric_rows,

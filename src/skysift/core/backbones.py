@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,8 +42,8 @@ def resolve_pretrained(backbone: str, pretrained) -> str | None:
     import timm
 
     check_timm_name(backbone)
-    cfg = timm.models.get_pretrained_cfg(backbone) or {}
-    cfg = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    found: Any = timm.models.get_pretrained_cfg(backbone) or {}
+    cfg: dict = found.to_dict() if hasattr(found, "to_dict") else dict(found)
     candidates = []
     if cfg.get("hf_hub_id"):
         try:
@@ -80,9 +81,9 @@ class TimmNet(nn.Module):
         import timm
 
         check_timm_name(name)
-        kwargs = dict(num_classes=n_classes, in_chans=in_chans, drop_rate=drop_rate)
+        kwargs: dict[str, Any] = dict(num_classes=n_classes, in_chans=in_chans, drop_rate=drop_rate)
         self.input_size = input_size
-        self._size = None
+        self._size: tuple[int, ...] | None = None
         if input_size is not None:
             self._size = ((int(input_size),) * 2 if isinstance(input_size, (int, float))
                           else tuple(int(s) for s in input_size))

@@ -173,7 +173,8 @@ def backend_class(spec: ModelSpec) -> type[Backend]:
 def build_backend(spec: ModelSpec, params: dict, stats: dict, n_classes: int,
                   data_params: dict | None = None) -> Backend:
     """The backend of a registered model, untrained."""
-    return backend_class(spec)(lambda: spec.build(params, stats, n_classes, data_params))
+    backend_type: Any = backend_class(spec)  # each concrete backend takes its builder
+    return backend_type(lambda: spec.build(params, stats, n_classes, data_params))
 
 
 def restore_backend(spec: ModelSpec, params: dict, data_params: dict, stats: dict, n_classes: int,

@@ -86,18 +86,18 @@ class TaskData:
             raise ValueError("data has no labels")
         return self.y.argmax(axis=1) if self.y.ndim == 2 else self.y.astype(np.int64)
 
-    def subset(self, idx: Sequence[int] | np.ndarray) -> "TaskData":
+    def subset(self, idx: Sequence[int] | np.ndarray) -> TaskData:
         idx = np.asarray(idx, dtype=np.int64)
         return replace(
             self,
             ids=self.ids[idx],
             x=take(self.x, idx),
             y=None if self.y is None else self.y[idx],
-            groups=self.groups[idx],
+            groups=None if self.groups is None else self.groups[idx],
             meta=dict(self.meta),
         )
 
-    def with_class_names(self, class_names: list[str]) -> "TaskData":
+    def with_class_names(self, class_names: list[str]) -> TaskData:
         """The same objects with labels re-indexed into ``class_names`` (a model's classes).
 
         Two files of one task may hold different subsets of the classes (a test set without the

@@ -64,8 +64,10 @@ class ClassifierModule(L.LightningModule):
         if self.trainer.world_size > 1:
             # the distributed sampler pads every process's share to one size, so gather works;
             # the padding repeats a few objects, which moves the scores by a hair, not the choice
-            logits = self.all_gather(logits.to(self.device)).reshape(-1, logits.shape[-1]).cpu()
-            target = self.all_gather(target.to(self.device)).reshape(-1, *target.shape[1:]).cpu()
+            gathered = self.all_gather(logits.to(self.device)), self.all_gather(target.to(self.device))
+            assert isinstance(gathered[0], torch.Tensor) and isinstance(gathered[1], torch.Tensor)
+            logits = gathered[0].reshape(-1, logits.shape[-1]).cpu()
+            target = gathered[1].reshape(-1, *target.shape[1:]).cpu()
         hard = target.argmax(dim=1) if target.ndim == 2 else target.long()
         self.log("val_acc", (logits.argmax(dim=1) == hard).float().mean(), prog_bar=True)
         if logits.shape[1] == 2:

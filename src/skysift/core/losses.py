@@ -39,7 +39,8 @@ class ClassificationLoss(nn.Module):
                 target_dist = target_dist * (1 - self.label_smoothing) + self.label_smoothing / k
         else:
             target_dist = target.float()
-        w = self.weight if self.weight is not None else torch.ones(logits.shape[1], device=logits.device)
+        weight = self.weight
+        w = weight if isinstance(weight, torch.Tensor) else torch.ones(logits.shape[1], device=logits.device)
         per_class = -target_dist * logp * w  # (B, K)
         if self.kind == "focal":
             per_class = per_class * (1.0 - logp.exp()).pow(self.gamma)

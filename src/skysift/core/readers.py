@@ -89,7 +89,7 @@ def read(task: str, path: str | Path, *, format: str | None = None, labelled: bo
             raise ConfigError(f"unknown {task} format {format!r}; known: {', '.join(readers)}")
         return readers[format].read(path, labelled=labelled, **options)
     if not isinstance(path, (str, Path)):  # e.g. a list of files: only a reader that says so takes it
-        found = identify(task, path)  # type: ignore[arg-type]
+        found = identify(task, path)
     else:
         path = Path(path)
         if not path.exists():

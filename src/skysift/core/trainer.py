@@ -60,7 +60,8 @@ def fit_network(build: Callable[[], Any], job: FitJob) -> tuple[Any, np.ndarray,
     collate = task.collate_fn
     g = torch.Generator().manual_seed(cfg.seed)
     dl_train = DataLoader(ds_train, batch_size=cfg.batch_size, sampler=sampler, shuffle=sampler is None,
-                          collate_fn=collate, num_workers=cfg.num_workers, generator=g, drop_last=len(ds_train) > cfg.batch_size,
+                          collate_fn=collate, num_workers=cfg.num_workers, generator=g,
+                          drop_last=len(ds_train) > cfg.batch_size,
                           persistent_workers=cfg.num_workers > 0)
     dl_val = DataLoader(ds_val, batch_size=max(cfg.batch_size, 128), shuffle=False, collate_fn=collate,
                         num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
@@ -85,13 +86,13 @@ def fit_network(build: Callable[[], Any], job: FitJob) -> tuple[Any, np.ndarray,
         from lightning.pytorch.callbacks import RichProgressBar
 
         callbacks.append(RichProgressBar(leave=False))
-    max_time = None
+    max_time: dict[str, Any] | None = None
     if cfg.max_time_minutes:
         max_time = {"minutes": cfg.max_time_minutes}
     on_cpu = pick_device(cfg.accelerator).type == "cpu"
     trainer = L.Trainer(
         max_epochs=cfg.epochs, max_time=max_time, accelerator=cfg.accelerator, devices=cfg.devices,
-        num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=_precision(cfg),
+        num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=_precision(cfg),  # type: ignore[arg-type]  # one of Lightning's names
         callbacks=callbacks, logger=_loggers(run_dir, job.loggers), enable_progress_bar=show,
         enable_model_summary=False, deterministic=True if on_cpu else False, log_every_n_steps=10,
         default_root_dir=str(run_dir), num_sanity_val_steps=0,
@@ -145,7 +146,7 @@ def _precision(cfg: TrainConfig) -> str:
 def _loggers(run_dir: Path, names: list[str]):
     from lightning.pytorch.loggers import CSVLogger
 
-    out = [CSVLogger(str(run_dir), name="logs", version="")]
+    out: list[Any] = [CSVLogger(str(run_dir), name="logs", version="")]
     for name in names:
         try:
             if name == "tensorboard":

@@ -61,7 +61,7 @@ def unique_ids(ids: np.ndarray | Sequence, path: str | Path | None, *, what: str
     k = int(second.min())
     value = ids[k]
     at = np.flatnonzero(ids == value)
-    numbers = [int(rows[i]) if rows is not None else int(i) + 1 for i in at]
+    numbers = [int(rows[int(i)]) if rows is not None else int(i) + 1 for i in at]
     n_dup = len(np.unique(ordered[1:][dup]))
     more = f" ({n_dup} duplicated {what}s in all)" if n_dup > 1 else ""
     shown = ", ".join(map(str, numbers[:5])) + (" ..." if len(numbers) > 5 else "")

@@ -18,8 +18,11 @@ out_console = Console()
 err_console = Console(stderr=True)
 
 
+DEST_HELP = "data folder (default $SKYSIFT_DATA_DIR or the OS cache)"
+
+
 @app.command("list")
-def list_datasets(dest: Optional[Path] = typer.Option(None, "--dest", help="data folder (default $SKYSIFT_DATA_DIR or the OS cache)")):
+def list_datasets(dest: Optional[Path] = typer.Option(None, "--dest", help=DEST_HELP)):
     """Each known dataset: task, size, licence, checksums and whether it is in the local cache."""
     from .registry import DATASETS, cache_status, data_dir
 
@@ -38,9 +41,10 @@ def list_datasets(dest: Optional[Path] = typer.Option(None, "--dest", help="data
 
 @app.command()
 def download(name: str = typer.Argument(..., help="dataset name (see `skysift datasets list`)"),
-             dest: Optional[Path] = typer.Option(None, "--dest", help="data folder (default $SKYSIFT_DATA_DIR or the OS cache)"),
+             dest: Optional[Path] = typer.Option(None, "--dest", help=DEST_HELP),
              all_files: bool = typer.Option(False, "--all", help="also the optional files (e.g. PLAsTiCC's test set)"),
-             mirror: Optional[str] = typer.Option(None, "--mirror", help="base URL replacing the public hosts: <mirror>/<dataset>/<file>"),
+             mirror: Optional[str] = typer.Option(None, "--mirror",
+                                          help="base URL replacing the public hosts: <mirror>/<dataset>/<file>"),
              retries: int = typer.Option(4, "--retries", min=0)):
     """Fetch a dataset (checksummed, resumable) into the layout its task's loader reads."""
     from .download import download as _download
@@ -60,12 +64,14 @@ def cutouts(catalogue: Path = typer.Argument(..., help="CSV (or .csv.gz) with an
             out: Path = typer.Option(..., "--out", help="folder for images/ and labels.csv"),
             max_n: Optional[int] = typer.Option(None, "--max", help="first N rows only"),
             size: int = typer.Option(256, "--size", help="width = height in pixels"),
-            scale: Optional[float] = typer.Option(None, "--scale", help="arcsec per pixel (default 0.396, SDSS's pixel)"),
+            scale: Optional[float] = typer.Option(None, "--scale",
+                                                 help="arcsec per pixel (default 0.396, SDSS's pixel)"),
             fov: Optional[float] = typer.Option(None, "--fov", help="field of view in arcsec (sets scale = fov/size)"),
             workers: int = typer.Option(4, "--workers"),
             rate: float = typer.Option(5.0, "--rate", help="requests per second, all workers together"),
             retries: int = typer.Option(4, "--retries", min=0),
-            service_url: Optional[str] = typer.Option(None, "--service-url", help="cutout service (default $SKYSIFT_SDSS_CUTOUT_URL or SDSS DR17)")):
+            service_url: Optional[str] = typer.Option(
+                None, "--service-url", help="cutout service (default $SKYSIFT_SDSS_CUTOUT_URL or SDSS DR17)")):
     """Download SDSS cutouts for a catalogue (resumable: images already there are skipped)."""
     import os
     import sys

@@ -34,8 +34,7 @@ import numpy as np
 from ..core import validate
 from ..core.data import TaskData
 from ..errors import DataError
-from .images import (GZ1_SCHEMES, IMAGE_SUFFIXES, SUM_TOLERANCE, LoadOptions, _finish_labels,
-                     read_images)
+from .images import GZ1_SCHEMES, IMAGE_SUFFIXES, SUM_TOLERANCE, LoadOptions, _finish_labels, read_images
 
 GZ1_FRACTIONS = ["P_EL", "P_CW", "P_ACW", "P_EDGE", "P_DK", "P_MG"]
 GZ1_FLAGS = ["ELLIPTICAL", "SPIRAL", "UNCERTAIN"]

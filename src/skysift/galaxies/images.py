@@ -82,7 +82,7 @@ class LoadOptions:
         self.crop = None if crop is None else float(crop)
         self.grayscale, self.mixed_sizes, self.soft = grayscale, mixed_sizes, bool(soft)
 
-    def settle_crop(self, layout: str) -> "LoadOptions":
+    def settle_crop(self, layout: str) -> LoadOptions:
         """Fill in the layout's default crop unless one was given."""
         if self.crop is None:
             self.crop = LAYOUT_CROP.get(layout, 1.0)
@@ -189,7 +189,7 @@ def read_images(paths: list[Path], opts: LoadOptions, source: Path) -> np.ndarra
         raise DataError(source, f"images have mixed sizes ({s1[1]}x{s1[0]} in {p1.name}, {s2[1]}x{s2[0]} "
                                 f"in {p2.name}) and mixed_sizes='error' was asked")
     if n_gray:
-        warnings.warn(f"{source}: {n_gray} grayscale image(s) were replicated into three channels")
+        warnings.warn(f"{source}: {n_gray} grayscale image(s) were replicated into three channels", stacklevel=2)
     return out
 
 
@@ -224,7 +224,7 @@ def _check_stack(images, path: Path, opts: LoadOptions) -> np.ndarray:
     if len(shape) == 3 or shape[3] == 1:
         if opts.grayscale == "error":
             raise DataError(path, "images are grayscale and grayscale='error' was asked (RGB expected)")
-        warnings.warn(f"{path}: grayscale images were replicated into three channels")
+        warnings.warn(f"{path}: grayscale images were replicated into three channels", stacklevel=2)
         arr = np.asarray(images).reshape(shape[:3])
         return np.repeat(arr[..., None], 3, axis=3)
     if shape[3] != 3:

@@ -15,12 +15,37 @@ import numpy as np
 
 from ..core import readers, validate
 from ..core.data import TaskData
-from .catalogues import (CHALLENGE_COLUMNS, CLASS_COLUMNS, DECALS_FRACTIONS, FILE_COLUMNS,
-                         FIRST_QUESTION, GZ1_FLAGS, GZ1_FRACTIONS, GZ2_FRACTIONS, ID_COLUMNS,
-                         load_folder)
-from .images import (DEFAULT_SIZE, GALAXY10_DECALS, GALAXY10_SDSS, GZ1_LEAVES, GZ1_SCHEMES,
-                     IMAGE_SUFFIXES, LAYOUT_CROP, SEED_CLASSES, SUM_TOLERANCE, LoadOptions, load_hdf5,
-                     load_npz, read_image, read_images, resize_array, split_path_options, to_square_rgb)
+from .catalogues import (
+    CHALLENGE_COLUMNS,
+    CLASS_COLUMNS,
+    DECALS_FRACTIONS,
+    FILE_COLUMNS,
+    FIRST_QUESTION,
+    GZ1_FLAGS,
+    GZ1_FRACTIONS,
+    GZ2_FRACTIONS,
+    ID_COLUMNS,
+    load_folder,
+)
+from .images import (
+    DEFAULT_SIZE,
+    GALAXY10_DECALS,
+    GALAXY10_SDSS,
+    GZ1_LEAVES,
+    GZ1_SCHEMES,
+    IMAGE_SUFFIXES,
+    LAYOUT_CROP,
+    SEED_CLASSES,
+    SUM_TOLERANCE,
+    LoadOptions,
+    load_hdf5,
+    load_npz,
+    read_image,
+    read_images,
+    resize_array,
+    split_path_options,
+    to_square_rgb,
+)
 
 #: the names callers import from here
 __all__ = ["CHALLENGE_COLUMNS", "CLASS_COLUMNS", "DECALS_FRACTIONS", "FILE_COLUMNS",

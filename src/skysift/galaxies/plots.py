@@ -62,9 +62,9 @@ def _feature_module(net):
 def saliency_maps(model, data: TaskData, indices, out: Path, *, title: str = "") -> Path:
     """For a few images: the image, the gradient saliency of the predicted class (|∂logit/∂pixel|,
     max over colour channels) and the mean activation of the network's last feature map (a timm
-    backbone's final stage, or the last convolution), upsampled (the seed visualised activations). ``model`` is a trained :class:`skysift.api.Model`."""
+    backbone's final stage, or the last convolution), upsampled (the seed visualised activations).
+    ``model`` is a trained :class:`skysift.core.model.Model`."""
     import matplotlib.pyplot as plt
-    import torch
     import torch.nn.functional as F
 
     indices = np.asarray(indices, dtype=np.int64)[:8]

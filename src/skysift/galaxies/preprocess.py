@@ -48,7 +48,8 @@ def match_geometry(data: TaskData, stats: dict) -> np.ndarray:
                                      f"crop={want_crop}; read them with '#crop={want_crop}'")
     if size * ratio < want_size * 0.99:
         warnings.warn(f"{data.source}: images read at {size} px crop {crop} are upsampled to the model's "
-                      f"{want_size} px crop {want_crop}; read them with '#crop={want_crop},size={want_size}'")
+                      f"{want_size} px crop {want_crop}; read them with '#crop={want_crop},size={want_size}'",
+                      stacklevel=2)
     return resize_array(x, LoadOptions(image_size=want_size, crop=ratio), data.source)
 
 

@@ -93,13 +93,15 @@ def _disc_galaxy(rng, gsp, *, arms_prob: float, ring: bool = False, bar_prob: fl
     r_s = rng.uniform(1.4, 3.2)  # disc scale length, arcsec
     bt = rng.uniform(0.1, 0.5)
     bulge = galsim.Sersic(n=float(rng.choice(SERSIC_N[2:])), half_light_radius=rng.uniform(0.4, 1.0),
-                          flux=bt, gsparams=gsp).shear(q=rng.uniform(0.7, 1.0), beta=rng.uniform(0, np.pi) * galsim.radians)
+                          flux=bt, gsparams=gsp).shear(q=rng.uniform(0.7, 1.0),
+                                                       beta=rng.uniform(0, np.pi) * galsim.radians)
     disc_flux = 1 - bt
     young = []
     old = [bulge]
     if rng.random() < bar_prob:
         bar = galsim.Sersic(n=1.5, half_light_radius=r_s * rng.uniform(0.6, 1.0),
-                            flux=0.12 * disc_flux, gsparams=gsp).shear(q=rng.uniform(0.2, 0.35), beta=rng.uniform(0, np.pi) * galsim.radians)
+                            flux=0.12 * disc_flux, gsparams=gsp).shear(q=rng.uniform(0.2, 0.35),
+                                                                       beta=rng.uniform(0, np.pi) * galsim.radians)
         old.append(bar)
         disc_flux *= 0.88
     if ring:
@@ -145,7 +147,7 @@ def _one_galaxy(rng, gsp, which: str):
         sep_dir = rng.uniform(0, 2 * np.pi)
         sep = rng.uniform(1.5, 5.0)
         ratio = rng.uniform(1.0, 3.0)
-        for k, (sign, flux) in enumerate(((1, ratio / (1 + ratio)), (-1, 1 / (1 + ratio)))):
+        for sign, flux in ((1, ratio / (1 + ratio)), (-1, 1 / (1 + ratio))):
             red, blue = _elliptical(rng, gsp) if rng.random() < 0.35 else _disc_galaxy(rng, gsp, arms_prob=0.3)
             dx, dy = sign * 0.5 * sep * np.cos(sep_dir), sign * 0.5 * sep * np.sin(sep_dir)
             g = rng.uniform(0.15, 0.45)

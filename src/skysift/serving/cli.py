@@ -31,7 +31,8 @@ def parse_models(run_dirs: list[Path] | None, named: list[str] | None) -> dict[s
     return models
 
 
-def serve(run_dirs: Optional[List[Path]] = typer.Argument(None, help="run directories, served under their folder names"),
+def serve(run_dirs: Optional[List[Path]] = typer.Argument(None,
+                                                          help="run directories, served under their folder names"),
           model: Optional[List[str]] = typer.Option(None, "--model", help="NAME=RUN_DIR (repeatable)"),
           host: str = typer.Option("127.0.0.1", "--host"),
           port: int = typer.Option(8000, "--port"),

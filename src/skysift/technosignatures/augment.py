@@ -58,7 +58,8 @@ class MixBatch:
 
     def __init__(self, mixup_prob: float = 0.0, cutmix_prob: float = 0.0, alpha: float = 1.0):
         if not (0 <= mixup_prob and 0 <= cutmix_prob and mixup_prob + cutmix_prob <= 1):
-            raise ConfigError(f"mixup_prob and cutmix_prob must be >= 0 and sum to <= 1, got {mixup_prob}, {cutmix_prob}")
+            raise ConfigError("mixup_prob and cutmix_prob must be >= 0 and sum to <= 1, "
+                              f"got {mixup_prob}, {cutmix_prob}")
         if alpha <= 0:
             raise ConfigError(f"mix_alpha must be > 0, got {alpha}")
         self.mixup_prob, self.cutmix_prob, self.alpha = mixup_prob, cutmix_prob, alpha

@@ -115,7 +115,7 @@ class SnippetStack:
             check_values(path, a)
         return a
 
-    def take(self, idx) -> "SnippetStack":
+    def take(self, idx) -> SnippetStack:
         idx = np.asarray(idx, dtype=np.int64)
         return SnippetStack([self.files[i] for i in idx], self.shape_one, self.dtype, self.values_checked)
 
@@ -299,7 +299,8 @@ def load_filterbank(paths: Sequence[Path], *, labelled: bool | None = None, widt
         raise DataError(paths[0] if paths else None, "filterbank cadences carry no labels")
     if len(paths) != N_SCANS:
         raise DataError(paths[0].parent if paths else None,
-                        f"a cadence needs exactly six filterbank/HDF5 files (ON, OFF, ON, OFF, ON, OFF), got {len(paths)}")
+                        "a cadence needs exactly six filterbank/HDF5 files (ON, OFF, ON, OFF, ON, OFF), "
+                        f"got {len(paths)}")
     if width < 8:
         raise DataError(None, f"snippet width must be >= 8 channels, got {width}")
     scans, headers = [], []
@@ -311,7 +312,8 @@ def load_filterbank(paths: Sequence[Path], *, labelled: bool | None = None, widt
     h0 = headers[0]
     for p, h in zip(paths[1:], headers[1:]):
         for key in ("nchans", "fch1", "foff"):
-            if key in h0 and not np.isclose(float(h[key]), float(h0[key]), rtol=0, atol=1e-9 * max(1.0, abs(float(h0[key])))):
+            tolerance = 1e-9 * max(1.0, abs(float(h0[key]))) if key in h0 else 0.0
+            if key in h0 and not np.isclose(float(h[key]), float(h0[key]), rtol=0, atol=tolerance):
                 raise DataError(p, f"frequency axis differs from {Path(paths[0]).name}: {key} {h[key]} vs {h0[key]}")
     t = min(s.shape[0] for s in scans)
     n_chan = scans[0].shape[1]

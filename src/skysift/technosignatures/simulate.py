@@ -183,7 +183,7 @@ def simulate(out, n: int = 2000, seed: int = 0, cfg: SimulationConfig | None = N
     rows, truth_rows = ["id,target"], ["id,target,path,snr,drift_hz_s,width_hz,start_channel"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for i, (sid, y) in enumerate(zip(ids, labels)):
+        for sid, y in zip(ids, labels):
             x, t = simulate_snippet(rng, bool(y), cfg)
             path = out / "train" / sid[0] / f"{sid}.npy"
             path.parent.mkdir(parents=True, exist_ok=True)

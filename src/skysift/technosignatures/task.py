@@ -116,7 +116,8 @@ class TechnosignaturesTask(Task):
         z = normalise(np.asarray(data.x[i], dtype=np.float32), "off_median")
         n_scans, n_t, _ = z.shape
         gap = np.full((max(1, n_t // 12), z.shape[2]), np.nan, dtype=np.float32)
-        stacked = np.concatenate([part for s in range(n_scans) for part in ((z[s], gap) if s < n_scans - 1 else (z[s],))])
+        parts = [part for s in range(n_scans) for part in (z[s], gap)][:-1]  # a gap between scans
+        stacked = np.concatenate(parts)
         ax.imshow(stacked, aspect="auto", cmap="viridis", vmin=-2, vmax=4, interpolation="nearest")
         step = n_t + len(gap)
         ax.set_yticks([s * step + n_t / 2 for s in range(n_scans)],

@@ -108,7 +108,7 @@ class LightCurves:
         """(M,) the object index of every observation row."""
         return np.repeat(np.arange(len(self)), self.lengths)
 
-    def take(self, idx) -> "LightCurves":
+    def take(self, idx) -> LightCurves:
         """The objects at ``idx`` (any order, repeats allowed), as a new LightCurves."""
         idx = np.asarray(idx, dtype=np.int64)
         starts, stops = self.offsets[idx], self.offsets[idx + 1]
@@ -132,7 +132,7 @@ class LightCurves:
         return out
 
     @classmethod
-    def concat(cls, parts: list["LightCurves"]) -> "LightCurves":
+    def concat(cls, parts: list[LightCurves]) -> LightCurves:
         if not parts:
             return cls(np.zeros(1, np.int64), [], [], [], [], [], {})
         lengths = np.concatenate([p.lengths for p in parts])
@@ -142,7 +142,7 @@ class LightCurves:
                    {k: np.concatenate([p.meta[k] for p in parts]) for k in META_COLUMNS})
 
     @classmethod
-    def from_frame(cls, obs, meta=None, *, object_ids=None) -> tuple[np.ndarray, "LightCurves"]:
+    def from_frame(cls, obs, meta=None, *, object_ids=None) -> tuple[np.ndarray, LightCurves]:
         """Build from a pandas observations frame (``object_id, mjd, passband, flux, flux_err,
         detected``) already validated and sorted by ``(object_id, mjd)``, and an optional metadata
         frame indexed by ``object_id``. Returns ``(object_ids, LightCurves)``."""

@@ -9,12 +9,39 @@ from pathlib import Path
 
 from ..core import readers
 from ..core.data import TaskData
-from .layouts import (_catalogue_schema, _fmt, _is_catalogue, _is_parquet, _is_table_file,
-                      _layout, _strip_suffixes, is_shard, is_streamable, labels_for_model,
-                      load_catalogue, metadata_candidates, resolve)
-from .metadata import (ALIASES, OBS_COLUMNS, SENTINEL, TEST_ONLY_TARGETS, Metadata,
-                       _arrow_type, _column_map, _where, assemble, encode_targets, find_bad_value,
-                       observation_arrays, read_header, read_metadata, read_table, sort_observations)
+from .layouts import (
+    _catalogue_schema,
+    _fmt,
+    _is_catalogue,
+    _is_parquet,
+    _is_table_file,
+    _layout,
+    _strip_suffixes,
+    is_shard,
+    is_streamable,
+    labels_for_model,
+    load_catalogue,
+    metadata_candidates,
+    resolve,
+)
+from .metadata import (
+    ALIASES,
+    OBS_COLUMNS,
+    SENTINEL,
+    TEST_ONLY_TARGETS,
+    Metadata,
+    _arrow_type,
+    _column_map,
+    _where,
+    assemble,
+    encode_targets,
+    find_bad_value,
+    observation_arrays,
+    read_header,
+    read_metadata,
+    read_table,
+    sort_observations,
+)
 
 #: the names callers import from here
 __all__ = ["_catalogue_schema", "_fmt", "_is_catalogue", "_is_parquet", "_is_table_file",

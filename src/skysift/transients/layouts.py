@@ -60,8 +60,17 @@ from ..core.data import TaskData
 from ..core.tables import is_parquet as _is_parquet
 from ..errors import DataError
 from .data import CLASSES, META_COLUMNS, UNKNOWN_CLASS, LightCurves, class_name
-from .metadata import (ALIASES, OBS_COLUMNS, _column_map, assemble, observation_arrays, read_header,
-                       read_metadata, read_table, sort_observations)
+from .metadata import (
+    ALIASES,
+    OBS_COLUMNS,
+    _column_map,
+    assemble,
+    observation_arrays,
+    read_header,
+    read_metadata,
+    read_table,
+    sort_observations,
+)
 
 _SHARD_RE = re.compile(r"^(?P<stem>.+)_lightcurves_\d+$")
 _LC_RE = re.compile(r"^(?P<stem>.+)_lightcurves$")

@@ -98,7 +98,7 @@ class OpenSetScorer(ABC):
     needs_features: ClassVar[bool] = False
 
     @abstractmethod
-    def fit(self, logits: np.ndarray, y: np.ndarray, features: np.ndarray | None = None) -> "OpenSetScorer": ...
+    def fit(self, logits: np.ndarray, y: np.ndarray, features: np.ndarray | None = None) -> OpenSetScorer: ...
 
     @abstractmethod
     def score(self, logits: np.ndarray, features: np.ndarray | None = None) -> np.ndarray: ...
@@ -111,7 +111,7 @@ class OpenSetScorer(ABC):
 
     @classmethod
     @abstractmethod
-    def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "OpenSetScorer": ...
+    def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> OpenSetScorer: ...
 
     def to_json(self) -> dict:
         """The whole state as one JSON-serialisable dict (arrays as nested lists), for a task's
@@ -178,7 +178,7 @@ class ProductScorer(OpenSetScorer):
     def _product(proba: np.ndarray) -> np.ndarray:
         return np.prod(1.0 - np.clip(proba, 0.0, 1.0), axis=1)
 
-    def fit(self, logits, y=None, features=None, *, proba: np.ndarray | None = None) -> "ProductScorer":
+    def fit(self, logits, y=None, features=None, *, proba: np.ndarray | None = None) -> ProductScorer:
         p = softmax(self._check_logits(logits)) if proba is None else np.asarray(proba, dtype=np.float64)
         self.mean_product = float(max(np.mean(self._product(p)), 1e-300))
         return self
@@ -214,7 +214,7 @@ class EnergyScorer(_QuantileMapped):
             raise ConfigError(f"energy temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
 
-    def fit(self, logits, y=None, features=None) -> "EnergyScorer":
+    def fit(self, logits, y=None, features=None) -> EnergyScorer:
         self._set_reference(self.score(logits))
         return self
 
@@ -275,7 +275,7 @@ class MahalanobisScorer(_QuantileMapped):
                 x = np.arcsinh(x)
         return x
 
-    def fit(self, logits, y, features=None) -> "MahalanobisScorer":
+    def fit(self, logits, y, features=None) -> MahalanobisScorer:
         from sklearn.covariance import LedoitWolf
 
         self.center = self.scale = self.means = self.precision = None  # a refit starts afresh
@@ -348,7 +348,7 @@ class CombinedScorer(_QuantileMapped):
         self.energy = EnergyScorer(temperature=temperature)
         self.mahalanobis = MahalanobisScorer(transform=transform)
 
-    def fit(self, logits, y, features=None) -> "CombinedScorer":
+    def fit(self, logits, y, features=None) -> CombinedScorer:
         self.energy.fit(logits)
         self.mahalanobis.fit(logits, y, features)
         self._set_reference(self.score(logits, features))
@@ -398,7 +398,7 @@ class ProductMahalanobisScorer(OpenSetScorer):
         self.mahalanobis = MahalanobisScorer(transform=transform, separation=separation)
         self.separation = float(separation)
 
-    def fit(self, logits, y, features=None, *, proba: np.ndarray | None = None) -> "ProductMahalanobisScorer":
+    def fit(self, logits, y, features=None, *, proba: np.ndarray | None = None) -> ProductMahalanobisScorer:
         self.product.fit(logits, proba=proba)
         self.mahalanobis.fit(logits, y, features)
         return self
@@ -445,7 +445,8 @@ def scorer_from_state(meta: dict, arrays: dict[str, np.ndarray] | None = None) -
     """Rebuild a scorer from ``state()`` (``meta`` + ``arrays``) or from ``to_json()`` (arrays
     inside ``meta["arrays"]``)."""
     if not isinstance(meta, dict) or meta.get("kind") not in SCORERS:
-        raise ConfigError(f"not an open-set scorer state: kind {meta.get('kind') if isinstance(meta, dict) else meta!r}")
+        kind = meta.get("kind") if isinstance(meta, dict) else meta
+        raise ConfigError(f"not an open-set scorer state: kind {kind!r}")
     arrays = dict(arrays or {})
     for k, v in (meta.get("arrays") or {}).items():
         arrays.setdefault(k, np.asarray(v, dtype=np.float64))

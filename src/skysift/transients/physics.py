@@ -340,7 +340,8 @@ def _true_flux(cls: int, p: dict[str, np.ndarray], mjd: np.ndarray, band: np.nda
             phase = ((mjd - q["t0"]) / q["period"]) % 1.0
             f1 = bb_ratio(lam, q["t_peak"], STAR_REF_NM)
             f2 = q["radius_ratio"] ** 2 * np.exp(_log_bnu(lam, q["t2"]) - _log_bnu(STAR_REF_NM, q["t_peak"]))
-            norm = 1.0 + q["radius_ratio"] ** 2 * np.exp(_log_bnu(STAR_REF_NM, q["t2"]) - _log_bnu(STAR_REF_NM, q["t_peak"]))
+            log_ratio = _log_bnu(STAR_REF_NM, q["t2"]) - _log_bnu(STAR_REF_NM, q["t_peak"])
+            norm = 1.0 + q["radius_ratio"] ** 2 * np.exp(log_ratio)
             def light(ph):
                 d1 = np.abs(((ph + 0.5) % 1.0) - 0.5)  # phase distance to primary eclipse
                 d2 = np.abs(ph - 0.5)

@@ -220,7 +220,7 @@ def _progress_bar(enabled: bool):
                     RowsPerSecond(), TimeElapsedColumn(), disable=not enabled, transient=False)
 
 
-def predict_stream(predict_fn: Callable[[TaskData], "object"], lightcurves_path: str | Path,
+def predict_stream(predict_fn: Callable[[TaskData], object], lightcurves_path: str | Path,
                    metadata_path: str | Path | None, out_csv: str | Path, *,
                    chunk_rows: int = DEFAULT_CHUNK_ROWS, progress: bool = True, resume: bool = True,
                    block_size: int = BLOCK_SIZE) -> dict:

@@ -39,8 +39,8 @@ MIN_DETECTIONS = 2   # the PLAsTiCC training set keeps objects with >= 2 detecti
 # ---------------------------------------------------------------------------------------------
 def _sky_positions(k, ddf, galactic, rng):
     """(ra, decl, gal_l, gal_b, mwebv) of k objects; DDF objects lie in one of the deep fields."""
-    from astropy.coordinates import SkyCoord
     import astropy.units as un
+    from astropy.coordinates import SkyCoord
 
     ra = np.empty(k)
     dec = np.empty(k)

@@ -17,10 +17,17 @@ from ..core.data import TaskData
 from ..core.task import Task
 from ..errors import DataError
 from . import INFO, io
-from .data import (CLASS_LABELS, CLASSES, META_COLUMNS, PASSBANDS, UNKNOWN_CLASS, LightCurves, class_name,
-                   submission_columns)
+from .data import (
+    CLASS_LABELS,
+    CLASSES,
+    META_COLUMNS,
+    PASSBANDS,
+    UNKNOWN_CLASS,
+    LightCurves,
+    class_name,
+    submission_columns,
+)
 from .models import MODELS
-
 
 #: the class-99 scorer fitted after training (see ``openset`` and
 #: ``benchmarks/bench_transients_openset.py`` for how it was chosen)
