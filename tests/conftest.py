@@ -77,3 +77,24 @@ def chromium() -> str:
     if r.returncode != 0 or exe is None:
         pytest.skip(f"could not install chromium with apt-get: {r.stderr[-300:]}")
     return exe
+
+
+@pytest.fixture(scope="session")
+def as_upload():
+    """``as_upload(path) -> (filename, bytes)`` for a multipart upload: a file as is, a folder as a
+    zip of it (the service unpacks it)."""
+    import io
+    import zipfile
+
+    def upload(path: Path) -> tuple[str, bytes]:
+        path = Path(path)
+        if path.is_file():
+            return path.name, path.read_bytes()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for f in sorted(path.rglob("*")):
+                if f.is_file():
+                    zf.write(f, Path(path.name) / f.relative_to(path))
+        return path.name + ".zip", buf.getvalue()
+
+    return upload

@@ -11,34 +11,22 @@ import numpy as np
 import pytest
 
 from skysift.core.data import TaskData
-from skysift.core.task import Task, task_names
+from skysift.core.task import Task, TaskInfo, task_names
 from skysift.explore import explore
 
 
 class TinyTask(Task):
-    """Three classes of noisy sine curves of different frequency, as ``(N, 64)`` arrays."""
+    """Three classes of noisy sine curves of different frequency, as ``(N, 64)`` arrays: a task
+    defined in a test, through the same contract as the installed ones."""
 
-    name = "tiny"
-    default_model = "none"
+    info = TaskInfo(name="tiny", description="noisy sine curves", default_model="none")
 
-    def load(self, path, *, labelled=None):
+    def load(self, path, *, labelled=None, format=None):
         f = np.load(path)
         return TaskData(ids=f["ids"], x=f["x"], y=f["y"], class_names=["low", "mid", "high"], source=str(path))
 
-    def plot_gallery(self, data, indices, out, *, proba=None, title=""):
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, len(indices), figsize=(2 * len(indices), 2), squeeze=False)
-        for ax, i in zip(axes[0], indices):
-            ax.plot(data.x[i])
-            ax.set_title(data.class_names[data.y[i]], fontsize=7)
-        fig.suptitle(title)
-        fig.savefig(out)
-        plt.close(fig)
-        return Path(out)
+    def draw_object(self, ax, data, i):
+        ax.plot(data.x[i])
 
     def raw_matrix(self, data, max_n=5000):
         return np.asarray(data.x[:max_n], dtype=np.float64)

@@ -46,10 +46,7 @@ def test_trained_transits_model_onnx_matches_torch(trained_transits, tmp_path):
 @pytest.mark.parametrize("name", task_names())
 def test_every_task_exports(name, tmp_path):
     task = get_task(name)
-    try:
-        data = task.simulate(tmp_path / "data", n=24, seed=2)
-    except NotImplementedError:
-        pytest.skip(f"task {name!r} has no simulator")
+    data = task.simulate(tmp_path / "data", n=24, seed=2)
     run = random_bundle(name, data, tmp_path / "run")
     side = _check_same_probabilities(run, data, tmp_path)
     assert side["task"] == name

@@ -24,11 +24,10 @@ from skysift.serving.testing import random_bundle
 TASKS = task_names()
 
 
-def _hook_or_skip(fn, *args):
-    try:
-        return fn(*args)
-    except NotImplementedError as e:
-        pytest.skip(f"hook not implemented: {e}")
+def _example_or_skip(task):
+    if task.requests is None:
+        pytest.skip(f"task {task.name!r} takes no JSON requests")
+    return task.request_example()
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +36,7 @@ def bundles(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     root = tmp_path_factory.mktemp("serving")
     out = {}
     for name in TASKS:
-        task = get_task(name)
-        try:
-            data = task.simulate(root / f"data_{name}", n=40, seed=1)
-        except NotImplementedError:
-            continue
+        data = get_task(name).simulate(root / f"data_{name}", n=40, seed=1)
         out[name] = (random_bundle(name, data, root / f"run_{name}"), data)
     return out
 
@@ -82,7 +77,7 @@ def test_health_models_and_cards(client, bundles):
 def test_json_request_gives_the_models_probabilities(client, app, name, bundles):
     _bundle(bundles, name)
     served = app.state.models[name]
-    example = _hook_or_skip(served.task.request_example)
+    example = _example_or_skip(served.task)
     r = client.post(f"/models/{name}/predict", json=example)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -97,7 +92,7 @@ def test_json_request_gives_the_models_probabilities(client, app, name, bundles)
 def test_batch_request(client, app, name, bundles):
     _bundle(bundles, name)
     task = app.state.models[name].task
-    one = _hook_or_skip(task.request_example)["objects"][0]
+    one = _example_or_skip(task)["objects"][0]
     batch = {"objects": [{**one, "id": f"obj-{k}"} for k in range(5)]}
     r = client.post(f"/models/{name}/predict", json=batch)
     assert r.status_code == 200, r.text
@@ -108,23 +103,11 @@ def test_batch_request(client, app, name, bundles):
     assert all(p["probabilities"] == pytest.approx(first, abs=1e-6) for p in preds)
 
 
-def _as_upload(path: Path) -> tuple[str, bytes]:
-    """A file as is; a folder as a zip of it (the service unpacks it)."""
-    if path.is_file():
-        return path.name, path.read_bytes()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for f in sorted(path.rglob("*")):
-            if f.is_file():
-                zf.write(f, Path(path.name) / f.relative_to(path))
-    return path.name + ".zip", buf.getvalue()
-
-
 @pytest.mark.parametrize("name", TASKS)
-def test_file_upload_gives_the_models_probabilities(client, app, name, bundles):
+def test_file_upload_gives_the_models_probabilities(client, app, name, bundles, as_upload):
     run, data_path = _bundle(bundles, name)
     served = app.state.models[name]
-    filename, raw = _as_upload(Path(data_path))
+    filename, raw = as_upload(Path(data_path))
     r = client.post(f"/models/{name}/predict", files={"file": (filename, raw)})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -177,11 +160,7 @@ def test_body_and_object_limits(bundles):
     small = TestClient(create_app({name: bundles[name][0]}, max_body_bytes=4096, max_objects=2))
     r = small.post("/predict", content=b"[" + b"1," * 5000 + b"1]", headers={"content-type": "application/json"})
     assert r.status_code == 413 and "limit" in r.json()["detail"]
-    task = get_task(name)
-    try:
-        one = task.request_example()["objects"][0]
-    except NotImplementedError:
-        pytest.skip(f"{name} has no request example")
+    one = _example_or_skip(get_task(name))["objects"][0]
     limited = TestClient(create_app({name: bundles[name][0]}, max_objects=2))
     r = limited.post("/predict", json={"objects": [{**one, "id": str(k)} for k in range(3)]})
     assert r.status_code == 413 and "limit is 2" in r.json()["detail"]

@@ -4,9 +4,7 @@ serve one request → report. A fifth task folder is checked by this file withou
 """
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +16,6 @@ from skysift.core.task import Task, TaskInfo, get_task, task_names
 TASKS = task_names()
 #: objects to simulate: enough that the rarest class reaches both splits (transits: ~1.5% hosts)
 SIZES = {"transits": 300, "transients": 160, "technosignatures": 60, "galaxies": 80}
-
-
-def _upload(path: Path) -> tuple[str, bytes]:
-    """A file as is; a folder as a zip of it (the service unpacks it)."""
-    if path.is_file():
-        return path.name, path.read_bytes()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for f in sorted(path.rglob("*")):
-            if f.is_file():
-                zf.write(f, Path(path.name) / f.relative_to(path))
-    return path.name + ".zip", buf.getvalue()
 
 
 @pytest.fixture(scope="module", params=TASKS)
@@ -97,7 +83,7 @@ def test_bundle_round_trip_gives_the_same_probabilities(trained):
     np.testing.assert_allclose(out_load, out_fit, atol=1e-6)
 
 
-def test_serving_one_request_and_one_upload(trained):
+def test_serving_one_request_and_one_upload(trained, as_upload):
     from fastapi.testclient import TestClient
 
     from skysift.serving import create_app
@@ -105,7 +91,7 @@ def test_serving_one_request_and_one_upload(trained):
     task, path, data, _, run = trained
     client = TestClient(create_app({task.name: run}))
     expected, names = skysift.load(run).predict_output(data)
-    filename, raw = _upload(path)
+    filename, raw = as_upload(path)
     r = client.post(f"/models/{task.name}/predict", files={"file": (filename, raw)})
     assert r.status_code == 200, r.text
     body = r.json()
