@@ -122,9 +122,17 @@ def _train(task: str, data: Path, out: Path, logger: Optional[List[str]], resume
 
     t0 = time.time()
     model_obj = fit(task, data, out, resume=resume, loggers=list(logger or []), **options)
-    m = model_obj.card["validation_metrics"]
-    _print_metrics(m, title=f"{task} / {model_obj.card['model']['name']}: validation "
-                            f"({time.time() - t0:.0f} s)")
+    card = model_obj.card
+    sizes = card["data"]
+    columns = {"validation": card["validation_metrics"]}
+    if card.get("test_metrics"):
+        columns = {"test (headline)": card["test_metrics"], **columns}
+    _print_metrics(columns, title=f"{task} / {card['model']['name']} ({time.time() - t0:.0f} s): "
+                                  f"train {sizes['n_train']} / validation {sizes['n_val']} / "
+                                  f"test {sizes.get('n_test', 0)} objects")
+    if not card.get("test_metrics"):
+        out_console.print("no test split (--test-frac 0): the validation metrics chose the model; "
+                          "measure it with `skysift evaluate` on a test set of your own")
     out_console.print(f"model saved in {out}")
 
 
@@ -165,14 +173,19 @@ app.command("train")(_train_command())
 
 
 def _print_metrics(m: dict, title: str) -> None:
+    """A table of the numeric metrics in ``m``; ``m`` may also map column names to such dicts."""
+    columns = m if m and all(isinstance(v, dict) for v in m.values()) else {"value": m}
     table = Table(title=title)
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    for k, v in m.items():
-        if isinstance(v, float):
-            table.add_row(k, f"{v:.4f}")
-        elif isinstance(v, int):
-            table.add_row(k, str(v))
+    for name in columns:
+        table.add_column(name, justify="right")
+    keys = [k for k, v in next(iter(columns.values())).items() if isinstance(v, (int, float))]
+
+    def cell(v) -> str:
+        return f"{v:.4f}" if isinstance(v, float) else str(v) if isinstance(v, int) else ""
+
+    for k in keys:
+        table.add_row(k, *(cell(col.get(k)) for col in columns.values()))
     out_console.print(table)
 
 
@@ -258,9 +271,14 @@ def info(run_dir: Path = typer.Argument(...),
     if cal.get("bias"):
         t.add_row("class biases", ", ".join(f"{b:+.2f}" for b in cal["bias"]))
     t.add_row("threshold", f"{cal.get('threshold', 0.5):.3f}")
-    for k, v in card.get("validation_metrics", {}).items():
-        if isinstance(v, float):
-            t.add_row(f"val {k}", f"{v:.4f}")
+    d = card.get("data", {})
+    t.add_row("split", f"train {d.get('n_train')} / validation {d.get('n_val')} / test {d.get('n_test', 0)}")
+    if card.get("protocol"):
+        t.add_row("protocol", card["protocol"])
+    for prefix, key in (("test", "test_metrics"), ("val", "validation_metrics")):
+        for k, v in (card.get(key) or {}).items():
+            if isinstance(v, float):
+                t.add_row(f"{prefix} {k}", f"{v:.4f}")
     t.add_row("skysift", card.get("skysift_version", "?"))
     t.add_row("created", card.get("created", "?"))
     out_console.print(t)

@@ -45,7 +45,7 @@ def run_demo(out: str | Path, tasks: list[str] | None = None, seed: int = 0,
             progress.advance(bar)
             progress.update(bar, description="evaluating on a fresh simulated test set")
             model = api.load(run_dir)
-            test = task.load(test_path, labelled=True)
+            test = model.read(test_path, labelled=True)
             logits = model.predict_logits(test)
             proba = model.calibrate(logits)
             metrics = model.evaluate(test, plots_dir=out / name / "plots_test", proba=proba)

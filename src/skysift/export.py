@@ -81,12 +81,12 @@ def _sample_data(model) -> TaskData:
     task = model.task
     example = task.request_example()
     if example is not None:
-        return task.parse_request(example)
+        return model.parse_request(example)
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         path = task.simulate(Path(tmp) / "sample", n=8, seed=0)
-        data = task.load(path, labelled=False)
+        data = model.read(path, labelled=False)
         return data.subset(np.arange(len(data)))  # read lazily held inputs before the folder goes
 
 

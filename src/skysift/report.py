@@ -162,7 +162,7 @@ def build_report(run_dir: str | Path, data: str | Path | TaskData, out: str | Pa
     model = load(run_dir)
     task = model.task
     if not isinstance(data, TaskData):
-        data = task.load(data, labelled=True)
+        data = model.read(data, labelled=True)
     if not data.has_labels:
         raise SkysiftError(f"{data.source}: a report needs labelled data")
     proba = model.predict_proba(data, tta=tta)

@@ -29,12 +29,13 @@ log = logging.getLogger("skysift")
 
 @dataclass
 class FitJob:
-    """Everything one training run needs besides the model: the splits, the statistics learnt on
-    the training split, the data/augmentation parameters and the training configuration."""
+    """Everything one training run needs besides the model: the data and its split (index arrays
+    ``train``, ``val``, ``test`` into ``data``), the statistics learnt on the training split, the
+    data/augmentation parameters and the training configuration."""
 
     task: Task
-    train: TaskData
-    val: TaskData
+    data: TaskData
+    split: dict[str, np.ndarray]
     stats: dict
     data_params: dict
     cfg: TrainConfig
@@ -43,6 +44,13 @@ class FitJob:
     progress: bool = True
     loggers: list[str] = field(default_factory=list)
     callbacks: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.train = self.data.subset(self.split["train"])
+        self.val = self.data.subset(self.split["val"])
+        held_out = [np.asarray(self.split[k], dtype=np.int64) for k in ("val", "test") if k in self.split]
+        #: group keys of the validation and test objects: none of them may reach training
+        self.held_out_groups = self.data.groups[np.concatenate(held_out)] if held_out else np.array([])
 
 
 class Backend(ABC):
@@ -87,6 +95,7 @@ class EstimatorBackend(Backend):
         return np.asarray(task.features(data, stats, data_params), dtype=np.float32)
 
     def fit(self, job: FitJob) -> tuple[np.ndarray, list[dict]]:
+        from .leakage import check_training_set
         from .sampling import class_weights, resample_indices, smote
 
         cfg = job.cfg
@@ -97,6 +106,7 @@ class EstimatorBackend(Backend):
             X, y = smote(X, y, cfg.seed)
         elif cfg.resample in ("over", "under"):
             idx = resample_indices(np.arange(len(y)), y, cfg.resample, cfg.seed)
+            check_training_set(job.train.groups[idx], job.train.groups, job.held_out_groups)
             X, y = X[idx], y[idx]
         weight = None
         if cfg.loss == "weighted_ce" or cfg.sampler == "weighted":

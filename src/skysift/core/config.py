@@ -60,6 +60,8 @@ class TrainConfig:
     weight_decay: float = _field(1e-4, "AdamW weight decay")
     patience: int = _field(5, "epochs without improvement before early stopping")
     val_frac: float = _field(0.2, "fraction held out (stratified) for validation, in (0, 0.5)")
+    test_frac: float = _field(0.2, "fraction held out (stratified, grouped) as a test split no choice touches; "
+                                   "its metrics are the headline. 0: no test split (bring your own)")
     seed: int = _field(0, "random seed of the split, initialisation and augmentation")
     sampler: str = _field("weighted", " | ".join(SAMPLERS[::-1]) + ": class-balanced batches or not")
     loss: str = _field("ce", " | ".join(LOSSES))
@@ -114,8 +116,14 @@ class TrainConfig:
         number("weight_decay", positive=False)
         number("focal_gamma", positive=False)
         number("val_frac", positive=True)
+        number("test_frac", positive=False)
         if not 0 < self.val_frac < 0.5:
             raise ConfigError(f"val_frac must be in (0, 0.5), got {self.val_frac}")
+        if not 0 <= self.test_frac < 0.5:
+            raise ConfigError(f"test_frac must be in [0, 0.5), got {self.test_frac}")
+        if self.val_frac + self.test_frac > 0.6:
+            raise ConfigError(f"val_frac + test_frac must leave at least 40% for training, got "
+                              f"{self.val_frac} + {self.test_frac}")
         if self.max_time_minutes is not None:
             number("max_time_minutes", positive=True)
         choice("sampler", SAMPLERS)

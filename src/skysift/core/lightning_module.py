@@ -14,12 +14,14 @@ class ClassifierModule(L.LightningModule):
     """Wraps a task network ``net`` (inputs -> ``(B, K)`` logits) with loss, optimiser and logging.
 
     ``batch_augment(inputs, targets, generator)`` (mixup, CutMix ...) runs on training batches only.
-    Validation logs ``val_loss`` (monitored for early stopping and checkpointing), ``val_acc`` and,
-    for two classes, ``val_roc_auc``.
+    Validation logs ``val_loss`` and, from ``val_scores(targets, logits) -> {name: value}`` on the
+    whole validation split each epoch, ``val_<name>`` for each score: the task's headline metric
+    among them, which early stopping and the best checkpoint watch.
     """
 
     def __init__(self, net: torch.nn.Module, loss: ClassificationLoss, *, lr: float, weight_decay: float,
-                 epochs: int, batch_augment: Callable | None = None, seed: int = 0):
+                 epochs: int, batch_augment: Callable | None = None, seed: int = 0,
+                 val_scores: Callable[[np.ndarray, np.ndarray], dict[str, float]] | None = None):
         super().__init__()
         self.net = net
         self.loss_fn = loss
@@ -27,6 +29,7 @@ class ClassifierModule(L.LightningModule):
         self.weight_decay = weight_decay
         self.epochs = epochs
         self.batch_augment = batch_augment
+        self.val_scores = val_scores
         self._gen = torch.Generator().manual_seed(seed)
         self._val_logits: list[torch.Tensor] = []
         self._val_targets: list[torch.Tensor] = []
@@ -70,15 +73,9 @@ class ClassifierModule(L.LightningModule):
             target = gathered[1].reshape(-1, *target.shape[1:]).cpu()
         hard = target.argmax(dim=1) if target.ndim == 2 else target.long()
         self.log("val_acc", (logits.argmax(dim=1) == hard).float().mean(), prog_bar=True)
-        if logits.shape[1] == 2:
-            from sklearn.metrics import average_precision_score, roc_auc_score
-
-            p = torch.softmax(logits, dim=1)[:, 1].numpy()
-            both = 0 < int(hard.sum()) < len(hard)
-            # logged every epoch (0.5 / prevalence when undefined) so a monitor never goes missing
-            self.log("val_roc_auc", float(roc_auc_score(hard.numpy(), p)) if both else 0.5, prog_bar=True)
-            self.log("val_pr_auc", float(average_precision_score(hard.numpy(), p)) if both
-                     else float(hard.float().mean()), prog_bar=True)
+        if self.val_scores is not None:
+            for name, value in self.val_scores(target.numpy(), logits.numpy()).items():
+                self.log(f"val_{name}", float(value), prog_bar=True)
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

@@ -81,3 +81,26 @@ def classification_metrics(y, proba, class_names, threshold: float = 0.5) -> dic
     if np.asarray(proba).shape[1] == 2:
         return binary_metrics(y, proba, threshold)
     return multiclass_metrics(y, proba, class_names)
+
+
+def headline_scores(task, class_names: list[str], targets: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+    """The scores logged on the validation split every epoch: the task's headline metric (what
+    early stopping and the best checkpoint watch) and, for two classes, ROC-AUC and PR-AUC.
+
+    An undefined ranking score (a split with one class) is logged at its chance level (0.5, the
+    prevalence) so that a monitor never goes missing."""
+    from .calibration import softmax
+    from .data import TaskData
+
+    targets = np.asarray(targets)
+    proba = softmax(np.asarray(logits, dtype=np.float64))
+    n = len(targets)
+    data = TaskData(ids=np.arange(n), x=np.zeros(n), y=targets, class_names=list(class_names))
+    y = data.hard_labels
+    metrics = classification_metrics(y, proba, list(class_names))
+    headline = task.info.headline_metric
+    if headline not in metrics:
+        metrics.update(task.metrics(data, proba))
+    chance = {"roc_auc": 0.5, "pr_auc": float((y == 1).mean()) if proba.shape[1] == 2 else 0.0}
+    keys = [headline] + [k for k in ("roc_auc", "pr_auc") if proba.shape[1] == 2 and k != headline]
+    return {k: float(metrics[k]) if metrics.get(k) is not None else chance.get(k, 0.0) for k in keys}

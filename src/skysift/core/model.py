@@ -71,7 +71,17 @@ class Model:
 
     # ---- inference ----------------------------------------------------------------------------
     def _as_data(self, data: TaskData | str | Path, labelled: bool | None) -> TaskData:
-        return data if isinstance(data, TaskData) else self.task.load(data, labelled=labelled)
+        return data if isinstance(data, TaskData) else self.read(data, labelled=labelled)
+
+    def read(self, path: str | Path, *, labelled: bool | None = None, **options: Any) -> TaskData:
+        """Read ``path`` as this model expects its inputs (its task's reader, with the input
+        settings it was trained with; ``options`` override them)."""
+        return self.task.load(path, labelled=labelled, defaults=self.task.input_options(self.stats), **options)
+
+    def parse_request(self, payload: Any, *, max_objects: int | None = None) -> TaskData:
+        """A JSON request body as this model expects its inputs (see :meth:`read`)."""
+        return self.task.parse_request(payload, max_objects=max_objects,
+                                       options=self.task.input_options(self.stats))
 
     def predict_logits(self, data: TaskData | str | Path, *, tta: bool | None = None,
                        batch_size: int = 256) -> np.ndarray:

@@ -74,7 +74,7 @@ def identify(task: str, path: str | Path) -> list[str]:
 
 
 def read(task: str, path: str | Path, *, format: str | None = None, labelled: bool | None = None,
-         **options: Any) -> TaskData:
+         defaults: dict | None = None, **options: Any) -> TaskData:
     """Read ``path`` with the reader of ``format``, or of the one format that recognises it.
 
     ``labelled``: True requires labels, False ignores them, None reads them when present.
@@ -84,6 +84,9 @@ def read(task: str, path: str | Path, *, format: str | None = None, labelled: bo
     if task in _PATH_OPTIONS and isinstance(path, (str, Path)):
         path, from_path = _PATH_OPTIONS[task](path)
         options = {**from_path, **options}
+    # a trained model's input settings (e.g. the crop it was trained on) come first; what the user
+    # asked for, in the path or as options, wins
+    options = {**(defaults or {}), **options}
     if format is not None:
         if format not in readers:
             raise ConfigError(f"unknown {task} format {format!r}; known: {', '.join(readers)}")

@@ -118,7 +118,7 @@ def _guard(fn, *args) -> dict:
 
 def _predict_partition(run_dir: str, tta: bool | None, part: str, out_file: str) -> dict:
     model = _model(run_dir)
-    data = model.task.load(part, labelled=False)
+    data = model.read(part, labelled=False)
     df = model.predict(data, tta=tta)
     with atomic_path(out_file) as tmp:
         df.to_parquet(tmp, index=False)  # Parquet keeps ids as strings and floats bit-exact

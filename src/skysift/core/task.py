@@ -51,11 +51,10 @@ class TaskInfo:
     name: str
     description: str
     default_model: str
-    #: the metric the task is judged by (a key of ``evaluate``'s dict) and whether higher is better
+    #: the metric the task is judged by (a key of ``evaluate``'s dict) and whether higher is better;
+    #: early stopping and the best checkpoint watch it on the validation split (``monitor``)
     headline_metric: str = "roc_auc"
     higher_is_better: bool = True
-    #: what early stopping and best-checkpoint selection watch, and its mode
-    monitor: tuple[str, str] = ("val_loss", "min")
     #: column name of the id in prediction CSVs
     id_column: str = "id"
     #: training-configuration defaults (TrainConfig fields); user options override them
@@ -68,6 +67,12 @@ class TaskInfo:
     simulator: str = ""
     #: human-readable name of each class label, where labels are codes (PLAsTiCC's 90 → "SN Ia")
     class_labels: dict = field(default_factory=dict)
+
+    @property
+    def monitor(self) -> tuple[str, str]:
+        """What early stopping and best-checkpoint selection watch: the headline metric on the
+        validation split, so that the model is chosen by what it is judged by."""
+        return f"val_{self.headline_metric}", "max" if self.higher_is_better else "min"
 
 
 # ---- optional abilities ------------------------------------------------------------------------
@@ -89,10 +94,11 @@ class RequestCodec(Protocol):
     #: at most this many objects per request (None: the server's limit)
     max_objects: int | None
 
-    def parse_object(self, obj: dict, payload: dict) -> Any:
-        """One object's input, validated; raise ``DataError("request", problem)``."""
+    def parse_object(self, obj: dict, payload: dict, options: dict) -> Any:
+        """One object's input, validated; raise ``DataError("request", problem)``. ``options``:
+        the model's :meth:`Task.input_options`, overridden by the body's own."""
 
-    def assemble(self, ids: list[str], items: list, payload: dict) -> TaskData:
+    def assemble(self, ids: list[str], items: list, payload: dict, options: dict) -> TaskData:
         """Unlabelled TaskData of the parsed objects."""
 
     def example(self) -> dict:
@@ -139,13 +145,22 @@ class Task:
 
     # ---- data -------------------------------------------------------------------------------
     def load(self, path: str | Path, *, labelled: bool | None = None, format: str | None = None,
-             **options: Any) -> TaskData:
+             defaults: dict | None = None, **options: Any) -> TaskData:
         """Read and validate ``path`` with the reader registered for its format (identified by
         content; ``format`` names one). ``labelled=True`` requires labels, ``False`` ignores them,
-        ``None`` reads them when present. Bad input raises :class:`~skysift.errors.DataError`."""
+        ``None`` reads them when present. ``defaults``: reader options that ``options`` and options
+        in the path override (a model's :meth:`input_options`). Bad input raises
+        :class:`~skysift.errors.DataError`."""
         from .readers import read
 
-        return read(self.info.name, path, format=format, labelled=labelled, **options)
+        return read(self.info.name, path, format=format, labelled=labelled, defaults=defaults, **options)
+
+    def input_options(self, stats: dict) -> dict:
+        """Reader options that bring any later input to what a model was trained on, from its
+        preprocessing ``stats`` (e.g. the crop and size of galaxy cutouts): every input path (a
+        catalogue folder, a bare folder, one file, an upload, a JSON body) reads with them, so one
+        object gets one probability however it arrives. {} when readers need none."""
+        return {}
 
     def simulate(self, out: str | Path, n: int | None = None, seed: int = 0) -> Path:
         """Write a simulated dataset into folder ``out``; returns the path ``load`` accepts."""
@@ -243,7 +258,8 @@ class Task:
         return np.asarray(self.features(sub, {}, {}), dtype=np.float64)
 
     # ---- serving ----------------------------------------------------------------------------
-    def parse_request(self, payload: Any, *, max_objects: int | None = None) -> TaskData:
+    def parse_request(self, payload: Any, *, max_objects: int | None = None,
+                      options: dict | None = None) -> TaskData:
         """Unlabelled TaskData from the decoded JSON body of ``POST /predict``: one object
         (holding one of ``requests.keys``) or ``{"objects": [...]}``. Raises
         ``DataError("request", problem, where="object 3")`` on anything malformed."""
@@ -260,7 +276,7 @@ class Task:
             if not isinstance(obj, dict):
                 raise DataError("request", "each object must be a JSON object", where=where)
             try:
-                items.append(codec.parse_object(obj, payload))
+                items.append(codec.parse_object(obj, payload, options or {}))
             except DataError as e:
                 raise DataError("request", e.problem, where=where) from None
             ids.append(str(obj.get("id", k)))
@@ -269,7 +285,7 @@ class Task:
             if i in seen:
                 raise DataError("request", f"duplicate object id {i!r} (objects {seen[i]} and {k})")
             seen[i] = k
-        return codec.assemble(ids, items, payload)
+        return codec.assemble(ids, items, payload, options or {})
 
     def request_example(self) -> dict | None:
         """A small valid ``POST /predict`` body (None when the task takes no JSON)."""

@@ -34,7 +34,9 @@ def fit_network(build: Callable[[], Any], job: FitJob) -> tuple[Any, np.ndarray,
 
     from .inference import pick_device, predict_logits
     from .lightning_module import ClassifierModule
+    from .leakage import check_training_set
     from .losses import ClassificationLoss
+    from .metrics import headline_scores
     from .sampling import class_weights, resample_indices, weighted_sampler
 
     task, train, val, stats, params, cfg = job.task, job.train, job.val, job.stats, job.data_params, job.cfg
@@ -45,13 +47,13 @@ def fit_network(build: Callable[[], Any], job: FitJob) -> tuple[Any, np.ndarray,
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     y = train.hard_labels
     k = train.n_classes
-    train_idx = np.arange(len(train))
-    if cfg.resample in ("over", "under"):
-        train_idx = resample_indices(train_idx, y, cfg.resample, cfg.seed)
-    elif cfg.resample == "smote":
+    if cfg.resample == "smote":
         raise ConfigError("SMOTE works on feature vectors: use it with a feature model "
                           "(e.g. a gradient-boosted one); for networks use --resample over")
-    train_data = train.subset(train_idx) if cfg.resample != "none" else train
+    train_data = train
+    if cfg.resample in ("over", "under"):
+        # indices into the whole data set, drawn from the training split's only
+        train_data = job.data.subset(resample_indices(job.split["train"], y, cfg.resample, cfg.seed))
     ds_train = task.dataset(train_data, stats, params, train=cfg.augment)
     ds_val = task.dataset(val, stats, params, train=False)
     sampler = None
@@ -72,9 +74,12 @@ def fit_network(build: Callable[[], Any], job: FitJob) -> tuple[Any, np.ndarray,
                                  dtype=torch.float32)
     loss = ClassificationLoss("focal" if cfg.loss == "focal" else "ce", weight=weight, gamma=cfg.focal_gamma)
     net = build()
+    check_training_set(train_data.groups, train.groups, job.held_out_groups)
+    names = list(train.class_names)
     module = ClassifierModule(net, loss, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
                               batch_augment=task.batch_augment(params, stats) if cfg.augment else None,
-                              seed=cfg.seed)
+                              seed=cfg.seed,
+                              val_scores=lambda targets, logits: headline_scores(task, names, targets, logits))
     ckpt_dir = run_dir / "checkpoints"
     monitor, mode = task.info.monitor
     checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=monitor, mode=mode,

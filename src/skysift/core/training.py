@@ -25,6 +25,7 @@ from .config import TrainConfig, resolve_config
 from .data import TaskData
 from .io import write_json
 from .metrics import best_f1_threshold, classification_metrics
+from .leakage import check_disjoint
 from .model import Model
 from .splits import train_val_test_split
 from .task import Task, get_task
@@ -46,7 +47,8 @@ def load_split(run_dir: Path, data: TaskData, cfg: TrainConfig) -> dict[str, np.
                 f"{path}: object {e} of the saved split is not in the data; resume with the same data"
             ) from None
     groups = data.groups if data.groups is not None else data.ids
-    split = train_val_test_split(data.hard_labels, groups, val_frac=cfg.val_frac, seed=cfg.seed)
+    split = train_val_test_split(data.hard_labels, groups, val_frac=cfg.val_frac, test_frac=cfg.test_frac,
+                                 seed=cfg.seed)
     write_json(path, {k: [str(data.ids[i]) for i in v] for k, v in split.items()})
     return split
 
@@ -81,7 +83,11 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
         for stale in ("split.json", "preprocessing.json"):
             (run_dir / stale).unlink(missing_ok=True)
     split = load_split(run_dir, data, cfg)
-    train, val = data.subset(split["train"]), data.subset(split["val"])
+    split.setdefault("test", np.array([], dtype=np.int64))
+    check_disjoint(data.groups, split)
+    job = FitJob(task, data, split, {}, data_params, cfg, run_dir, resume, progress_enabled(progress),
+                 list(loggers or []), list(callbacks or []))
+    train, val, test = job.train, job.val, data.subset(split["test"])
 
     stats_path = run_dir / "preprocessing.json"
     if resume and stats_path.exists():
@@ -89,11 +95,10 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
     else:
         stats = task.fit_preprocessing(train, {**params, **data_params})  # checks weights + learns stats
         write_json(stats_path, stats)
+    job.stats = stats
 
     backend = build_backend(spec, params, stats, data.n_classes, data_params)
-    val_logits, history = backend.fit(FitJob(task, train, val, stats, data_params, cfg, run_dir, resume,
-                                             progress_enabled(progress), list(loggers or []),
-                                             list(callbacks or [])))
+    val_logits, history = backend.fit(job)
 
     y_val = val.hard_labels
     temperature, bias = (fit_bias_corrected_temperature(val_logits, y_val, data.n_classes,
@@ -118,23 +123,46 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
                         "bias": bias, "threshold": threshold},
         "train_config": cfg.to_dict(),
         "data": {"source": str(data.source), "n": len(data), "class_counts": data.class_counts(),
-                 "n_train": len(train), "n_val": len(val), **data.meta.get("card", {})},
+                 "n_train": len(train), "n_val": len(val), "n_test": len(test), **data.meta.get("card", {})},
+        "protocol": _protocol(cfg, len(test)),
         "validation_metrics": metrics,
         "history": history,
     }
     if task.open_set is not None:
         card["task_extras"] = task.open_set.fit(val, val_logits, proba)
+    model = Model(task, card, backend, run_dir)
+    test_proba = None
+    if len(test):
+        # the headline: objects no choice touched (early stopping, calibration, threshold and the
+        # open-set fit all saw the validation split only)
+        test = test.with_class_names(list(data.class_names))
+        test_proba = model.predict_proba(test)
+        card["test_metrics"] = model.evaluate(test, proba=test_proba)
     card["train_seconds"] = round(time.time() - t0, 2)
     card["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    card = save_bundle(run_dir, backend.state(), card)
-    model = Model(task, card, backend, run_dir)
+    model.card = card = save_bundle(run_dir, backend.state(), card)
     write_json(run_dir / "metrics_val.json", metrics)
+    if test_proba is not None:
+        write_json(run_dir / "metrics_test.json", card["test_metrics"])
     try:
         from .plots import standard_plots
 
-        standard_plots(run_dir / "plots", y_val, proba, data.class_names, threshold=threshold,
+        standard_plots(run_dir / "plots" / "validation", y_val, proba, data.class_names, threshold=threshold,
                        history_csv=run_dir / "logs" / "metrics.csv", proba_uncalibrated=proba_raw)
-        task.plots(val, proba, run_dir / "plots")
+        task.plots(val, proba, run_dir / "plots" / "validation")
+        if test_proba is not None:
+            standard_plots(run_dir / "plots", test.hard_labels, test_proba, data.class_names, threshold=threshold,
+                           history_csv=run_dir / "logs" / "metrics.csv")
+            task.plots(test, test_proba, run_dir / "plots")
     except Exception as e:  # a plot must never lose a trained model
         warnings.warn(f"plotting failed: {e}", stacklevel=2)
     return model
+
+
+def _protocol(cfg: TrainConfig, n_test: int) -> str:
+    if n_test == 0:
+        return ("no held-out test split (test_frac=0): the validation metrics were used for early stopping, "
+                "calibration and the threshold; measure the model on a test set of your own")
+    return (f"stratified, grouped split before any resampling: train / validation ({cfg.val_frac:g}) / test "
+            f"({cfg.test_frac:g}); early stopping, best checkpoint, calibration, threshold and open-set fit on "
+            "validation only; test_metrics on the test split, which no choice touched")

@@ -7,7 +7,6 @@ INFO = TaskInfo(
                  "Galaxy Zoo catalogue): morphology classes, or vote fractions as soft targets."),
     default_model="galaxy-timm",
     headline_metric="accuracy",
-    monitor=("val_loss", "min"),
     # plain (unweighted) sampling: the headline is accuracy on the natural class mix; the
     # imbalance tools (--sampler weighted, --resample over with rotated copies) stay available.
     # tta: the class does not change under the 8 symmetries of the square (but for a spiral's

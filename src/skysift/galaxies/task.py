@@ -35,14 +35,15 @@ class ImageRequests:
     max_objects = None
 
     @staticmethod
-    def _options(payload: dict) -> io.LoadOptions:
+    def _options(payload: dict, options: dict) -> io.LoadOptions:
         try:
-            return io.LoadOptions(image_size=payload.get("size", io.DEFAULT_SIZE), crop=payload.get("crop", 1.0))
+            return io.LoadOptions(image_size=payload.get("size", options.get("image_size", io.DEFAULT_SIZE)),
+                                  crop=payload.get("crop", options.get("crop", 1.0)))
         except (TypeError, ValueError) as e:
             raise DataError("request", f"bad 'size' or 'crop' ({e})") from None
 
-    def parse_object(self, obj: dict, payload: dict) -> np.ndarray:
-        opts = self._options(payload)
+    def parse_object(self, obj: dict, payload: dict, options: dict) -> np.ndarray:
+        opts = self._options(payload, options)
         if not isinstance(obj.get("image"), str):
             raise DataError("request", "each object needs 'image': a base64-encoded PNG or JPEG")
         try:
@@ -52,9 +53,9 @@ class ImageRequests:
         img, _, _ = io.read_image(_io.BytesIO(raw), opts, name="request")
         return img
 
-    def assemble(self, ids: list[str], items: list, payload: dict) -> TaskData:
+    def assemble(self, ids: list[str], items: list, payload: dict, options: dict) -> TaskData:
         return TaskData(ids=np.array(ids), x=np.stack(items), y=None, class_names=[], source="request",
-                        meta={"layout": "request", "card": self._options(payload).card()})
+                        meta={"layout": "request", "card": self._options(payload, options).card()})
 
     def example(self) -> dict:
         from PIL import Image
@@ -75,6 +76,11 @@ class GalaxiesTask(Task):
     gallery_layout = (6, 1.9, 2.15)
 
     # ---- preprocessing + datasets -------------------------------------------------------------
+    def input_options(self, stats: dict) -> dict:
+        """The training crop and size: a bare folder of cutouts is then read as the catalogue
+        folder was (GZ1: the central 0.3), not at crop 1 and upsampled."""
+        return {k: stats[k] for k in ("crop", "image_size") if k in stats}
+
     def fit_preprocessing(self, train: TaskData, params: dict) -> dict:
         check_pretrained(params)  # fail before training, not after, when weights are missing
         return fit_stats(train)

@@ -283,7 +283,7 @@ def create_app(models: Mapping[str, Any] | Sequence[Any], *, max_body_bytes: int
             raise HTTPException(415, f"task {served_model.task.name!r} takes no JSON body; upload a file "
                                      "(multipart/form-data, field 'file')")
         try:
-            return await run_in_threadpool(served_model.task.parse_request, payload)
+            return await run_in_threadpool(served_model.model.parse_request, payload)
         except Exception as e:  # noqa: BLE001 - see _input_error
             raise _input_error(e, "request") from None
 
@@ -308,7 +308,7 @@ def create_app(models: Mapping[str, Any] | Sequence[Any], *, max_body_bytes: int
             path = tmp / name
             path.write_bytes(raw)
         try:
-            return await run_in_threadpool(served_model.task.load, path, labelled=False)
+            return await run_in_threadpool(served_model.model.read, path, labelled=False)
         except Exception as e:  # noqa: BLE001 - see _input_error
             err = _input_error(e, name)
             err.detail = str(err.detail).replace(str(path), name).replace(str(tmp), "upload")

@@ -8,7 +8,6 @@ INFO = TaskInfo(
                  "narrow-band drifting signal in the ON scans only?"),
     default_model="cadence-cnn",
     headline_metric="roc_auc",
-    monitor=("val_roc_auc", "max"),
     train_defaults={"epochs": 12, "batch_size": 64, "lr": 3e-3, "patience": 4, "sampler": "weighted",
                     "loss": "ce", "val_frac": 0.2},
     # the demo: small sets (the simulator costs ~35 ms a snippet) and a few epochs of the compact CNN

@@ -36,7 +36,7 @@ class CadenceRequests:
     what = "a base64-encoded .npy cadence snippet"
     max_objects = MAX_REQUEST_OBJECTS
 
-    def parse_object(self, obj: dict, payload: dict) -> np.ndarray:
+    def parse_object(self, obj: dict, payload: dict, options: dict) -> np.ndarray:
         if not isinstance(obj.get("npy"), str):
             raise DataError("request", "each object needs 'npy': a base64-encoded .npy file")
         try:
@@ -48,7 +48,7 @@ class CadenceRequests:
         io.check_values("request", a)
         return a
 
-    def assemble(self, ids: list[str], items: list, payload: dict) -> TaskData:
+    def assemble(self, ids: list[str], items: list, payload: dict, options: dict) -> TaskData:
         shapes = {a.shape for a in items}
         if len(shapes) > 1:
             raise DataError("request", f"snippets of different shapes {sorted(shapes)}")

@@ -9,7 +9,6 @@ INFO = TaskInfo(
     default_model="lgbm",
     headline_metric="plasticc_log_loss",
     higher_is_better=False,
-    monitor=("val_loss", "min"),
     id_column="object_id",
     # weighted sampling gives every class the same weight in the loss, as the metric does
     train_defaults={"epochs": 40, "batch_size": 64, "lr": 2e-3, "patience": 8, "sampler": "weighted",

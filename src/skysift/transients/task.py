@@ -105,7 +105,7 @@ class LightCurveRequests:
     what = "a list of fluxes, with mjd, passband and flux_err"
     max_objects = None
 
-    def parse_object(self, obj: dict, payload: dict) -> LightCurves:
+    def parse_object(self, obj: dict, payload: dict, options: dict) -> LightCurves:
         cols = _request_columns(obj)
         meta = obj.get("metadata", {})
         if not isinstance(meta, dict):
@@ -121,7 +121,7 @@ class LightCurveRequests:
         return LightCurves(np.array([0, len(order)]), cols["mjd"][order], cols["passband"][order],
                            cols["flux"][order], cols["flux_err"][order], cols["detected"][order], m)
 
-    def assemble(self, ids: list[str], items: list, payload: dict) -> TaskData:
+    def assemble(self, ids: list[str], items: list, payload: dict, options: dict) -> TaskData:
         ids_arr = np.array(ids)
         try:
             ids_out = ids_arr.astype(np.int64)

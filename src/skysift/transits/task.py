@@ -73,7 +73,7 @@ class FluxRequests:
     what = "a list of numbers"
     max_objects = None
 
-    def parse_object(self, obj: dict, payload: dict) -> np.ndarray:
+    def parse_object(self, obj: dict, payload: dict, options: dict) -> np.ndarray:
         flux = obj.get("flux")
         if not isinstance(flux, list) or len(flux) < 100:
             raise DataError("request", "'flux' must be a list of at least 100 numbers")
@@ -86,7 +86,7 @@ class FluxRequests:
             raise DataError("request", "'flux' has fewer than 10 valid values")
         return io.fit_length(arr, N_POINTS).astype(np.float32)
 
-    def assemble(self, ids: list[str], items: list, payload: dict) -> TaskData:
+    def assemble(self, ids: list[str], items: list, payload: dict, options: dict) -> TaskData:
         return TaskData(ids=np.array(ids), x=np.stack(items), y=None, class_names=list(io.CLASS_NAMES),
                         source="request")
 
