@@ -26,7 +26,9 @@ def _commands() -> list[tuple[str, list[str]]]:
     cli = [sys.executable, "-m", "skysift"]
     return [("skysift --help", [*cli, "--help"]),
             ("skysift tasks", [*cli, "tasks"]),
-            ("skysift models transits", [*cli, "models", "transits"]),
+            # every task: each has its own models module (and its own network libraries)
+            *((f"skysift models {t}", [*cli, "models", t])
+              for t in ("transits", "transients", "technosignatures", "galaxies")),
             ("skysift datasets list", [*cli, "datasets", "list"]),
             ('python -c "import skysift"', [sys.executable, "-c", "import skysift"])]
 

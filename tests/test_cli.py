@@ -134,6 +134,46 @@ def test_tasks_and_models_listings_match_the_task_classes():
         assert importlib.import_module(f"skysift.{name}.models").MODELS is task.models
 
 
+#: what a task's model registry must load without: ``skysift models`` answers in well under a second
+#: because the networks and estimators are imported only when a builder runs
+REGISTRY_HEAVY = ("torch", "timm", "lightgbm", "sklearn", "scipy", "pandas")
+
+
+def _task_names() -> list[str]:
+    from skysift.core.task import task_names
+
+    return task_names()
+
+
+@pytest.mark.parametrize("task_name", _task_names())
+def test_models_module_loads_no_heavy_library(task_name):
+    # the timm:<name> fallback too: resolving its spec (defaults, description) must not build anything
+    r = _python(f"import sys, skysift.{task_name}.models as m; "
+                "[m.MODELS.get(n) for n in m.MODELS.names()]; "
+                "m.MODELS._fallback and m.MODELS.get('timm:resnet10t'); "
+                f"print([k for k in {REGISTRY_HEAVY!r} if k in sys.modules])")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("task_name", _task_names())
+def test_models_command_lists_the_task_models(task_name):
+    from skysift.core.task import get_task
+
+    env = {**os.environ, "COLUMNS": "250", "PYTHONIOENCODING": "utf-8",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    r = subprocess.run([sys.executable, "-m", "skysift", "models", task_name], capture_output=True, text=True,
+                       env=env, timeout=120, encoding="utf-8")
+    assert r.returncode == 0, r.stderr
+    # rows of rich's table: first cell is the name, "(default)" marks the task's default model
+    cells = [line.strip().strip("│|").split("│" if "│" in line else "|")[0].strip()
+             for line in r.stdout.splitlines() if line.strip()[:1] in ("│", "|")]
+    listed = [c.removesuffix(" (default)") for c in cells if c and c != "name"]
+    task = get_task(task_name)
+    assert listed == task.models.names(), r.stdout
+    assert f"{task.info.default_model} (default)" in cells
+
+
 def test_unknown_task_in_listing(capsys):
     assert main(["models", "nope"]) == 2
     assert "unknown task 'nope'" in capsys.readouterr().err

@@ -23,7 +23,7 @@ from skysift.galaxies.augment import (
     mirror_targets,
 )
 from skysift.galaxies.io import GZ1_LEAVES, load
-from skysift.galaxies.models import SeedKerasCNN, SeedOxfordCNN
+from skysift.galaxies.networks import SeedKerasCNN, SeedOxfordCNN
 from skysift.galaxies.preprocess import copy_numbers
 from skysift.galaxies.simulate import CLASS_NAMES, simulate_images, write_npz
 

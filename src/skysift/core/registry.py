@@ -10,8 +10,13 @@ the description ``skysift models`` shows.
 >>> @register_model(MODELS, data_defaults={"inject_prob": 0.3})
 ... def resnet1d(n_classes: int, stats: dict, *, width: int = 32, depth: int = 5) -> nn.Module:
 ...     '''Residual 1-D CNN.'''
+...     from .networks import ResNet1d
+...
 ...     return ResNet1d(n_classes, width=width, depth=depth)
 >>> net = create_model("transits", "resnet1d", 2, stats, width=16)
+
+The builder imports its network in its body: the task's ``models.py`` (what ``skysift models``
+lists) then loads without torch, timm or LightGBM.
 
 Data parameters (augmentation probabilities, preprocessing choices) are declared apart, with
 ``data_defaults``: they go to the task's ``dataset`` / ``batch_augment`` / ``tta_views`` hooks,

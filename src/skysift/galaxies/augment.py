@@ -22,9 +22,9 @@ from typing import Callable
 
 import torch
 
+from .defaults import AUGMENT_DEFAULTS  # noqa: F401  (its name here too, for the task and older callers)
+
 N_SYMMETRIES = 8
-#: augmentation parameters every galaxies model accepts in ``model_params``
-AUGMENT_DEFAULTS = {"max_rotation_deg": 15.0, "crop_scale": 0.85, "brightness": 0.15}
 
 
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:

@@ -19,9 +19,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from .defaults import AUGMENT_DEFAULTS  # noqa: F401  (its name here too, for the task and older callers)
 from .io import OFF_SCANS, ON_SCANS
-
-AUGMENT_DEFAULTS = {"flip_prob": 0.5, "swap_prob": 0.5, "mixup_prob": 0.0, "cutmix_prob": 0.0, "mix_alpha": 1.0}
 
 
 class CadenceAugment:

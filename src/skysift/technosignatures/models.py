@@ -1,4 +1,4 @@
-"""Networks for technosignatures. Inputs ``(B, C, t, f)`` (C = 6 scans, or 3 for the ON / ON−OFF
+"""Models of the technosignatures task by name. Inputs ``(B, C, t, f)`` (C = 6 scans, or 3 for the ON / ON−OFF
 views); outputs ``(B, 2)`` logits.
 
 * ``cadence-cnn`` (default): a compact VGG-style CNN (about 11 M multiply-adds at the default 32 × 64) that
@@ -10,17 +10,21 @@ views); outputs ``(B, 2)`` logits.
   optional ``input_size`` the batch is resized to (Swin needs 224 × 224). ``pretrained``: ``false``;
   ``true`` (weights from the local Hugging Face / torch hub cache only); or a local file path.
   Nothing is ever downloaded: asking for weights that are not on disk is a ConfigError.
+
+The networks are in :mod:`.networks` and :mod:`skysift.core.networks`; each builder imports them in
+its body, so that this registry (what ``skysift models`` lists) loads without torch.
 """
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
+from typing import TYPE_CHECKING
 
-from ..core.backbones import TimmNet, resolve_pretrained, timm_fallback
+from ..core.backbones import resolve_pretrained, timm_fallback
 from ..core.registry import ModelRegistry, register_model
-from ..errors import ConfigError
-from .augment import AUGMENT_DEFAULTS
-from .preprocess import PREPROCESS_DEFAULTS, VIEWS
+from .defaults import AUGMENT_DEFAULTS, PREPROCESS_DEFAULTS, VIEWS
+
+if TYPE_CHECKING:
+    from ..core.networks import TimmNet
+    from .networks import CadenceCNN
 
 #: what the data pipeline reads (preprocessing, then augmentation); ``view`` is read by the
 #: builders too: it sets the number of input channels
@@ -29,37 +33,6 @@ DATA_DEFAULTS = {**PREPROCESS_DEFAULTS, **AUGMENT_DEFAULTS}
 
 def _in_channels(view: str) -> int:
     return VIEWS.get(view, 6)
-
-
-def _block(c_in: int, c_out: int, n_conv: int) -> nn.Sequential:
-    layers = []
-    for k in range(n_conv):
-        layers += [nn.Conv2d(c_in if k == 0 else c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                   nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
-
-
-class CadenceCNN(nn.Module):
-    """Conv stages of ``widths`` (3×3 convs: two in the second stage, one elsewhere), 2×2 max-pool between
-    stages, global average ⊕ max pooling, dropout, linear head."""
-
-    def __init__(self, in_channels: int, n_classes: int, widths=(16, 32, 48, 64), dropout: float = 0.2):
-        super().__init__()
-        if len(widths) < 1 or min(widths) < 1:
-            raise ConfigError(f"widths must be a non-empty list of positive ints, got {widths}")
-        stages, c = [], in_channels
-        for k, w in enumerate(widths):
-            if k:
-                stages.append(nn.MaxPool2d(2))
-            stages.append(_block(c, int(w), 2 if k == 1 else 1))
-            c = int(w)
-        self.features = nn.Sequential(*stages)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * c, n_classes))
-
-    def forward(self, x):
-        h = self.features(x)
-        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
-        return self.head(pooled)
 
 
 # ---- timm backbones --------------------------------------------------------------------------
@@ -71,6 +44,8 @@ def _timm_builder(backbone: str):
                       input_size: list | None = default_size, drop_rate: float = 0.1, view: str = "all") -> TimmNet:
         """Any timm backbone, ``in_chans`` = the view's channels; ``pretrained`` false, true (local
         caches only) or a local file; ``input_size`` [time, frequency] the batch is resized to."""
+        from ..core.networks import TimmNet
+
         return TimmNet(backbone, n_classes, in_chans=_in_channels(view), drop_rate=drop_rate, pretrained=pretrained,
                        input_size=None if input_size is None else tuple(int(s) for s in input_size))
 
@@ -84,7 +59,9 @@ MODELS = ModelRegistry(fallback=timm_fallback(_timm_builder, data_defaults=DATA_
 def cadence_cnn(n_classes: int, stats: dict, *, widths: list = [16, 32, 48, 64], dropout: float = 0.2,  # noqa: B006
                 view: str = "all") -> CadenceCNN:
     """compact CNN over the six scans as channels (default; fast on CPU)"""
+    from .networks import CadenceCNN
+
     return CadenceCNN(_in_channels(view), n_classes, tuple(widths), dropout)
 
 
-__all__ = ["CadenceCNN", "DATA_DEFAULTS", "MODELS", "TimmNet", "resolve_pretrained"]
+__all__ = ["DATA_DEFAULTS", "MODELS", "resolve_pretrained"]

@@ -21,10 +21,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError
+from .defaults import PREPROCESS_DEFAULTS, VIEWS
 from .io import OFF_SCANS, ON_SCANS
-
-VIEWS = {"all": 6, "on": 3, "diff": 3}
-PREPROCESS_DEFAULTS = {"view": "all", "flatten": "off_median", "size": [32, 64]}
 
 
 def check_params(params: dict) -> dict:

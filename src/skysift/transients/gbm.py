@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.registry import Estimator, register_model, task_registry
+from ..core.registry import Estimator
 from ..errors import ConfigError, DataError
 from .data import KAGGLE_CLASS_WEIGHTS
 from .features import FEATURE_SETS
 
-#: the data parameter of ``lgbm``: which features :func:`~skysift.transients.features.extract_features`
-#: computes (the task's ``features`` hook reads it)
-DATA_DEFAULTS: dict = {"feature_set": "full"}
+# the ``lgbm`` builder lives in .models with the task's other builders (one registry, in listing
+# order, that loads without this module); these names stay importable from here for older callers
+from .models import LGBM_DATA_DEFAULTS as DATA_DEFAULTS
+from .models import MODELS, lgbm
 
 _LGB_KEYS = {  # our parameter name -> LightGBM's
     "num_leaves": "num_leaves", "max_depth": "max_depth", "learning_rate": "learning_rate",
@@ -165,35 +166,8 @@ class LightGBMEstimator(Estimator):
         self.n_features = n_features
 
 
-@register_model("transients", kind="estimator", data_defaults=DATA_DEFAULTS)
-def lgbm(n_classes: int, stats: dict, *,
-         # small trees generalise best here: at learning rate 0.1 on the final "full" features, 7 leaves
-         # / depth 4 gave 0.508 and 5 / 3 gave 0.498 (5-fold CV); see the ladder in bench_transients.py
-         num_leaves: int = 5, max_depth: int = 3, learning_rate: float = 0.05, n_estimators: int = 2000,
-         early_stopping_rounds: int = 100, min_child_samples: int = 10, colsample_bytree: float = 0.5,
-         subsample: float = 0.8, subsample_freq: int = 1, reg_alpha: float = 0.0, reg_lambda: float = 1.0,
-         # 2x faster than 255 bins and no worse in CV (0.563 vs 0.573, 15 leaves, lr 0.1)
-         max_bin: int = 63,
-         kaggle_weights: bool = True,
-         # one thread: on a shared 2-core machine LightGBM's OpenMP threads spin-wait for each other and
-         # 2 threads ran 10x slower (66 s vs 7 s wall for 50 rounds, load average 8); raise on a idle box
-         n_jobs: int = 1, seed: int = 0) -> "LightGBMEstimator":
-    """LightGBM on per-band light-curve + peak-physics features, trained with the Kaggle class
-    weights (PLAsTiCC metric) and early stopping
-
-    Defaults chosen by the 5-fold CV ladder in ``benchmarks/bench_transients.py cv``.
-    ``stats["class_names"]`` (from the task's ``fit_preprocessing``) gives the Kaggle weight of
-    each class."""
-    params = dict(num_leaves=num_leaves, max_depth=max_depth, learning_rate=learning_rate,
-                  n_estimators=n_estimators, early_stopping_rounds=early_stopping_rounds,
-                  min_child_samples=min_child_samples, colsample_bytree=colsample_bytree, subsample=subsample,
-                  subsample_freq=subsample_freq, reg_alpha=reg_alpha, reg_lambda=reg_lambda, max_bin=max_bin,
-                  kaggle_weights=kaggle_weights, n_jobs=n_jobs, seed=seed)
-    return LightGBMEstimator(params, n_classes, (stats or {}).get("class_names"))
-
-
 #: every ``lgbm`` parameter with its default (data + model): what :class:`LightGBMEstimator` accepts
-DEFAULTS: dict = {**DATA_DEFAULTS, **task_registry("transients").get("lgbm").defaults}
+DEFAULTS: dict = {**DATA_DEFAULTS, **MODELS.get("lgbm").defaults}
 
 
 def build_lgbm(params: dict, stats: dict, n_classes: int) -> LightGBMEstimator:
@@ -201,7 +175,7 @@ def build_lgbm(params: dict, stats: dict, n_classes: int) -> LightGBMEstimator:
     return MODEL_SPECS[0].build(params, stats, n_classes)
 
 
-MODEL_SPECS = [task_registry("transients").get("lgbm")]
+MODEL_SPECS = [MODELS.get("lgbm")]
 
 __all__ = ["DATA_DEFAULTS", "DEFAULTS", "LightGBMEstimator", "MODEL_SPECS", "build_lgbm", "class_metric_weights",
            "lgbm"]

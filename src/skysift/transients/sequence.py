@@ -40,18 +40,18 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from ..core.data import TaskData
-from ..core.registry import register_model, task_registry
 from ..errors import ConfigError
-from . import gbm as _gbm  # noqa: F401  (lgbm, the default, registers first: the listing order)
 from .augment import DEFAULT_AUGMENT, _reference_time, augment_object
 from .data import LightCurves
+
+# the builders of these networks are in .models, which must load without torch
+from .models import DEFAULT_MAX_LEN, MODELS
 
 SEQ_KEYS = ("time", "dt", "band", "flux", "flux_err", "snr", "detected")
 #: metadata inputs, in the order of the ``meta`` vector (``log_scale`` and the distmod flag are
 #: derived; see the module docstring)
 META_INPUTS = ("log_scale", "hostgal_photoz", "hostgal_photoz_err", "distmod", "distmod_missing",
                "mwebv", "ddf")
-DEFAULT_MAX_LEN = 128
 
 
 # ---- per-object preprocessing ----------------------------------------------------------------
@@ -342,8 +342,8 @@ class SequenceTransformer(nn.Module):
                  encoder_dropout: float = 0.0):
         super().__init__()
         self.tokens = TokenEmbedding(d_model, n_freq)
-        layer = nn.TransformerEncoderLayer(d_model, heads, dim_feedforward=ff, dropout=encoder_dropout, batch_first=True,
-                                           norm_first=True, activation="gelu")
+        layer = nn.TransformerEncoderLayer(d_model, heads, dim_feedforward=ff, dropout=encoder_dropout,
+                                           batch_first=True, norm_first=True, activation="gelu")
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
         self.head = _PooledHead(d_model, meta_dim + agg_dim, n_classes, head_hidden, dropout)
@@ -386,44 +386,4 @@ def _dims(stats: dict) -> tuple[int, int]:
     return len(s["meta_names"]), len(s["agg_names"])
 
 
-#: what the data pipeline reads: the sequence length cap and the augmentation probabilities
-#: (``fit_preprocessing`` / ``dataset``); ``aggregates`` (the seed's whole-curve aggregates as a
-#: second input) is set per model below
-_DATA_DEFAULTS = {"max_len": DEFAULT_MAX_LEN, "augment": dict(DEFAULT_AUGMENT)}
-_TRAIN = {"lr": 2e-3, "batch_size": 64, "epochs": 25}
-
-
-@register_model("transients", data_defaults={**_DATA_DEFAULTS, "aggregates": True},
-                train_overrides={**_TRAIN, "lr": 1e-3})
-def seed_lstm(n_classes: int, stats: dict, *, hidden: int = 100, layers: int = 2, dropout: float = 0.1,
-              mlp: list = [512, 256, 128, 64], mlp_dropout: float = 0.3) -> SeedLSTM:  # noqa: B006
-    """the seed's 2-layer LSTM (hidden 100) on packed sequences + an MLP of the seed aggregates"""
-    meta_dim, agg_dim = _dims(stats)
-    if agg_dim == 0:
-        raise ConfigError("seed-lstm needs the seed aggregates: keep model_params aggregates=true")
-    return SeedLSTM(n_classes, meta_dim, agg_dim, hidden=hidden, layers=layers, dropout=dropout,
-                    mlp=tuple(mlp), mlp_dropout=mlp_dropout)
-
-
-@register_model("transients", data_defaults={**_DATA_DEFAULTS, "aggregates": False}, train_overrides=_TRAIN)
-def transformer(n_classes: int, stats: dict, *, d_model: int = 64, layers: int = 2, heads: int = 4, ff: int = 128,
-                dropout: float = 0.1, encoder_dropout: float = 0.0, head_hidden: int = 128) -> SequenceTransformer:
-    """transformer encoder on observation tokens (continuous-time sinusoids + band embeddings), masked attention
-    pooling, metadata in the head"""
-    meta_dim, agg_dim = _dims(stats)
-    if d_model % heads:
-        raise ConfigError(f"d_model ({d_model}) must be a multiple of heads ({heads})")
-    return SequenceTransformer(n_classes, meta_dim, agg_dim, d_model=d_model, layers=layers, heads=heads, ff=ff,
-                               dropout=dropout, head_hidden=head_hidden, encoder_dropout=encoder_dropout)
-
-
-@register_model("transients", data_defaults={**_DATA_DEFAULTS, "aggregates": False}, train_overrides=_TRAIN)
-def gru(n_classes: int, stats: dict, *, d_model: int = 64, hidden: int = 64, layers: int = 2, dropout: float = 0.1,
-        head_hidden: int = 128) -> SequenceGRU:
-    """bidirectional GRU on the same observation tokens, attention pooling, metadata in the head"""
-    meta_dim, agg_dim = _dims(stats)
-    return SequenceGRU(n_classes, meta_dim, agg_dim, d_model=d_model, hidden=hidden, layers=layers,
-                       dropout=dropout, head_hidden=head_hidden)
-
-
-MODEL_SPECS = [task_registry("transients").get(n) for n in ("seed-lstm", "transformer", "gru")]
+MODEL_SPECS = [MODELS.get(n) for n in ("seed-lstm", "transformer", "gru")]
