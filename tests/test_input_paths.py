@@ -40,20 +40,8 @@ def _served(run: Path, task: str, client_body) -> dict[str, np.ndarray]:
     return {p["id"]: np.array([p["probabilities"][c] for c in body["class_names"]]) for p in body["predictions"]}
 
 
-def _zip(folder: Path) -> tuple[str, bytes]:
-    import io
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for f in sorted(folder.rglob("*")):
-            if f.is_file():
-                zf.write(f, Path(folder.name) / f.relative_to(folder))
-    return folder.name + ".zip", buf.getvalue()
-
-
 @pytest.mark.realdata
-def test_galaxy_cutouts_get_one_probability_through_every_path(shared_data, tmp_path):
+def test_galaxy_cutouts_get_one_probability_through_every_path(shared_data, tmp_path, as_upload):
     gz1 = shared_data / "galaxyzoo" / "gz1"
     labels = pd.read_csv(gz1 / "labels.csv", dtype={"OBJID": str})
     picked = labels.groupby("CLASS").head(3).head(12)
@@ -76,7 +64,7 @@ def test_galaxy_cutouts_get_one_probability_through_every_path(shared_data, tmp_
                         for k in reference]}
     _assert_same(reference, _by_id(*_ids_and_proba(model, body)), "JSON body")
     _assert_same(reference, _served(run, "galaxies", {"json": body}), "HTTP JSON")
-    name, raw = _zip(bare)
+    name, raw = as_upload(bare)
     _assert_same(reference, _served(run, "galaxies", {"files": {"file": (name, raw)}}), "HTTP upload of a folder")
 
 
@@ -103,7 +91,7 @@ def test_light_curves_get_one_probability_through_every_path(tmp_path):
                  "HTTP upload")
 
 
-def test_cadence_snippets_get_one_probability_through_every_path(tmp_path):
+def test_cadence_snippets_get_one_probability_through_every_path(tmp_path, as_upload):
     folder = skysift.simulate("technosignatures", tmp_path / "data", n=6, seed=5)
     run = random_bundle("technosignatures", folder, tmp_path / "run")
     model = skysift.load(run)
@@ -114,11 +102,11 @@ def test_cadence_snippets_get_one_probability_through_every_path(tmp_path):
     body = {"objects": [{"id": k, "npy": base64.b64encode(files[k].read_bytes()).decode()} for k in reference]}
     _assert_same(reference, _by_id(*_ids_and_proba(model, body)), "JSON body")
     _assert_same(reference, _served(run, "technosignatures", {"json": body}), "HTTP JSON")
-    name, raw = _zip(Path(folder))
+    name, raw = as_upload(Path(folder))
     _assert_same(reference, _served(run, "technosignatures", {"files": {"file": (name, raw)}}), "HTTP upload")
 
 
-def test_multiband_light_curves_get_one_probability_through_every_path(tmp_path):
+def test_multiband_light_curves_get_one_probability_through_every_path(tmp_path, as_upload):
     from skysift.transients.data import META_COLUMNS
 
     folder = skysift.simulate("transients", tmp_path / "data", n=30, seed=5)
@@ -136,5 +124,5 @@ def test_multiband_light_curves_get_one_probability_through_every_path(tmp_path)
     body = {"objects": objects}
     _assert_same(reference, _by_id(*_ids_and_proba(model, body)), "JSON body")
     _assert_same(reference, _served(run, "transients", {"json": body}), "HTTP JSON")
-    name, raw = _zip(Path(folder))
+    name, raw = as_upload(Path(folder))
     _assert_same(reference, _served(run, "transients", {"files": {"file": (name, raw)}}), "HTTP upload")
