@@ -33,8 +33,8 @@ def fit_network(build: Callable[[], Any], job: FitJob) -> tuple[Any, np.ndarray,
     from torch.utils.data import DataLoader
 
     from .inference import pick_device, predict_logits
-    from .lightning_module import ClassifierModule
     from .leakage import check_training_set
+    from .lightning_module import ClassifierModule
     from .losses import ClassificationLoss
     from .metrics import headline_scores
     from .sampling import class_weights, resample_indices, weighted_sampler

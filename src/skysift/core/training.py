@@ -24,8 +24,8 @@ from .calibration import expected_calibration_error, fit_bias_corrected_temperat
 from .config import TrainConfig, resolve_config
 from .data import TaskData
 from .io import write_json
-from .metrics import best_f1_threshold, classification_metrics
 from .leakage import check_disjoint
+from .metrics import best_f1_threshold, classification_metrics
 from .model import Model
 from .splits import train_val_test_split
 from .task import Task, get_task
