@@ -51,7 +51,7 @@ class TaskData:
     x: Any
     y: np.ndarray | None
     class_names: list[str]
-    groups: np.ndarray | None = None
+    groups: np.ndarray = None  # type: ignore[assignment]  # None means "the ids", set in __post_init__
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -93,7 +93,7 @@ class TaskData:
             ids=self.ids[idx],
             x=take(self.x, idx),
             y=None if self.y is None else self.y[idx],
-            groups=None if self.groups is None else self.groups[idx],
+            groups=self.groups[idx],
             meta=dict(self.meta),
         )
 

@@ -46,8 +46,7 @@ def load_split(run_dir: Path, data: TaskData, cfg: TrainConfig) -> dict[str, np.
             raise ConfigError(
                 f"{path}: object {e} of the saved split is not in the data; resume with the same data"
             ) from None
-    groups = data.groups if data.groups is not None else data.ids
-    split = train_val_test_split(data.hard_labels, groups, val_frac=cfg.val_frac, test_frac=cfg.test_frac,
+    split = train_val_test_split(data.hard_labels, data.groups, val_frac=cfg.val_frac, test_frac=cfg.test_frac,
                                  seed=cfg.seed)
     write_json(path, {k: [str(data.ids[i]) for i in v] for k, v in split.items()})
     return split
