@@ -236,30 +236,46 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 
 
 @pytest.mark.parametrize("mode", ["positive", "negative"])
-def test_fuzz_openapi_no_server_errors(app, mode):
+def test_fuzz_openapi_no_server_errors(app, bundles, mode):
+    _fuzz(app, bundles, mode, examples=15)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_fuzz_openapi_deeper(app, bundles, mode):
+    _fuzz(app, bundles, mode, examples=150)
+
+
+def _fuzz(app, bundles, mode: str, examples: int) -> None:
     """Bodies, content types and uploads generated from the app's own OpenAPI schema, valid
     (positive) and deliberately invalid (negative), sent in process to the ASGI app: never a 5xx.
-    Examples are bounded per operation so the whole fuzz takes seconds."""
+    Examples are bounded per operation so the whole fuzz takes seconds; the count per task is
+    printed (the unprefixed routes belong to the default model, the first task)."""
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     generation = schemathesis.GenerationMode(mode)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 4
-    calls = []
+    calls: list[tuple[str, int]] = []
+    default = next(iter(bundles))
     for operation in operations:
         if mode == "negative" and operation.method.upper() == "GET" and "{" not in operation.path:
             continue  # nothing to make invalid in a GET without parameters
+        parts = operation.path.strip("/").split("/")
+        owner = parts[1] if parts[0] == "models" and len(parts) > 1 else default
 
         @given(case=operation.as_strategy(generation_mode=generation))
-        @settings(max_examples=10, deadline=None, derandomize=True, database=None,
+        @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
         def fuzz(case):
             response = case.call_and_validate(checks=[not_a_server_error])
-            calls.append(response.status_code)
+            calls.append((owner, response.status_code))
 
         fuzz()
     from collections import Counter
-    print(mode, sorted(Counter(calls).items()))
-    assert calls and max(calls) < 500
+    per_task = Counter(owner for owner, _ in calls)
+    print(mode, "requests per task:", dict(per_task), "statuses:", sorted(Counter(c for _, c in calls).items()))
+    assert set(per_task) == set(bundles)
+    assert calls and max(c for _, c in calls) < 500
 
 
 # ---- the managed-endpoint contract, thresholds, docs, limits ----------------------------------------
@@ -442,3 +458,63 @@ def test_graceful_shutdown_finishes_the_request_in_flight(bundles, as_upload):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
+
+
+def _dockerfile_env() -> dict[str, str]:
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "Dockerfile").read_text()
+    block = re.findall(r"^ENV PATH=.*?(?=^\S)", text, re.M | re.S)[-1]  # the runtime stage's
+    return dict(re.findall(r"(\w+)=(\S+)", block.replace("\\\n", " ")))
+
+
+def test_dockerfile_speaks_what_serve_reads():
+    """The image sets its port, host and model folder through variables ``skysift serve`` reads,
+    runs as a non-root user and checks its health on /ping."""
+    from skysift.serving import cli as serving_cli
+
+    text = (Path(__file__).resolve().parents[1] / "Dockerfile").read_text()
+    env = _dockerfile_env()
+    assert "PORT" in serving_cli.PORT_ENV and env["PORT"] == "8080"
+    assert env["SKYSIFT_MODELS"] == str(serving_cli.MANAGED_MODEL_DIR) and env["SKYSIFT_HOST"] == "0.0.0.0"
+    assert "\nUSER skysift\n" in text and "/ping" in text.split("HEALTHCHECK", 1)[1]
+    assert 'ENTRYPOINT ["skysift"]' in text and 'CMD ["serve"]' in text
+
+
+def test_serve_with_the_containers_environment(bundles):
+    """``skysift serve`` with no arguments and the image's variables (loopback here): the model
+    from $SKYSIFT_MODELS, the port from $PORT, /ping and /invocations answered."""
+    import httpx
+
+    name = next(iter(bundles))
+    run, data_path = bundles[name]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, **_dockerfile_env(), "SKYSIFT_HOST": "127.0.0.1", "PORT": str(port),
+           "SKYSIFT_MODELS": str(run), "PATH": os.environ["PATH"]}
+    for var in ("SAGEMAKER_BIND_TO_PORT", "AIP_HTTP_PORT"):
+        env.pop(var, None)
+    proc = subprocess.Popen([sys.executable, "-m", "skysift", "serve", "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+                assert time.time() < deadline, "server did not start"
+                time.sleep(0.3)
+        assert r.status_code == 200
+        raw = Path(data_path).read_bytes() if Path(data_path).is_file() else None
+        if raw is not None:
+            ctype = {".csv": "text/csv", ".npz": "application/octet-stream"}.get(Path(data_path).suffix,
+                                                                                  "application/octet-stream")
+            r = httpx.post(f"http://127.0.0.1:{port}/invocations", content=raw, headers={"content-type": ctype},
+                           timeout=60)
+            assert r.status_code == 200 and r.json()["model"] == Path(run).name, r.text[:300]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -89,7 +89,9 @@ def serve(run_dirs: Optional[List[Path]] = typer.Argument(None,
     if workers < 1:
         raise SkysiftError(f"--workers must be >= 1, got {workers}")
     if not run_dirs and not model:
-        model = models_from_env()
+        items = models_from_env()
+        model = [i for i in items if "=" in i]
+        run_dirs = [Path(i) for i in items if "=" not in i]
     models = parse_models(run_dirs, model)
     options = {"max_body_bytes": int(max_body_mb * 1024 * 1024), "max_objects": max_objects, "timeout_s": timeout}
     app = create_app(models, **options)  # loads (and checks) every model before the port is bound
