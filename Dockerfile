@@ -5,9 +5,9 @@
 #   docker build -t skysift .                                   # model mounted at run time:
 #   docker run --rm -p 8080:8080 -v "$PWD/runs/kepler:/opt/ml/model:ro" skysift
 #
-# One image per model instead (the bundle copied in), a two-line Dockerfile on top of this one:
-#   FROM skysift
-#   COPY --chown=skysift runs/kepler /opt/ml/model
+# One image per model instead (the bundle copied in): a two-line Dockerfile on top of this one, with
+# the run directory as its build context (this repository's .dockerignore lets only src/ through):
+#   printf 'FROM skysift\nCOPY --chown=skysift . /opt/ml/model\n' | docker build -t skysift-kepler -f - runs/kepler
 #
 # torch comes from the CPU wheel index: PyPI's Linux wheel pulls several GB of CUDA libraries.
 # Pass --build-arg TORCH_INDEX=<mirror> where that index is not reachable.

@@ -104,9 +104,11 @@ def bench(task_name: str, run: Path, *, clients: int, seconds: float, cores: int
     threads = str(cores)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "SKYSIFT_NO_PROGRESS": "1"}
     cpus = sorted(os.sched_getaffinity(0))[:cores]
+    # the server's log goes to a file: a pipe nobody reads fills up and blocks the server
+    log = open(run.parent / f"server-{task_name}.log", "w+b")
     server = subprocess.Popen([sys.executable, "-m", "skysift", "serve", str(run), "--host", "127.0.0.1",
                                "--port", str(port), "--log-level", "warning", "--timeout", str(timeout)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env=env, stdout=log, stderr=subprocess.STDOUT,
                               preexec_fn=lambda: os.sched_setaffinity(0, cpus))
     url = f"http://127.0.0.1:{port}"
     try:
@@ -117,7 +119,8 @@ def bench(task_name: str, run: Path, *, clients: int, seconds: float, cores: int
             except httpx.TransportError:
                 pass
             if server.poll() is not None:
-                raise RuntimeError(f"skysift serve exited: {server.stderr.read().decode()[-2000:]}")
+                log.seek(0)
+                raise RuntimeError(f"skysift serve exited: {log.read().decode()[-2000:]}")
             time.sleep(0.1)
         else:
             raise RuntimeError("skysift serve did not answer /ping within 120 s")
@@ -129,6 +132,11 @@ def bench(task_name: str, run: Path, *, clients: int, seconds: float, cores: int
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        log.seek(0)
+        server_log = log.read().decode(errors="replace")
+        log.close()
+    if res["errors"]:
+        print(f"{task_name} server log (end):\n{server_log[-3000:]}", file=sys.stderr)
     card = json.loads((run / "model.json").read_text())
     return {"task": task_name, "model": card["model"]["name"], "clients": clients, "seconds": seconds,
             "cores": len(cpus), **res}

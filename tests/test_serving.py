@@ -246,6 +246,17 @@ def test_fuzz_openapi_deeper(app, bundles, mode):
     _fuzz(app, bundles, mode, examples=150)
 
 
+def _fuzzer(operation, generation, examples: int, owner: str, calls: list):
+    @given(case=operation.as_strategy(generation_mode=generation))
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    def fuzz(case):
+        response = case.call_and_validate(checks=[not_a_server_error])
+        calls.append((owner, response.status_code))
+
+    return fuzz
+
+
 def _fuzz(app, bundles, mode: str, examples: int) -> None:
     """Bodies, content types and uploads generated from the app's own OpenAPI schema, valid
     (positive) and deliberately invalid (negative), sent in process to the ASGI app: never a 5xx.
@@ -263,14 +274,7 @@ def _fuzz(app, bundles, mode: str, examples: int) -> None:
         parts = operation.path.strip("/").split("/")
         owner = parts[1] if parts[0] == "models" and len(parts) > 1 else default
 
-        @given(case=operation.as_strategy(generation_mode=generation))
-        @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
-        def fuzz(case):
-            response = case.call_and_validate(checks=[not_a_server_error])
-            calls.append((owner, response.status_code))
-
-        fuzz()
+        _fuzzer(operation, generation, examples, owner, calls)()
     from collections import Counter
     per_task = Counter(owner for owner, _ in calls)
     print(mode, "requests per task:", dict(per_task), "statuses:", sorted(Counter(c for _, c in calls).items()))
@@ -518,3 +522,17 @@ def test_serve_with_the_containers_environment(bundles):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_fifty_concurrent_clients_get_no_errors(bundles):
+    """benchmarks/bench_load.py in small: 50 clients for 5 s against a real server, every answer a 200."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_load
+
+    name = "galaxies" if "galaxies" in bundles else next(iter(bundles))
+    if get_task(name).requests is None:
+        pytest.skip(f"task {name!r} takes no JSON body")
+    run, _ = bundles[name]
+    res = bench_load.bench(name, Path(run), clients=50, seconds=5, cores=2, timeout=60)
+    assert res["errors"] == {} and res["ok"] >= 50, res

@@ -39,6 +39,7 @@ import io
 import json
 import logging
 import math
+import os
 import re
 import shutil
 import tempfile
@@ -252,10 +253,13 @@ def _input_error(e: Exception, where: str) -> HTTPException:
 
 # ---- the application ----------------------------------------------------------------------------
 def create_app(models: Mapping[str, Any] | Sequence[Any], *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               max_objects: int = DEFAULT_MAX_OBJECTS, timeout_s: float = DEFAULT_TIMEOUT_S) -> FastAPI:
+               max_objects: int = DEFAULT_MAX_OBJECTS, timeout_s: float = DEFAULT_TIMEOUT_S,
+               max_concurrent: int | None = None) -> FastAPI:
     """A FastAPI app serving ``models``: ``{name: run_dir or Model}`` or a list of run dirs (named by
     folder). ``max_body_bytes`` caps a request body, ``max_objects`` the objects in one request,
-    ``timeout_s`` the seconds one request may take to parse and predict (503 past it)."""
+    ``timeout_s`` the seconds one request may take to parse and predict, waiting included (503 past
+    it), ``max_concurrent`` the requests parsed and predicted at once (default: the CPU cores this
+    process may use); the others wait their turn."""
     from fastapi_offline import FastAPIOffline
 
     if max_body_bytes < 1024:
@@ -264,6 +268,15 @@ def create_app(models: Mapping[str, Any] | Sequence[Any], *, max_body_bytes: int
         raise SkysiftError(f"max_objects must be >= 1, got {max_objects}")
     if not timeout_s > 0:
         raise SkysiftError(f"timeout must be > 0 seconds, got {timeout_s}")
+    if max_concurrent is None:
+        max_concurrent = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if max_concurrent < 1:
+        raise SkysiftError(f"max_concurrent must be >= 1, got {max_concurrent}")
+    # Without a bound, 50 clients mean 40 threads (anyio's pool) decoding and predicting at once:
+    # each of them multi-threaded (torch, LightGBM), all contending for the cores and the GIL, so
+    # that the event loop itself is starved, latencies grow for everyone and keep-alive
+    # connections are dropped. Waiting in the loop costs nothing.
+    gate = asyncio.Semaphore(max_concurrent)
     served = _load_models(models)
     default = next(iter(served))
     # Swagger UI and ReDoc from the installed package's static files: served models often sit on
@@ -280,8 +293,12 @@ def create_app(models: Mapping[str, Any] | Sequence[Any], *, max_body_bytes: int
 
     async def predict(served_model: ServedModel, request: Request) -> dict:
         body = await read_body(request, max_body_bytes)
+        async def gated() -> dict:
+            async with gate:
+                return await _predict(served_model, request, body)
+
         try:
-            return await asyncio.wait_for(_predict(served_model, request, body), timeout_s)
+            return await asyncio.wait_for(gated(), timeout_s)
         except TimeoutError:
             # the worker thread finishes in the background; the client is told now, and the server
             # keeps answering others

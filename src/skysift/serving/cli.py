@@ -74,6 +74,13 @@ def serve(run_dirs: Optional[List[Path]] = typer.Argument(None,
           graceful_timeout: float = typer.Option(30.0, "--graceful-timeout",
                                                  help="on SIGTERM/SIGINT, seconds to let requests in flight "
                                                       "finish before closing"),
+          max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", show_default=False,
+                                                       help="requests predicted at once per process (default: "
+                                                            "its CPU cores); the others wait"),
+          keep_alive: float = typer.Option(75.0, "--keep-alive",
+                                           help="seconds an idle client connection is kept open (longer than "
+                                                "a load balancer's, so that it is never the server that closes "
+                                                "a connection a request is on its way through)"),
           workers: int = typer.Option(1, "--workers", help="server processes (each loads the models)"),
           log_level: str = typer.Option("info", "--log-level")):
     """Serve trained models over HTTP (FastAPI): /health, /model, /predict, /models/NAME/predict, /docs,
@@ -93,11 +100,13 @@ def serve(run_dirs: Optional[List[Path]] = typer.Argument(None,
         model = [i for i in items if "=" in i]
         run_dirs = [Path(i) for i in items if "=" not in i]
     models = parse_models(run_dirs, model)
-    options = {"max_body_bytes": int(max_body_mb * 1024 * 1024), "max_objects": max_objects, "timeout_s": timeout}
+    options = {"max_body_bytes": int(max_body_mb * 1024 * 1024), "max_objects": max_objects, "timeout_s": timeout,
+               "max_concurrent": max_concurrent}
     app = create_app(models, **options)  # loads (and checks) every model before the port is bound
     names = ", ".join(app.state.models)
     typer.echo(f"serving {names} on http://{host}:{port} (docs at /docs)", err=True)
-    config = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": graceful_timeout}
+    config = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": graceful_timeout,
+              "timeout_keep_alive": keep_alive}
     if workers > 1:
         # each worker process builds its own app from these environment variables (uvicorn's factory)
         os.environ["SKYSIFT_SERVE_SPEC"] = json.dumps({"models": {k: str(v) for k, v in models.items()},
