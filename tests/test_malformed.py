@@ -277,3 +277,10 @@ def test_property_image(tmp_path_factory, data, keep, ext):
     p = d / f"g{ext}"
     p.write_bytes(buf.getvalue()[:keep] + data)
     _loads_or_data_error("galaxies", p)
+
+
+def test_an_output_path_the_system_refuses_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    rc = main(["simulate", "transits", "--n", "3", "--out", str(tmp_path / "file" / "sub")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "file/sub: not a directory" in err, err

@@ -166,7 +166,7 @@ def read_image(path, opts: LoadOptions, name: str | Path | None = None) -> tuple
         raise
     except UnidentifiedImageError:
         # PIL's own message names the file object ("<_io.BytesIO object at 0x...>"), not the file
-        raise DataError(name, "not a JPEG or PNG image (unrecognised content)") from None
+        raise DataError(name, "unreadable image: not a JPEG or PNG (unrecognised content)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise DataError(name, f"unreadable or truncated image ({e})") from None
     return to_square_rgb(arr, opts.image_size, opts.crop), original, gray
