@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install chromium demo test test-all lint bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -18,7 +18,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e ".[test]" torch==2.14.1 torchvision==0.29.1
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) chromium
+
+# headless Chromium for the browser tests (Debian's package), installed here so that the test suite
+# itself never changes the system; without root or apt-get it is skipped and those tests skip
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q chromium >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	      echo "chromium could not be installed: the browser tests will skip"; \
+	  else echo "chromium missing and apt-get needs root: the browser tests will skip"; fi
 
 demo: install
 	$(BIN)/skysift demo --out demo_out

@@ -179,7 +179,7 @@ def test_features_cli_inline_and_errors(transits_data, bundle, tmp_path, capsys)
     assert main(["predict", str(bundle), "--data", str(bad), "--out", str(tmp_path / "p.csv"),
                  "--dask", "inline"]) == 2
     err = capsys.readouterr().err
-    assert "part-00002.parquet" in err and "not a Parquet file" in err and "Traceback" not in err
+    assert "part-00002.parquet" in err and "not a readable Parquet file" in err and "Traceback" not in err
     assert not (tmp_path / "p.csv").exists()
     with pytest.raises(SkysiftError, match="no such file"):
         predict_catalogue(bundle, tmp_path / "missing", tmp_path / "p.csv", scheduler="inline")

@@ -410,8 +410,14 @@ def _main(argv: list[str] | None) -> int:
             raise
         console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         return 2
-    except FileNotFoundError as e:
-        console.print(f"error: {e.filename}: no such file or directory", markup=False, highlight=False, soft_wrap=True)
+    except OSError as e:
+        # the operating system refusing a file the user named (missing, a folder, read-only, disk
+        # full); an OSError without a file name is not the user's input and keeps its traceback
+        if e.filename is None or os.environ.get("SKYSIFT_DEBUG"):
+            raise
+        what = "no such file or directory" if isinstance(e, FileNotFoundError) else \
+            (e.strerror or type(e).__name__).lower()
+        console.print(f"error: {e.filename}: {what}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("error: interrupted (resume training with --resume)", markup=False)

@@ -90,16 +90,33 @@ def read(task: str, path: str | Path, *, format: str | None = None, labelled: bo
     if format is not None:
         if format not in readers:
             raise ConfigError(f"unknown {task} format {format!r}; known: {', '.join(readers)}")
-        return readers[format].read(path, labelled=labelled, **options)
+        return _checked(readers[format], path, labelled, options)
     if not isinstance(path, (str, Path)):  # e.g. a list of files: only a reader that says so takes it
         found = identify(task, path)
     else:
-        path = Path(path)
-        if not path.exists():
-            raise DataError(path, "no such file or directory")
+        from .validate import existing
+
+        path = existing(path)
         found = identify(task, path)
     if len(found) == 1:
-        return readers[found[0]].read(path, labelled=labelled, **options)
+        return _checked(readers[found[0]], path, labelled, options)
     if not found:
         raise DataError(str(path), f"not a recognised {task} format; known: {', '.join(readers)}")
     raise ConfigError(f"{path} could be read as any of {', '.join(found)}: pass format= with one of them")
+
+
+def _checked(reader: Reader, path: Any, labelled: bool | None, options: dict) -> TaskData:
+    """``reader.read`` with what every reader owes its caller: labels when ``labelled=True``, and
+    a DataError naming the file when the operating system or a decompressor fails mid-read (a
+    half-downloaded file, a disk error) in a library call the reader did not wrap itself."""
+    import zlib
+
+    from .tables import unreadable
+
+    try:
+        data = reader.read(path, labelled=labelled, **options)
+    except (OSError, EOFError, zlib.error) as e:
+        raise unreadable(getattr(e, "filename", None) or path, e) from None
+    if labelled and data.y is None:
+        raise DataError(path, f"labels required (training, evaluation) but the {reader.format} input holds none")
+    return data

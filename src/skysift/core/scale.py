@@ -110,10 +110,16 @@ def _model(run_dir: str):
 def _guard(fn, *args) -> dict:
     """Run one partition; a user-facing error comes back as its message (skysift's exceptions are
     not all picklable, and a failed unpickle would hide the message behind Dask's own error)."""
+    import zlib
+
+    from .tables import unreadable
+
     try:
         return {"ok": True, **fn(*args)}
     except SkysiftError as e:
         return {"ok": False, "error": str(e)}
+    except (OSError, EOFError, zlib.error) as e:  # the partition (args[-2]) or its output, on the worker's disk
+        return {"ok": False, "error": str(unreadable(getattr(e, "filename", None) or args[-2], e))}
 
 
 def _predict_partition(run_dir: str, tta: bool | None, part: str, out_file: str) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import zlib
 from pathlib import Path
 from typing import Mapping
 
@@ -35,8 +36,19 @@ def first_line(path: str | Path, size: int = 65536) -> str | None:
         opener = gzip.open if path.name.lower().endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8", newline="") as fh:
             return fh.readline(size)
-    except (OSError, UnicodeDecodeError, EOFError, ValueError):
+    except (OSError, UnicodeDecodeError, EOFError, ValueError, zlib.error):
         return None
+
+
+def unreadable(path: str | Path, error: BaseException) -> DataError:
+    """The DataError for an OS-level failure while reading the bytes of ``path``: a gzip stream
+    cut short (a half-finished download), an I/O error, a permission refused after opening."""
+    text = (str(error).splitlines() or [""])[0][:160] or type(error).__name__
+    if isinstance(error, (EOFError, gzip.BadGzipFile, zlib.error)) or "compress" in text.lower():
+        return DataError(path, f"truncated or corrupt compressed file ({text})")
+    if isinstance(error, PermissionError):
+        return DataError(path, "permission denied")
+    return DataError(path, f"cannot be read ({text})")
 
 
 def csv_header(path: str | Path) -> list[str]:
@@ -46,8 +58,10 @@ def csv_header(path: str | Path) -> list[str]:
     try:
         with opener(path, "rt", encoding="utf-8", newline="") as fh:
             line = fh.readline()
-    except (OSError, UnicodeDecodeError, EOFError) as e:
+    except UnicodeDecodeError as e:
         raise DataError(path, f"not a readable text CSV file ({e})") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise unreadable(path, e) from None
     if not line.strip():
         raise DataError(path, "empty file (no header line)")
     # the csv module, not split(","): writers such as pyarrow quote the column names
@@ -82,8 +96,10 @@ def read_strings(path: str | Path, *, null_values: list[str] | None = None):
     try:
         with opener(path, "rt", encoding="utf-8", newline="") as fh:
             raw = next(csv.reader(fh), None)
-    except (OSError, UnicodeDecodeError, EOFError, csv.Error) as e:
+    except (UnicodeDecodeError, csv.Error) as e:
         raise DataError(path, f"not a readable text CSV file ({e})") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise unreadable(path, e) from None
     if not raw:
         raise DataError(path, "empty file (no header line)")
     types = {h: pa.string() for h in raw}
@@ -94,6 +110,8 @@ def read_strings(path: str | Path, *, null_values: list[str] | None = None):
         table = pacsv.read_csv(path, convert_options=options)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         diagnose_csv(path, types, e, null_values=nulls)
+    except (OSError, EOFError) as e:
+        raise unreadable(path, e) from None
     return table.rename_columns([c.strip() for c in table.column_names])
 
 
@@ -128,6 +146,8 @@ def read_csv(path: str | Path, types: Mapping[str, object], *, only_typed: bool 
         diagnose_csv(path, types, e, only_typed=only_typed, null_values=nulls)
     except UnicodeDecodeError:
         raise DataError(path, "not a text CSV file") from None
+    except (OSError, EOFError) as e:
+        raise unreadable(path, e) from None
 
 
 def diagnose_csv(path: Path, types: Mapping[str, object], error: Exception, *, only_typed: bool = False,
@@ -153,6 +173,8 @@ def diagnose_csv(path: Path, types: Mapping[str, object], error: Exception, *, o
         table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(use_threads=False),
                                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
                                convert_options=strings)
+    except (OSError, EOFError) as e:
+        raise unreadable(path, e) from None
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         if bad:
             r = bad[0]

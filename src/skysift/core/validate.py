@@ -7,6 +7,7 @@ rows (when a table was sorted or concatenated before the check).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -25,7 +26,11 @@ def existing(path: str | Path, *, want: str = "any") -> Path:
     ``"dir"``; a file must not be empty)."""
     path = Path(path)
     if not path.exists():
+        if path.is_symlink():  # exists() follows links: a loop or a dangling link reads as missing
+            raise DataError(path, "symbolic link to nothing (dangling, or a loop)")
         raise DataError(path, "no such file or directory")
+    if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
+        raise DataError(path, "permission denied")
     if want == "file":
         if path.is_dir():
             raise DataError(path, "is a directory, expected a file")

@@ -77,6 +77,8 @@ def read_catalogue(path: str | Path):
     path = validate.existing(path, want="file")
     try:
         df = pd.read_csv(path, dtype=str, skipinitialspace=True, keep_default_na=False)
+    except pd.errors.EmptyDataError:  # blank lines only: no header to read
+        raise DataError(path, "empty catalogue (no header line)") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as e:
         raise DataError(path, f"not a readable CSV ({e})") from None
     df.columns = [c.strip() for c in df.columns]

@@ -181,7 +181,9 @@ def _index_images(root: Path) -> dict[str, Path]:
     """Every cutout below ``root`` by file stem; two files with one stem is an error."""
     index: dict[str, Path] = {}
     for p in sorted(root.rglob("*")):
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."):
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
+            if not p.is_file():  # named like a cutout, but a folder, a dangling link or a link loop
+                raise DataError(p, "not a readable image file (a directory, or a broken symbolic link)")
             if p.stem in index:
                 raise DataError(root, f"two images share the name {p.stem!r}: {index[p.stem]} and {p}")
             index[p.stem] = p
@@ -225,6 +227,8 @@ def load_folder(path: Path, opts: LoadOptions, labelled: bool | None) -> TaskDat
 
     all_ids, all_keys, ys, names, where = [], [], [], None, []
     for c, df, lay in frames:
+        if len(df) == 0:
+            raise DataError(c, "catalogue has a header but no rows")
         ids, keys, y, nm = _catalogue_labels(df, lay, c, opts)
         validate.unique_ids(ids, c)
         if names is not None and nm != names:

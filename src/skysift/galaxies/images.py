@@ -164,7 +164,10 @@ def read_image(path, opts: LoadOptions, name: str | Path | None = None) -> tuple
             arr = np.asarray(im.convert("RGB"))
     except DataError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except UnidentifiedImageError:
+        # PIL's own message names the file object ("<_io.BytesIO object at 0x...>"), not the file
+        raise DataError(name, "unreadable image: not a JPEG or PNG (unrecognised content)") from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise DataError(name, f"unreadable or truncated image ({e})") from None
     return to_square_rgb(arr, opts.image_size, opts.crop), original, gray
 
@@ -218,6 +221,8 @@ def _check_stack(images, path: Path, opts: LoadOptions) -> np.ndarray:
     shape = getattr(images, "shape", None)
     if shape is None or len(shape) not in (3, 4):
         raise DataError(path, f"'images' must have shape (N, H, W, 3), got {shape}")
+    if min(shape) == 0:
+        raise DataError(path, f"no images: 'images' has shape {tuple(shape)}")
     dtype = np.dtype(images.dtype)
     if dtype != np.uint8:
         raise DataError(path, f"'images' must be uint8 (0-255), got {dtype}")

@@ -23,6 +23,7 @@ always reported by name, never fed silently to a model.
 """
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
@@ -54,9 +55,20 @@ def read_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
             version = np.lib.format.read_magic(fh)
             reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, _, dtype = reader(fh)
+            offset = fh.tell()
+            size = os.fstat(fh.fileno()).st_size
     except (OSError, ValueError, SyntaxError) as e:
         raise DataError(path, f"not a readable .npy file ({e})") from None
-    return tuple(shape), np.dtype(dtype)
+    dtype = np.dtype(dtype)
+    if dtype.hasobject:
+        raise DataError(path, "holds Python objects (pickled), not numbers")
+    # a half-copied file has a complete header: only its length tells (numpy's own message,
+    # "mmap length is greater than file size", would come at the first read, deep in training)
+    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size < expected:
+        raise DataError(path, f"truncated .npy file: {size} bytes, its header {tuple(shape)} {dtype} "
+                              f"needs {expected}")
+    return tuple(shape), dtype
 
 
 def check_snippet_header(path: Path, shape: tuple[int, ...], dtype: np.dtype,
@@ -200,8 +212,9 @@ def _stack(paths: list[Path], check: bool | None) -> SnippetStack:
         check_snippet_header(p, shape, dtype, shape0)
     eager = len(paths) <= EAGER_VALUE_CHECK_MAX if check is None else check
     if eager:
-        for p in paths:
-            check_values(p, np.asarray(np.load(p, mmap_mode="r", allow_pickle=False), dtype=np.float32))
+        stack = SnippetStack(paths, shape0, str(dtype0))
+        for i in range(len(paths)):
+            stack[i]  # reads through the memory map and checks the values
     return SnippetStack(paths, shape0, str(dtype0), values_checked=eager)
 
 

@@ -127,6 +127,10 @@ def resolve(path: str | Path, metadata: str | Path | None = None) -> tuple[str, 
     if not path.exists():
         raise DataError(path, "no such file or directory")
     if path.is_dir():
+        broken = [p for p in path.rglob("*") if _strip_suffixes(p.name)[1] and not p.name.startswith(".")
+                  and not p.is_file()]
+        if broken:
+            raise DataError(broken[0], "not a readable file (a directory, or a broken symbolic link)")
         files = sorted(p for p in path.iterdir() if _is_table_file(p))
         parquet = sorted(p for p in path.rglob("*") if _is_table_file(p) and _is_parquet(p))
         if not files and parquet:

@@ -73,6 +73,9 @@ def _batches(lc_path: Path, mapping: dict[str, str], block_size: int) -> Iterato
             return
         except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
             _diagnose_stream(lc_path, mapping, block_size, row0, e)
+        except (OSError, EOFError) as e:  # a gzip file cut short: the rows before it were fine
+            err = tables.unreadable(lc_path, e)
+            raise DataError(lc_path, err.problem, where=f"after row {row0}") from None
         table = pa.Table.from_batches([batch]).rename_columns([mapping[c] for c in batch.schema.names])
         yield table, row0
         row0 += batch.num_rows
@@ -101,6 +104,8 @@ def _diagnose_stream(lc_path: Path, mapping: dict[str, str], block_size: int, ro
         for batch in reader:
             io.find_bad_value(lc_path, pa.Table.from_batches([batch]), mapping, row0=seen)
             seen += batch.num_rows
+    except (OSError, EOFError) as e:
+        raise DataError(lc_path, tables.unreadable(lc_path, e).problem, where=f"after row {seen}") from None
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         if bad:
             row = bad[0]
