@@ -192,9 +192,10 @@ class Task:
         return pd.DataFrame(cols)
 
     def class_label(self, name: str) -> str:
-        """A class's readable name: ``"90 (SN Ia)"`` where labels are codes, else the name."""
+        """A class's readable name: ``"SN Ia (90)"`` where labels are codes (the code stays, as
+        files and submissions use it), else the name."""
         label = self.info.class_labels.get(str(name))
-        return f"{name} ({label})" if label else str(name)
+        return f"{label} ({name})" if label else str(name)
 
     # ---- figures ----------------------------------------------------------------------------
     #: (columns, panel width, panel height) of a gallery, in inches
