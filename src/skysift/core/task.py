@@ -235,6 +235,12 @@ class Task:
             made += [p] if p else []
         return made + list(self.figures(data, proba, out_dir))
 
+    def object_statistics(self, data: TaskData) -> dict[str, np.ndarray] | None:
+        """Per-object quantities with a physical meaning, for ``explore``'s per-class summary:
+        ``{"name [unit]": (N,) array}`` (numbers of observations, redshift, brightness, S/N ...).
+        None: explore summarises the rows of :meth:`raw_matrix` instead."""
+        return None
+
     def raw_matrix(self, data: TaskData, max_n: int = 5000) -> np.ndarray:
         """``(N, F)`` float matrix of the first ``max_n`` objects, for PCA/UMAP in ``explore``:
         the feature vectors with default statistics."""
