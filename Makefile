@@ -14,10 +14,10 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	# no -q: the install takes minutes and pip's own progress (one line per package) shows it moving
 	@echo "installing into $(VENV)/ (a few minutes the first time; about 8 GB of disk, mostly torch)"
-	$(PIP) install --progress-bar off --upgrade "pip>=24" "setuptools<81" wheel
+	$(PIP) install --upgrade "pip>=24" "setuptools<81" wheel
 	# torch pinned: this exact pair is served from local disk; anything newer is a multi-GB download.
-	$(PIP) install --progress-bar off torch==2.14.1 torchvision==0.29.1
-	$(PIP) install --progress-bar off -e ".[test]" torch==2.14.1 torchvision==0.29.1
+	$(PIP) install torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -e ".[test]" torch==2.14.1 torchvision==0.29.1
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -287,7 +287,7 @@ def explore(task, data: str | Path | TaskData, out: str | Path, *, max_n: int = 
     table = _summary_table(labels, list(zip(names, shown)), counts, stats)
     for ext, text in (("csv", table.to_csv(index=False)),
                       ("md", _markdown(table)),
-                      ("html", table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0))):
+                      ("html", table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="—"))):
         write_text(out / f"class_summary.{ext}", text)
         written[f"class_summary_{ext}"] = out / f"class_summary.{ext}"
 
@@ -355,7 +355,7 @@ def _index_page(out: Path, title, counts, table, written, galleries, var, shape,
              f"{shape[1]:,} inputs for {shape[0]:,} sampled objects.</p>",
              "<h2>Class balance</h2><img src='class_balance.png' alt='class balance'>",
              "<h2>Summary statistics per class</h2>",
-             table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0),
+             table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="—"),
              f"<h2>PCA</h2><p>Explained variance: {', '.join(f'{v:.1%}' for v in var)}. "
              "<a href='embedding_pca_3d.html'>Interactive 3-D view</a>.</p>",
              "<img src='embedding_pca.png' alt='PCA scatter'>"]

@@ -60,16 +60,16 @@ def roc_pr(y, proba, class_names, out: Path) -> Path:
             prec, rec, _ = skm.precision_recall_curve(yc, proba[:, c])
             lab = class_names[c]
             colour = colours[0] if k == 2 else colours[c]
-            a.plot(fpr, tpr, lw=1.6, color=colour, label=f"{lab} (AUC {skm.auc(fpr, tpr):.3f})")
+            auc, ap = skm.auc(fpr, tpr), skm.average_precision_score(yc, proba[:, c])
+            a.plot(fpr, tpr, lw=1.6, color=colour, label=f"{lab} (AUC {auc:.3f})")
             b.plot(rec, prec, lw=1.6, color=colour,
-                   label=f"{lab} (AP {skm.average_precision_score(yc, proba[:, c]):.3f})")
+                   label=f"{lab}: AUC {auc:.3f}, AP {ap:.3f}" if k > 6 else f"{lab} (AP {ap:.3f})")
             if k == 2:
                 b.axhline(yc.mean(), color="grey", ls=":", lw=1, label=f"chance ({yc.mean():.3f})")
         a.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
         a.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
         b.set(xlabel="recall", ylabel="precision", title="Precision-recall", ylim=(0, 1.02))
         if k > 6:  # 14 entries would hide the curves: one legend outside, beside the PR panel
-            a.legend(fontsize=7, loc="lower right")
             b.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
         else:
             for ax in (a, b):
