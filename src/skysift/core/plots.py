@@ -173,8 +173,10 @@ def gallery(task, data, indices, out: Path, *, proba=None, title: str = "", max_
     scale = max(1.0, width * ncols / 10.0)
     title_size = min(11.0, 7.5 * scale)
     with plt.rc_context({**STYLE, "axes.grid": False}):
+        # constrained layout reserves room for each panel's title: with tight_layout the titles of a
+        # row of images (equal aspect, axes off) were drawn under the images of the row above
         fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + (0.5 if title else 0)),
-                                 squeeze=False)
+                                 squeeze=False, layout="constrained")
         for ax in axes.ravel()[len(indices):]:
             ax.axis("off")
         for row, (ax, i) in enumerate(zip(axes.ravel(), indices)):
@@ -196,5 +198,4 @@ def gallery(task, data, indices, out: Path, *, proba=None, title: str = "", max_
             ax.tick_params(labelsize=6 * scale)
         if title:
             fig.suptitle(title, fontsize=10 * scale)
-        fig.tight_layout()
         return save(fig, out)
