@@ -11,8 +11,8 @@ PIP := $(BIN)/python -m pip
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
+# no -q: the install takes minutes, and pip's own lines (one per package) show it moving
 $(STAMP): pyproject.toml | $(BIN)/python
-	# no -q: the install takes minutes and pip's own progress (one line per package) shows it moving
 	@echo "installing into $(VENV)/ (a few minutes the first time; about 8 GB of disk, mostly torch)"
 	$(PIP) install --upgrade "pip>=24" "setuptools<81" wheel
 	# torch pinned: this exact pair is served from local disk; anything newer is a multi-GB download.
