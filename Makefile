@@ -11,11 +11,13 @@ PIP := $(BIN)/python -m pip
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
+# no -q: the install takes minutes, and pip's own lines (one per package) show it moving
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) install -q --upgrade "pip>=24" "setuptools<81" wheel
+	@echo "installing into $(VENV)/ (a few minutes the first time; about 8 GB of disk, mostly torch)"
+	$(PIP) install --upgrade "pip>=24" "setuptools<81" wheel
 	# torch pinned: this exact pair is served from local disk; anything newer is a multi-GB download.
-	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -e ".[test]" torch==2.14.1 torchvision==0.29.1
+	$(PIP) install torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -e ".[test]" torch==2.14.1 torchvision==0.29.1
 	touch $(STAMP)
 
 install: $(STAMP) chromium

@@ -35,9 +35,20 @@ def simulate(task: str, out: str | Path, n: int | None = None, seed: int = 0) ->
     return get_task(task).simulate(out, n=n, seed=seed)
 
 
-def evaluate(run_dir: str | Path, data: str | Path | TaskData, **kw: Any) -> dict:
-    """Metrics of the model in ``run_dir`` on labelled ``data``."""
-    return load(run_dir).evaluate(data, **kw)
+def evaluate(run_dir: str | Path, data: str | Path | TaskData, *, tta: bool | None = None,
+             plots_dir: str | Path | None = None) -> dict:
+    """Metrics of the model in ``run_dir`` on labelled ``data``. Where ``data`` holds objects the
+    model was trained or validated on, a warning says how many, and ``"unseen"`` holds the
+    metrics of the other objects alone (``"overlap"``: the counts)."""
+    import warnings
+
+    from .core.overlap import evaluate_with_overlap
+
+    model = load(run_dir)
+    if not isinstance(data, TaskData):
+        data = model.read(data, labelled=True)
+    return evaluate_with_overlap(model, data, tta=tta, plots_dir=plots_dir,
+                                 warn=lambda m: warnings.warn(m, UserWarning, stacklevel=3))
 
 
 def predict(run_dir: str | Path, data: str | Path | TaskData, out: str | Path | None = None, **kw: Any):

@@ -26,6 +26,50 @@ console = Console(stderr=True)
 out_console = Console()
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from ._version import __version__
+
+        out_console.print(f"skysift {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Train, evaluate and serve classifiers for astronomical survey data."""
+
+
+#: how help shows a value's type, instead of typer's ``<int>``, ``<list[Path]>`` ...
+_TYPE_WORDS = {"int": "INTEGER", "float": "NUMBER", "str": "TEXT", "path": "PATH", "file": "FILE",
+               "directory": "FOLDER", "bool": ""}
+
+
+def _readable_help_types() -> None:
+    """Typer 0.2x prints Python annotations as types in help (``<bool>`` beside every flag,
+    ``<list[Path]>``); show click's words instead, and nothing for flags."""
+    try:
+        from typer.core import _TyperParameter
+    except ImportError:  # another typer: its own display is kept
+        return
+    original = _TyperParameter.display_type
+    if getattr(original, "_skysift", False):
+        return
+
+    def display_type(self: Any, ctx: Any) -> str:
+        if getattr(self, "is_flag", False) or getattr(self, "count", False):
+            return ""
+        label = original(self, ctx).strip("<>")
+        if label.startswith("list[") and label.endswith("]"):
+            label = label[5:-1]
+        if "|" in label:  # choices: keep them
+            return label
+        return _TYPE_WORDS.get(label.lower(), label.upper())
+
+    display_type._skysift = True  # type: ignore[attr-defined]
+    _TyperParameter.display_type = display_type  # type: ignore[method-assign]
+
+
 def _parse_params(items: list[str] | None, option: str = "--param") -> dict:
     """``--param depth=4 --param dropout=0.1`` → dict; values parsed as JSON when they can be."""
     params = {}
@@ -151,8 +195,9 @@ def _train_command() -> Callable[..., None]:
     for name, cli_type, decl, help_text in _train_fields():
         if name in _TRAIN_OWN:
             raise RuntimeError(f"TrainConfig.{name} clashes with the train command's own --{name}")
+        metavar = "NAME=VALUE" if cli_type == Optional[List[str]] else None
         params.append(P(name, P.KEYWORD_ONLY, annotation=cli_type,
-                        default=typer.Option(None, decl, help=help_text, show_default=False)))
+                        default=typer.Option(None, decl, help=help_text, show_default=False, metavar=metavar)))
     params += [
         P("logger", P.KEYWORD_ONLY, annotation=Optional[List[str]],
           default=typer.Option(None, "--logger", help="extra logger: tensorboard | mlflow | wandb")),
@@ -190,18 +235,33 @@ def _print_metrics(m: dict, title: str) -> None:
 
 
 @app.command()
-def evaluate(run_dir: Path = typer.Argument(...), data: Path = typer.Option(..., "--data"),
+def evaluate(run_dir: Path = typer.Argument(..., help="a trained run directory"),
+             data: Path = typer.Option(..., "--data", help="labelled data (file or folder)"),
              as_json: bool = typer.Option(False, "--json", help="one JSON object on stdout"),
              plots: Optional[Path] = typer.Option(None, "--plots", help="folder for ROC/PR/confusion/reliability PNGs"),
-             tta: Optional[bool] = typer.Option(None, "--tta/--no-tta")):
-    """Metrics of a trained model on labelled data."""
+             tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="test-time augmentation "
+                                                "(default: as the model was trained)")):
+    """Metrics of a trained model on labelled data; objects the model was trained or validated on
+    are counted, and the unseen ones scored apart."""
     from . import api
+    from .core.overlap import evaluate_with_overlap
+    from .core.progress import step
 
-    m = api.load(run_dir).evaluate(data, tta=tta, plots_dir=plots)
+    with step(f"loading model {run_dir}"):
+        model = api.load(run_dir)
+    with step(f"loading {data}"):
+        labelled = model.read(data, labelled=True)
+    m = evaluate_with_overlap(model, labelled, tta=tta, plots_dir=plots,
+                              warn=lambda msg: console.print(f"warning: {msg}", style="yellow", markup=False,
+                                                             highlight=False, soft_wrap=True))
     if as_json:
         sys.stdout.write(json.dumps(m) + "\n")
-    else:
-        _print_metrics(m, title=f"evaluation on {data}")
+        return
+    _print_metrics(m, title=f"evaluation on {data} ({len(labelled):,} objects)")
+    if m.get("unseen"):
+        _print_metrics(m["unseen"], title=f"the {m['overlap']['unseen']:,} objects not seen in training")
+    if plots is not None:
+        out_console.print(f"figures in {plots}")
 
 
 _DASK_HELP = ("run one Dask task per partition of a catalogue (a folder of Parquet files): on the scheduler "
@@ -259,28 +319,19 @@ def info(run_dir: Path = typer.Argument(...),
     if as_json:
         sys.stdout.write(json.dumps(card) + "\n")
         return
+    from .core.card import card_rows
+    from .core.task import task_info, task_names
+
+    task = task_info(card["task"]) if card["task"] in task_names() else None
     t = Table(title=f"model card: {run_dir}", show_header=False)
-    t.add_row("task", card["task"])
-    t.add_row("model", f"{card['model']['name']} ({card['model'].get('kind', 'torch')})")
-    t.add_row("params", json.dumps(card["model"].get("params", {})))
-    t.add_row("classes", ", ".join(card["class_names"]))
-    t.add_row("trained on", f"{card['data'].get('source')} ({card['data'].get('n')} objects)")
-    t.add_row("class counts", json.dumps(card["data"].get("class_counts", {})))
-    cal = card.get("calibration", {})
-    t.add_row("temperature", f"{cal.get('temperature', 1.0):.3f}")
-    if cal.get("bias"):
-        t.add_row("class biases", ", ".join(f"{b:+.2f}" for b in cal["bias"]))
-    t.add_row("threshold", f"{cal.get('threshold', 0.5):.3f}")
-    d = card.get("data", {})
-    t.add_row("split", f"train {d.get('n_train')} / validation {d.get('n_val')} / test {d.get('n_test', 0)}")
-    if card.get("protocol"):
-        t.add_row("protocol", card["protocol"])
+    t.add_column(no_wrap=True)
+    t.add_column(overflow="fold")
+    for k, v in card_rows(card, task):
+        t.add_row(k, v)
     for prefix, key in (("test", "test_metrics"), ("val", "validation_metrics")):
         for k, v in (card.get(key) or {}).items():
             if isinstance(v, float):
                 t.add_row(f"{prefix} {k}", f"{v:.4f}")
-    t.add_row("skysift", card.get("skysift_version", "?"))
-    t.add_row("created", card.get("created", "?"))
     out_console.print(t)
 
 
@@ -342,6 +393,7 @@ def _mount_optional() -> None:
     """Sub-commands that live in their own modules (serving, reports, datasets, explore ...)."""
     import importlib
 
+    _readable_help_types()
     for module, attr, name in (("skysift.serving.cli", "register", None),
                                ("skysift.report", "register", None),
                                ("skysift.export", "register", None),

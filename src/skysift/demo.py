@@ -29,21 +29,29 @@ def run_demo(out: str | Path, tasks: list[str] | None = None, seed: int = 0,
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[name]:<17}"), BarColumn(),
                   TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
         bars = {n: progress.add_task("waiting", total=4, name=n) for n in names}
+        plain = not console.is_terminal  # a log file: rich draws nothing until the end, so say each step
+
+        def say(bar, description, name):
+            progress.update(bar, description=description)
+            if plain:
+                console.print(f"[{time.time() - t_all:4.0f} s] {name}: {description}", markup=False,
+                              highlight=False)
+
         for name in names:
             task = get_task(name)
             cfg = dict(task.info.demo)
             bar = bars[name]
             t0 = time.time()
-            progress.update(bar, description="simulating")
+            say(bar, "simulating", name)
             train_path = task.simulate(out / name / "data_train", n=cfg.get("n_train"), seed=seed)
             test_path = task.simulate(out / name / "data_test", n=cfg.get("n_test"), seed=seed + 1000)
             progress.advance(bar)
-            progress.update(bar, description=f"training ({cfg.get('epochs')} epochs)")
+            say(bar, f"training ({cfg.get('epochs')} epochs)", name)
             options = {k: v for k, v in cfg.items() if k not in ("n_train", "n_test")}
             run_dir = out / name / "run"
             fit(task, train_path, run_dir, progress=False, seed=seed, **options)
             progress.advance(bar)
-            progress.update(bar, description="evaluating on a fresh simulated test set")
+            say(bar, "evaluating on a fresh simulated test set", name)
             model = api.load(run_dir)
             test = model.read(test_path, labelled=True)
             logits = model.predict_logits(test)
@@ -51,11 +59,11 @@ def run_demo(out: str | Path, tasks: list[str] | None = None, seed: int = 0,
             metrics = model.evaluate(test, plots_dir=out / name / "plots_test", proba=proba)
             write_json(out / name / "metrics_test.json", metrics)
             progress.advance(bar)
-            progress.update(bar, description="writing predictions")
+            say(bar, "writing predictions", name)
             with atomic_path(out / name / "predictions.csv") as tmp:
                 model.frame(test.ids, logits).to_csv(tmp, index=False)
             progress.advance(bar)
-            progress.update(bar, description=f"done in {time.time() - t0:.0f} s")
+            say(bar, f"done in {time.time() - t0:.0f} s", name)
             headline = task.info.headline_metric
             results[name] = {"model": model.card["model"]["name"], "seconds": round(time.time() - t0, 1),
                              "headline": f"{headline} {metrics.get(headline, float('nan')):.3f}",

@@ -4,9 +4,11 @@ Works for every task through the :class:`~skysift.core.task.Task` interface only
 
 * ``class_balance.png``: objects per class (bar chart, log scale when the classes differ by >20x);
 * ``examples_<class>.png``: a few objects of each class drawn by ``task.plot_gallery``;
-* ``class_summary.csv`` / ``.md`` / ``.html``: per class, the count and fraction, and the mean and
-  spread over objects of simple statistics of ``task.raw_matrix`` rows (mean, std, min, max,
-  fraction of missing values);
+* ``class_summary.csv`` / ``.md`` / ``.html``: per class, the count and fraction, and the median and
+  interquartile range of the task's per-object statistics (``task.object_statistics``: numbers of
+  observations, time span, peak S/N, redshift for light curves; brightness, size, colour for
+  galaxies; S/N for cadences), or of simple statistics of ``task.raw_matrix`` rows where the task
+  defines none;
 * ``embedding_pca.png`` (and ``embedding_umap.png`` when ``umap-learn`` is installed): a 2-D scatter
   of the standardised ``raw_matrix`` coloured by class;
 * ``embedding_pca_3d.html``: the first three principal components as an interactive plotly
@@ -64,10 +66,12 @@ def _class_balance(counts: dict[str, int], path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .core.plots import class_colours
+
     names = list(counts)
     values = np.array([counts[n] for n in names])
     fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(names) + 2), 3.8))
-    bars = ax.bar(range(len(names)), values, color="tab:blue")
+    bars = ax.bar(range(len(names)), values, color=class_colours(len(names)))
     ax.bar_label(bars, labels=[f"{v:,}" for v in values], fontsize=8)
     crowded = len(names) > 6 or sum(len(n) for n in names) > 40  # labels would overlap
     ax.set_xticks(range(len(names)), names, rotation=35 if crowded else 0, ha="right" if crowded else "center")
@@ -96,28 +100,30 @@ def _row_stats(X: np.ndarray) -> dict[str, np.ndarray]:
         }
 
 
-def _summary_table(labels, class_names, counts_all: dict[str, int], X: np.ndarray):
+def _summary_table(labels, class_names, counts_all: dict[str, int], stats: dict[str, np.ndarray]):
+    """Per class: count, fraction, and the median and interquartile range of each per-object
+    statistic (medians: a few extreme objects would decide a mean)."""
     import pandas as pd
 
-    stats = _row_stats(X)
     total = sum(counts_all.values())
     rows = []
-    for k, name in enumerate(class_names):
+    for k, (code, name) in enumerate(class_names):
         sel = labels == k
-        row = {"class": name, "count": counts_all.get(name, 0),
-               "fraction": counts_all.get(name, 0) / total if total else np.nan, "sampled": int(sel.sum())}
+        row = {"class": name, "count": counts_all.get(code, 0),
+               "fraction": counts_all.get(code, 0) / total if total else np.nan, "sampled": int(sel.sum())}
         for key, v in stats.items():
-            vv = v[sel]
+            vv = np.asarray(v, dtype=np.float64)[sel]
             vv = vv[np.isfinite(vv)]
-            row[f"{key}_mean"] = float(vv.mean()) if len(vv) else np.nan
-            row[f"{key}_std"] = float(vv.std()) if len(vv) else np.nan
+            q1, med, q3 = np.percentile(vv, [25, 50, 75]) if len(vv) else (np.nan,) * 3
+            row[f"{key} median"] = float(med)
+            row[f"{key} IQR"] = float(q3 - q1)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _prepare_matrix(X: np.ndarray) -> np.ndarray:
-    """Impute missing values with the column median and standardise (PCA on raw units would be
-    dominated by whichever input has the largest numbers)."""
+    """Impute missing values with the column median and standardise robustly (PCA on raw units
+    would be dominated by whichever input has the largest numbers)."""
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import StandardScaler
 
@@ -127,7 +133,16 @@ def _prepare_matrix(X: np.ndarray) -> np.ndarray:
     if X.shape[1] == 0:
         raise ValueError("every column of the raw matrix is missing")
     X = SimpleImputer(strategy="median").fit_transform(X)
-    return StandardScaler().fit_transform(X)
+    # robust standardisation (median, IQR) clipped at ±5: with the mean and standard deviation a
+    # handful of extreme objects (flares, bad cadences) took whole principal components to
+    # themselves and squeezed every other object into one point of the 3-D view
+    med = np.median(X, axis=0)
+    q1, q3 = np.percentile(X, [25, 75], axis=0)
+    scale = (q3 - q1) / 1.349
+    std = X.std(axis=0)
+    scale = np.where(scale > 1e-12, scale, np.where(std > 1e-12, std, 1.0))
+    Z = np.clip((X - med) / scale, -5, 5)
+    return StandardScaler(with_mean=True, with_std=False).fit_transform(Z)
 
 
 def _scatter_png(Z: np.ndarray, labels, class_names, path: Path, title: str, axes=("PC 1", "PC 2")) -> Path:
@@ -136,14 +151,16 @@ def _scatter_png(Z: np.ndarray, labels, class_names, path: Path, title: str, axe
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cmap = plt.get_cmap("tab20" if len(class_names) > 10 else "tab10")
+    from .core.plots import class_colours
+
+    colours = class_colours(len(class_names))
     fig, ax = plt.subplots(figsize=(7.5, 6))
     # big classes first so that rare ones are drawn on top
     order = np.argsort([-np.sum(labels == k) for k in range(len(class_names))])
     for k in order:
         sel = labels == k
         if sel.any():
-            ax.scatter(Z[sel, 0], Z[sel, 1], s=6, alpha=0.6, color=cmap(k % cmap.N),
+            ax.scatter(Z[sel, 0], Z[sel, 1], s=6, alpha=0.6, color=colours[k],
                        label=f"{class_names[k]} ({sel.sum()})", rasterized=True)
     # a few extreme objects (flares, bad cadences) would squeeze the bulk into a corner: the view
     # spans the central 99% of each axis and says how many objects lie outside it
@@ -162,6 +179,9 @@ def _scatter_png(Z: np.ndarray, labels, class_names, path: Path, title: str, axe
 def _scatter_3d_html(Z: np.ndarray, labels, class_names, ids, path: Path, title: str, var) -> Path:
     import plotly.graph_objects as go
 
+    from .core.plots import class_colours
+
+    colours = class_colours(len(class_names))
     fig = go.Figure()
     for k, name in enumerate(class_names):
         sel = labels == k
@@ -169,11 +189,21 @@ def _scatter_3d_html(Z: np.ndarray, labels, class_names, ids, path: Path, title:
             continue
         fig.add_trace(go.Scatter3d(
             x=Z[sel, 0], y=Z[sel, 1], z=Z[sel, 2], mode="markers", name=f"{name} ({sel.sum()})",
-            marker={"size": 2.5, "opacity": 0.75}, text=[str(i) for i in ids[sel]],
+            marker={"size": 2.5, "opacity": 0.75, "color": colours[k]}, text=[str(i) for i in ids[sel]],
             hovertemplate="id %{text}<extra>" + html.escape(str(name)) + "</extra>"))
+    # axes span the central 99% of each component, as in the 2-D view: the few objects beyond
+    # stay in the data (zoom out to see them) but no longer set the scale
+    lo, hi = np.percentile(Z[:, :3], [0.5, 99.5], axis=0)
+    pad = 0.05 * np.maximum(hi - lo, 1e-12)
+    lo, hi = lo - pad, hi + pad
+    outside = int(np.sum(np.any((Z[:, :3] < lo) | (Z[:, :3] > hi), axis=1)))
+    if outside:
+        title += f" ({outside} objects outside the central 99% view)"
     fig.update_layout(title=title, height=720, legend={"itemsizing": "constant"},
-                      scene={"xaxis_title": f"PC 1 ({var[0]:.0%})", "yaxis_title": f"PC 2 ({var[1]:.0%})",
-                             "zaxis_title": f"PC 3 ({var[2]:.0%})"})
+                      scene={"xaxis": {"title": f"PC 1 ({var[0]:.0%})", "range": [lo[0], hi[0]]},
+                             "yaxis": {"title": f"PC 2 ({var[1]:.0%})", "range": [lo[1], hi[1]]},
+                             "zaxis": {"title": f"PC 3 ({var[2]:.0%})", "range": [lo[2], hi[2]]},
+                             "aspectmode": "cube"})
     # include_plotlyjs=True inlines plotly.js: the page works offline and from file://
     text = fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False})
     write_text(path, text)
@@ -203,8 +233,12 @@ def explore(task, data: str | Path | TaskData, out: str | Path, *, max_n: int = 
         raise ValueError(f"max_n must be >= 10, got {max_n}")
     t_start = time.perf_counter()
     timings = {}
+    from .core.plots import display_names
+    from .core.progress import step, track
+
     if not isinstance(data, TaskData):
-        data = task.load(data, labelled=True)
+        with step(f"loading {data}"):
+            data = task.load(data, labelled=True)
     timings["load_s"] = time.perf_counter() - t_start
     if not data.has_labels:
         raise DataError(data.source or None, "explore needs labelled data (class balance, colours by class)")
@@ -213,59 +247,66 @@ def explore(task, data: str | Path | TaskData, out: str | Path, *, max_n: int = 
     written: dict[str, Path] = {}
     labels_all = data.hard_labels
     names = [str(c) for c in data.class_names]
+    shown = display_names(task, names)  # "SN Ia (90)" where the labels are codes
     counts = {n: int(c) for n, c in zip(names, np.bincount(labels_all, minlength=len(names)))}
     title = f"{task.name} - {Path(data.source).name if data.source else 'data'}"
 
     t = time.perf_counter()
-    written["class_balance"] = _class_balance(counts, out / "class_balance.png", title)
+    written["class_balance"] = _class_balance(dict(zip(shown, counts.values())), out / "class_balance.png",
+                                              title)
     timings["class_balance_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     rng = np.random.default_rng(seed)
     galleries = {}
-    for k, name in enumerate(names):
+    for k, name in track(list(enumerate(names)), "explore: galleries", unit="classes"):
         members = np.flatnonzero(labels_all == k)
         if len(members) == 0:
             continue
         idx = np.sort(rng.choice(members, size=min(examples_per_class, len(members)), replace=False))
         p = task.plot_gallery(data, idx, out / f"examples_{k:02d}_{_safe(name)}.png",
-                              title=f"{name}: {len(idx)} of {len(members):,}")
+                              title=f"{shown[k]}: {len(idx)} of {len(members):,}")
         if p is not None:
-            galleries[name] = Path(p)
+            galleries[shown[k]] = Path(p)
             written[f"examples_{name}"] = Path(p)
     timings["galleries_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     sub = _stratified_subset(labels_all, max_n, rng)
     sub_data = data.subset(sub)
-    X = np.asarray(task.raw_matrix(sub_data, max_n=len(sub)), dtype=np.float64)
+    with step(f"explore: features of {len(sub):,} objects"):
+        X = np.asarray(task.raw_matrix(sub_data, max_n=len(sub)), dtype=np.float64)
+        stats = task.object_statistics(sub_data)
     if X.ndim != 2 or len(X) != len(sub):
         raise ValueError(f"task {task.name!r}: raw_matrix returned shape {X.shape} for {len(sub)} objects")
     labels = labels_all[sub]
     timings["raw_matrix_s"] = time.perf_counter() - t
 
-    table = _summary_table(labels, names, counts, X)
+    if stats is None:
+        stats = _row_stats(X)
+    table = _summary_table(labels, list(zip(names, shown)), counts, stats)
     for ext, text in (("csv", table.to_csv(index=False)),
                       ("md", _markdown(table)),
-                      ("html", table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0))):
+                      ("html", table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="—"))):
         write_text(out / f"class_summary.{ext}", text)
         written[f"class_summary_{ext}"] = out / f"class_summary.{ext}"
 
     t = time.perf_counter()
     from sklearn.decomposition import PCA
 
-    Xs = _prepare_matrix(X)
-    n_comp = min(3, Xs.shape[1], Xs.shape[0])
-    pca = PCA(n_components=n_comp, random_state=seed)
-    Z = pca.fit_transform(Xs)
+    with step("explore: PCA"):
+        Xs = _prepare_matrix(X)
+        n_comp = min(3, Xs.shape[1], Xs.shape[0])
+        pca = PCA(n_components=n_comp, random_state=seed)
+        Z = pca.fit_transform(Xs)
     if n_comp < 3:
         Z = np.column_stack([Z, np.zeros((len(Z), 3 - n_comp))])
     var = list(pca.explained_variance_ratio_) + [0.0] * (3 - n_comp)
     written["embedding_pca"] = _scatter_png(
-        Z, labels, names, out / "embedding_pca.png",
-        f"{title}: PCA of {X.shape[1]} raw inputs, {len(sub):,} objects",
+        Z, labels, shown, out / "embedding_pca.png",
+        f"{title}: PCA of {X.shape[1]} inputs (robustly scaled), {len(sub):,} objects",
         (f"PC 1 ({var[0]:.0%} of variance)", f"PC 2 ({var[1]:.0%})"))
-    written["embedding_pca_3d"] = _scatter_3d_html(Z, labels, names, sub_data.ids, out / "embedding_pca_3d.html",
+    written["embedding_pca_3d"] = _scatter_3d_html(Z, labels, shown, sub_data.ids, out / "embedding_pca_3d.html",
                                                    f"{title}: PCA (3-D)", var)
     timings["pca_s"] = time.perf_counter() - t
 
@@ -277,8 +318,9 @@ def explore(task, data: str | Path | TaskData, out: str | Path, *, max_n: int = 
         t = time.perf_counter()
         import umap as umap_lib
 
-        Zu = umap_lib.UMAP(n_components=2, random_state=seed).fit_transform(Xs)
-        written["embedding_umap"] = _scatter_png(Zu, labels, names, out / "embedding_umap.png",
+        with step("explore: UMAP"):
+            Zu = umap_lib.UMAP(n_components=2, random_state=seed).fit_transform(Xs)
+        written["embedding_umap"] = _scatter_png(Zu, labels, shown, out / "embedding_umap.png",
                                                  f"{title}: UMAP, {len(sub):,} objects", ("UMAP 1", "UMAP 2"))
         timings["umap_s"] = time.perf_counter() - t
 
@@ -313,7 +355,7 @@ def _index_page(out: Path, title, counts, table, written, galleries, var, shape,
              f"{shape[1]:,} inputs for {shape[0]:,} sampled objects.</p>",
              "<h2>Class balance</h2><img src='class_balance.png' alt='class balance'>",
              "<h2>Summary statistics per class</h2>",
-             table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0),
+             table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="—"),
              f"<h2>PCA</h2><p>Explained variance: {', '.join(f'{v:.1%}' for v in var)}. "
              "<a href='embedding_pca_3d.html'>Interactive 3-D view</a>.</p>",
              "<img src='embedding_pca.png' alt='PCA scatter'>"]

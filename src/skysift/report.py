@@ -61,8 +61,8 @@ TEMPLATE = """<!DOCTYPE html>
 <table>{% for k, v in card_rows %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
 
 <h2 id="metrics">Metrics</h2>
-<table><tr><th>metric</th><th>{{ data_name }}</th><th>validation split (at training)</th></tr>
-{% for name, ev, val in metric_rows %}<tr><td>{{ name }}</td><td class="num">{{ ev }}</td><td class="num">{{ val }}</td></tr>{% endfor %}
+<table><tr><th>metric</th><th>{{ data_name }}</th><th>test split (at training; no choice touched it)</th><th>validation split (chose the model)</th></tr>
+{% for name, ev, test, val in metric_rows %}<tr><td>{{ name }}</td><td class="num">{{ ev }}</td><td class="num">{{ test }}</td><td class="num">{{ val }}</td></tr>{% endfor %}
 </table>
 {% if per_class %}<h3>Per class ({{ data_name }})</h3>
 <table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>
@@ -99,30 +99,6 @@ def _png(path: Path) -> str:
     return base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def _card_rows(card: dict) -> list[tuple[str, str]]:
-    cal = card.get("calibration", {})
-    cfg = card.get("train_config", {})
-    data = card.get("data", {})
-    rows = [
-        ("task", card["task"]),
-        ("model", f"{card['model']['name']} ({card['model'].get('kind', 'torch')})"),
-        ("model parameters", json.dumps(card["model"].get("params", {}))),
-        *([("data parameters", json.dumps(card["model"]["data_params"]))] if "data_params" in card["model"] else []),
-        ("classes", ", ".join(card["class_names"])),
-        ("trained on", f"{data.get('source', '?')} ({data.get('n', '?')} objects"
-                       + (f": {data['n_train']} train, {data['n_val']} validation)" if "n_train" in data else ")")),
-        ("class counts", json.dumps(data.get("class_counts", {}))),
-        ("calibration", f"{cal.get('method', '?')}: temperature {cal.get('temperature', 1.0):.3f}"
-                        + (f", biases {', '.join(f'{b:+.2f}' for b in cal['bias'])}" if cal.get("bias") else "")),
-        ("decision threshold", f"{cal.get('threshold', 0.5):.3f}"),
-        ("training", ", ".join(f"{k}={cfg[k]}" for k in ("epochs", "batch_size", "lr", "sampler", "loss",
-                                                            "resample", "augment", "tta", "seed") if k in cfg)),
-        ("training time", f"{card['train_seconds']} s" if "train_seconds" in card else "—"),
-        ("created", f"{card.get('created', '?')} (skysift {card.get('skysift_version', '?')})"),
-    ]
-    return [(k, str(v)) for k, v in rows]
-
-
 def _predicted(proba: np.ndarray, threshold: float) -> np.ndarray:
     if proba.shape[1] == 2:
         return (proba[:, 1] >= threshold).astype(np.int64)
@@ -143,11 +119,12 @@ def gallery_picks(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, n: int = 8
 
 
 def build_report(run_dir: str | Path, data: str | Path | TaskData, out: str | Path, *,
-                 tta: bool | None = None, gallery_size: int = 8, max_classes_shown: int = 10) -> dict:
+                 tta: bool | None = None, gallery_size: int = 8, max_classes_shown: int | None = None) -> dict:
     """Evaluate ``run_dir`` on labelled ``data`` and write the HTML report to ``out``.
 
     Returns ``{"path", "seconds", "metrics", "n_images"}``. ``gallery_size`` objects per mistakes
-    gallery (half as many per class of correct examples, for the first ``max_classes_shown`` classes).
+    gallery (half as many per class of correct examples, for every class or the first
+    ``max_classes_shown``).
     """
     from jinja2 import Environment
 
@@ -157,23 +134,31 @@ def build_report(run_dir: str | Path, data: str | Path | TaskData, out: str | Pa
 
     if gallery_size < 1:
         raise SkysiftError(f"gallery_size must be >= 1, got {gallery_size}")
+    from .core.card import card_rows
+    from .core.plots import display_names
+    from .core.progress import step, track
+
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
-    model = load(run_dir)
+    with step(f"loading model {run_dir}"):
+        model = load(run_dir)
     task = model.task
     if not isinstance(data, TaskData):
-        data = model.read(data, labelled=True)
+        with step(f"loading {data}"):
+            data = model.read(data, labelled=True)
     if not data.has_labels:
         raise SkysiftError(f"{data.source}: a report needs labelled data")
     proba = model.predict_proba(data, tta=tta)
     y = data.hard_labels
     pred = _predicted(proba, model.threshold)
     names = model.class_names
+    labels = display_names(task, names)
     figures, task_figures, galleries, notes = [], [], [], []
     metrics = model.evaluate(data, proba=proba)
     with tempfile.TemporaryDirectory(prefix="skysift-report-") as tmp:
         tmp = Path(tmp)
-        standard_plots(tmp / "plots", y, proba, names, threshold=model.threshold)
+        with step("standard figures"):
+            standard_plots(tmp / "plots", y, proba, labels, threshold=model.threshold)
         for fname, caption in STANDARD_FIGURES.items():
             if (tmp / "plots" / fname).exists():
                 figures.append({"data": _png(tmp / "plots" / fname), "caption": caption,
@@ -190,7 +175,8 @@ def build_report(run_dir: str | Path, data: str | Path | TaskData, out: str | Pa
         # A task figure or gallery that fails to draw costs its image and a visible note, not the
         # whole report (the metrics above are still right).
         try:
-            made = task.figures(data, proba, tmp / "task") or []
+            with step("task figures"):
+                made = task.figures(data, proba, tmp / "task") or []
         except Exception as e:  # noqa: BLE001 - any plotting failure, see above
             made = []
             notes.append(f"{task.name}: task figures failed to draw ({type(e).__name__}: {e})")
@@ -219,23 +205,25 @@ def build_report(run_dir: str | Path, data: str | Path | TaskData, out: str | Pa
                 f"given to the predicted class ({int((pred != y).sum())} mistakes in all)")
         if len(mistakes) == 0:
             notes.append("No mistakes on this data: the mistakes gallery is empty.")
-        for k in range(min(len(names), max_classes_shown)):
+        shown = len(names) if max_classes_shown is None else min(len(names), max_classes_shown)
+        for k in track(range(shown), "report galleries", unit="classes"):
             idx = picks[f"correct:{k}"]
             if len(idx) == 0:
-                notes.append(f"No correct prediction of class '{names[k]}' to show.")
-            gallery(idx, f"correct_{k}", f"Most confident correct: {names[k]}",
-                    f"Most confident correct predictions of class '{names[k]}' ({len(idx)} shown)")
-        if len(names) > max_classes_shown:
-            notes.append(f"Correct examples are shown for the first {max_classes_shown} of {len(names)} classes.")
+                notes.append(f"No correct prediction of class '{labels[k]}' to show.")
+            gallery(idx, f"correct_{k}", f"Most confident correct: {labels[k]}",
+                    f"Most confident correct predictions of class '{labels[k]}' ({len(idx)} shown)")
+        if shown < len(names):
+            notes.append(f"Correct examples are shown for the first {shown} of {len(names)} classes.")
 
     from sklearn.metrics import precision_recall_fscore_support
 
     p, r, f, s = precision_recall_fscore_support(y, pred, labels=list(range(len(names))), zero_division=0)
-    per_class = [(names[k], f"{p[k]:.3f}", f"{r[k]:.3f}", f"{f[k]:.3f}", int(s[k])) for k in range(len(names))]
+    per_class = [(labels[k], f"{p[k]:.3f}", f"{r[k]:.3f}", f"{f[k]:.3f}", int(s[k])) for k in range(len(names))]
     val = model.card.get("validation_metrics", {})
+    test = model.card.get("test_metrics") or {}
     keys = [k for k, v in metrics.items() if isinstance(v, (int, float))]
     keys += [k for k, v in val.items() if isinstance(v, (int, float)) and k not in keys]
-    metric_rows = [(k, _fmt(metrics.get(k)), _fmt(val.get(k))) for k in keys]
+    metric_rows = [(k, _fmt(metrics.get(k)), _fmt(test.get(k)) if test else "", _fmt(val.get(k))) for k in keys]
     seconds = time.perf_counter() - t0
     env = Environment(autoescape=True)
     page = env.from_string(TEMPLATE).render(
@@ -243,7 +231,7 @@ def build_report(run_dir: str | Path, data: str | Path | TaskData, out: str | Pa
         generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         version=__version__, seconds=f"{seconds:.1f}", run_dir=str(run_dir), data_source=str(data.source),
         data_name=Path(str(data.source)).name or "data", n_objects=len(data),
-        untrained=bool(model.card.get("untrained")), card_rows=_card_rows(model.card), metric_rows=metric_rows,
+        untrained=bool(model.card.get("untrained")), card_rows=card_rows(model.card, task), metric_rows=metric_rows,
         per_class=per_class, figures=figures, task_figures=task_figures, galleries=galleries, notes=notes,
     )
     write_text(out, page)

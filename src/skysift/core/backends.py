@@ -111,7 +111,11 @@ class EstimatorBackend(Backend):
         weight = None
         if cfg.loss == "weighted_ce" or cfg.sampler == "weighted":
             weight = class_weights(y, job.train.n_classes)[y]
-        self.estimator.fit(X, y, Xv, job.val.hard_labels, sample_weight=weight)
+        from .progress import step
+
+        # the estimator reports nothing while it fits (boosting rounds with early stopping)
+        with step(f"fitting {type(self.estimator).__name__} on {len(y):,} objects x {X.shape[1]} features"):
+            self.estimator.fit(X, y, Xv, job.val.hard_labels, sample_weight=weight)
         return self.estimator.predict_logits(Xv), []
 
     def logits(self, task, data, stats, data_params, *, tta=False, batch_size=256):

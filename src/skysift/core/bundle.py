@@ -7,13 +7,14 @@ bundle whose JSON exists is complete.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 from .._version import __version__
 from ..errors import ModelFileError
-from .io import atomic_path, write_json
+from .io import _UMASK, atomic_path, write_json
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -32,6 +33,8 @@ def save_bundle(run_dir: str | Path, tensors: dict, card: dict) -> dict:
         arrays[k] = np.ascontiguousarray(a)
     with atomic_path(run_dir / WEIGHTS) as tmp:
         save_file(arrays, str(tmp))
+        # safetensors recreates the file 0600; the bundle's files share one mode (the umask's)
+        os.chmod(tmp, 0o666 & ~_UMASK)
     card = dict(card)
     card.setdefault("format_version", FORMAT_VERSION)
     card["skysift_version"] = __version__

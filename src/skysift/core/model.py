@@ -156,9 +156,10 @@ class Model:
         metrics = classification_metrics(y, proba, self.class_names, threshold=self.threshold)
         metrics.update(self.task.metrics(data, proba))
         if plots_dir is not None:
-            from .plots import standard_plots
+            from .plots import display_names, standard_plots
 
-            standard_plots(Path(plots_dir), y, proba, self.class_names, threshold=self.threshold)
+            standard_plots(Path(plots_dir), y, proba, display_names(self.task, self.class_names),
+                           threshold=self.threshold)
             self.task.plots(data, proba, Path(plots_dir))
         return metrics
 

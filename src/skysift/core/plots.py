@@ -17,6 +17,26 @@ STYLE = {"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.t
          "axes.spines.right": False, "font.size": 10}
 
 
+#: distinct colours for classes: matplotlib's tab10, then ten more chosen to stay apart from those
+#: and from each other (a 10-colour cycle gave PLAsTiCC's 6/88, 15/90, 16/92 and 42/95 one colour)
+CLASS_COLOURS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+    "#17becf", "#000000", "#1a1a6e", "#ffd92f", "#00a087", "#b2007a", "#800000", "#a6cee3", "#4d7a00",
+    "#f4a582", "#6a51a3",
+)
+
+
+def class_colours(n: int) -> list[str]:
+    """``n`` colours, one per class, the same in every figure and page (PNG and plotly alike);
+    past 20 classes the list repeats."""
+    return [CLASS_COLOURS[k % len(CLASS_COLOURS)] for k in range(n)]
+
+
+def display_names(task, class_names) -> list[str]:
+    """The names figures and tables show: ``"SN Ia (90)"`` where the task's labels are codes."""
+    return [task.class_label(c) for c in class_names] if task is not None else [str(c) for c in class_names]
+
+
 def save(fig, path: Path) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -31,6 +51,7 @@ def roc_pr(y, proba, class_names, out: Path) -> Path:
         fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.3))
         k = proba.shape[1]
         cols = [1] if k == 2 else range(k)
+        colours = class_colours(k)
         for c in cols:
             yc = (y == c).astype(int)
             if yc.sum() == 0 or yc.sum() == len(yc):
@@ -38,15 +59,21 @@ def roc_pr(y, proba, class_names, out: Path) -> Path:
             fpr, tpr, _ = skm.roc_curve(yc, proba[:, c])
             prec, rec, _ = skm.precision_recall_curve(yc, proba[:, c])
             lab = class_names[c]
-            a.plot(fpr, tpr, lw=1.6, label=f"{lab} (AUC {skm.auc(fpr, tpr):.3f})")
-            b.plot(rec, prec, lw=1.6, label=f"{lab} (AP {skm.average_precision_score(yc, proba[:, c]):.3f})")
+            colour = colours[0] if k == 2 else colours[c]
+            auc, ap = skm.auc(fpr, tpr), skm.average_precision_score(yc, proba[:, c])
+            a.plot(fpr, tpr, lw=1.6, color=colour, label=f"{lab} (AUC {auc:.3f})")
+            b.plot(rec, prec, lw=1.6, color=colour,
+                   label=f"{lab}: AUC {auc:.3f}, AP {ap:.3f}" if k > 6 else f"{lab} (AP {ap:.3f})")
             if k == 2:
                 b.axhline(yc.mean(), color="grey", ls=":", lw=1, label=f"chance ({yc.mean():.3f})")
         a.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
         a.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
         b.set(xlabel="recall", ylabel="precision", title="Precision-recall", ylim=(0, 1.02))
-        for ax in (a, b):
-            ax.legend(fontsize=7 if k > 4 else 9, loc="lower right" if ax is a else "lower left")
+        if k > 6:  # 14 entries would hide the curves: one legend outside, beside the PR panel
+            b.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+        else:
+            for ax in (a, b):
+                ax.legend(fontsize=7 if k > 4 else 9, loc="lower right" if ax is a else "lower left")
         return save(fig, out)
 
 
@@ -141,9 +168,15 @@ def gallery(task, data, indices, out: Path, *, proba=None, title: str = "", max_
     ncols = min(max_cols, len(indices))
     nrows = int(np.ceil(len(indices) / ncols))
     hard = data.hard_labels if data.has_labels else None
+    # pages show a gallery at ~10 inches wide whatever its size: titles are sized for that, else a
+    # 13-inch grid of six cadences came out with ~4-pixel text
+    scale = max(1.0, width * ncols / 10.0)
+    title_size = min(11.0, 7.5 * scale)
     with plt.rc_context({**STYLE, "axes.grid": False}):
+        # constrained layout reserves room for each panel's title: with tight_layout the titles of a
+        # row of images (equal aspect, axes off) were drawn under the images of the row above
         fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + (0.5 if title else 0)),
-                                 squeeze=False)
+                                 squeeze=False, layout="constrained")
         for ax in axes.ravel()[len(indices):]:
             ax.axis("off")
         for row, (ax, i) in enumerate(zip(axes.ravel(), indices)):
@@ -161,9 +194,8 @@ def gallery(task, data, indices, out: Path, *, proba=None, title: str = "", max_
             extra = task.describe_object(data, int(i))
             if extra:
                 lines[0] += f"  {extra}"
-            ax.set_title("\n".join(lines), fontsize=7, color=colour, loc="left")
-            ax.tick_params(labelsize=6)
+            ax.set_title("\n".join(lines), fontsize=title_size, color=colour, loc="left")
+            ax.tick_params(labelsize=6 * scale)
         if title:
-            fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
+            fig.suptitle(title, fontsize=10 * scale)
         return save(fig, out)

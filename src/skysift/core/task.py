@@ -207,9 +207,10 @@ class Task:
         return pd.DataFrame(cols)
 
     def class_label(self, name: str) -> str:
-        """A class's readable name: ``"90 (SN Ia)"`` where labels are codes, else the name."""
+        """A class's readable name: ``"SN Ia (90)"`` where labels are codes (the code stays, as
+        files and submissions use it), else the name."""
         label = self.info.class_labels.get(str(name))
-        return f"{name} ({label})" if label else str(name)
+        return f"{label} ({name})" if label else str(name)
 
     # ---- figures ----------------------------------------------------------------------------
     #: (columns, panel width, panel height) of a gallery, in inches
@@ -248,6 +249,12 @@ class Task:
                                   title="most confident mistakes")
             made += [p] if p else []
         return made + list(self.figures(data, proba, out_dir))
+
+    def object_statistics(self, data: TaskData) -> dict[str, np.ndarray] | None:
+        """Per-object quantities with a physical meaning, for ``explore``'s per-class summary:
+        ``{"name [unit]": (N,) array}`` (numbers of observations, redshift, brightness, S/N ...).
+        None: explore summarises the rows of :meth:`raw_matrix` instead."""
+        return None
 
     def raw_matrix(self, data: TaskData, max_n: int = 5000) -> np.ndarray:
         """``(N, F)`` float matrix of the first ``max_n`` objects, for PCA/UMAP in ``explore``:

@@ -26,17 +26,33 @@ def list_datasets(dest: Optional[Path] = typer.Option(None, "--dest", help=DEST_
     """Each known dataset: task, size, licence, checksums and whether it is in the local cache."""
     from .registry import DATASETS, cache_status, data_dir
 
-    table = Table(title=f"datasets (cache: {data_dir(dest)})")
-    for col in ("name", "task", "size", "licence", "checksums", "cache"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for ds in DATASETS.values():
         if ds.needs_account:
             sums = "n/a (manual, Kaggle account)"
         else:
             known = sum(f.known_hash is not None for f in ds.files)
             sums = f"{known}/{len(ds.files)} files have a published hash"
-        table.add_row(ds.name, ds.task, ds.size, ds.licence, sums, cache_status(ds, dest))
-    out_console.print(table)
+        rows.append((ds.name, ds.task, ds.size, ds.licence, sums, cache_status(ds, dest)))
+    if out_console.width >= 120:
+        table = Table(title=f"datasets (cache: {data_dir(dest)})")
+        for col in ("name", "task", "size", "licence", "checksums", "cache"):
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        out_console.print(table)
+        return
+    # six columns in 80 characters leave ~11 per column, a word or two per line: one block per
+    # dataset instead, its long fields on lines of their own
+    out_console.print(f"datasets (cache: {data_dir(dest)})", highlight=False)
+    for name, task, size, licence, sums, cache in rows:
+        out_console.print(f"\n[bold]{name}[/bold]  task: {task}  cache: {cache}", highlight=False)
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for k, v in (("size", size), ("licence", licence), ("checksums", sums)):
+            grid.add_row(f"  {k}", v)
+        out_console.print(grid, highlight=False)
 
 
 @app.command()

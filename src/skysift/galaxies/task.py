@@ -119,6 +119,32 @@ class GalaxiesTask(Task):
         p = self.plot_gallery(data, idx, Path(out_dir) / "gallery.png", proba=proba[idx], title="examples")
         return [p] if p else []
 
+    def object_statistics(self, data: TaskData) -> dict[str, np.ndarray]:
+        """Brightness, size and colour of each cutout, measured on its pixels (0..255 per band)."""
+        out = {k: np.full(len(data), np.nan) for k in
+               ("mean brightness (0-255)", "central brightness (0-255)", "half-light radius [px]",
+                "colour -2.5 log(R/B)")}
+        for i in range(len(data)):
+            img = np.asarray(data.x[i], dtype=np.float64)
+            h, w = img.shape[:2]
+            lum = img.mean(axis=2)
+            sky = np.median(np.concatenate([lum[0], lum[-1], lum[:, 0], lum[:, -1]]))
+            light = np.clip(lum - sky, 0, None)
+            yy, xx = np.mgrid[:h, :w]
+            r = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2)
+            c = max(1, min(h, w) // 8)
+            out["mean brightness (0-255)"][i] = lum.mean()
+            out["central brightness (0-255)"][i] = lum[h // 2 - c:h // 2 + c, w // 2 - c:w // 2 + c].mean()
+            if light.sum() > 0:
+                order = np.argsort(r, axis=None)
+                cum = np.cumsum(light.ravel()[order])
+                out["half-light radius [px]"][i] = r.ravel()[order][np.searchsorted(cum, cum[-1] / 2)]
+                red = np.clip(img[..., 0] - np.median(img[..., 0]), 0, None).sum()
+                blue = np.clip(img[..., 2] - np.median(img[..., 2]), 0, None).sum()
+                if red > 0 and blue > 0:
+                    out["colour -2.5 log(R/B)"][i] = -2.5 * np.log10(red / blue)
+        return out
+
     def draw_object(self, ax, data: TaskData, i: int) -> None:
         ax.imshow(np.asarray(data.x[i]), interpolation="nearest")
         ax.axis("off")

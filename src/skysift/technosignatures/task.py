@@ -111,6 +111,21 @@ class TechnosignaturesTask(Task):
                               title="highest P(signal)")
         return [p] if p else []
 
+    def object_statistics(self, data: TaskData) -> dict[str, np.ndarray]:
+        """Signal-to-noise of the strongest channel of each scan's time-averaged spectrum
+        (bandpass-flattened, in units of its robust scatter) in the ON and OFF scans, and their
+        difference: a needle in the ON scans only is high in the first and not in the second."""
+        on, off = [], []
+        for i in range(len(data)):
+            spec = normalise(np.asarray(data.x[i], dtype=np.float32), "off_median").mean(axis=1)
+            med = np.median(spec, axis=1, keepdims=True)
+            mad = np.maximum(1.4826 * np.median(np.abs(spec - med), axis=1, keepdims=True), 1e-6)
+            peak = ((spec - med) / mad).max(axis=1)
+            on.append(float(np.median(peak[list(io.ON_SCANS)])))
+            off.append(float(np.median(peak[list(io.OFF_SCANS)])))
+        on_a, off_a = np.array(on), np.array(off)
+        return {"peak S/N in ON scans": on_a, "peak S/N in OFF scans": off_a, "ON - OFF peak S/N": on_a - off_a}
+
     def draw_object(self, ax, data: TaskData, i: int) -> None:
         """The six scans (bandpass-flattened) stacked top to bottom, ON scans labelled."""
         z = normalise(np.asarray(data.x[i], dtype=np.float32), "off_median")

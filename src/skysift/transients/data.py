@@ -25,7 +25,7 @@ PASSBAND_WAVELENGTH_NM = (367.0, 482.5, 622.2, 754.5, 869.1, 971.0)
 CLASSES = (6, 15, 16, 42, 52, 53, 62, 64, 65, 67, 88, 90, 92, 95)
 UNKNOWN_CLASS = 99
 CLASS_LABELS = {
-    6: "microlens (single lens)", 15: "TDE", 16: "eclipsing binary", 42: "SN II", 52: "SN Iax",
+    6: "microlensing", 15: "TDE", 16: "eclipsing binary", 42: "SN II", 52: "SN Iax",
     53: "Mira", 62: "SN Ibc", 64: "kilonova", 65: "M-dwarf flare", 67: "SN Ia-91bg", 88: "AGN",
     90: "SN Ia", 92: "RR Lyrae", 95: "SLSN-I", 99: "unknown",
 }

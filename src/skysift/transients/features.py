@@ -130,6 +130,10 @@ def seed_aggregates(lc: LightCurves) -> tuple[np.ndarray, list[str]]:
     return np.stack(cols, axis=1).astype(np.float32), names
 
 
+#: objects per chunk of feature extraction (progress is reported per chunk)
+FEATURE_CHUNK = 1000
+
+
 def extract_features(lc: LightCurves, feature_set: str = "full", *, n_jobs: int = 2
                      ) -> tuple[np.ndarray, list[str]]:
     """``(N, F)`` float32 feature matrix (NaN where undefined) and its ``F`` column names.
@@ -141,7 +145,17 @@ def extract_features(lc: LightCurves, feature_set: str = "full", *, n_jobs: int 
         raise ConfigError(f"unknown feature set {feature_set!r}; choose one of: {', '.join(FEATURE_SETS)}")
     if feature_set == "seed":
         return seed_aggregates(lc)
-    return full_features(lc, n_jobs=n_jobs)
+    if len(lc) <= FEATURE_CHUNK:
+        return full_features(lc, n_jobs=n_jobs)
+    # ~2 ms per object: thousands of objects take seconds, so they go in chunks that report
+    # progress (every feature is computed per object, so chunking changes no value)
+    from ..core.progress import track
+
+    starts = range(0, len(lc), FEATURE_CHUNK)
+    parts = [full_features(lc.take(np.arange(s, min(s + FEATURE_CHUNK, len(lc)))), n_jobs=n_jobs)
+             for s in track(starts, f"light-curve features of {len(lc):,} objects",
+                            unit=f"chunks of {FEATURE_CHUNK}")]
+    return np.concatenate([p[0] for p in parts]), parts[0][1]
 
 
 def full_features(lc: LightCurves, *, n_jobs: int = 2) -> tuple[np.ndarray, list[str]]:

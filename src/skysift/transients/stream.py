@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -282,10 +283,17 @@ def predict_stream(predict_fn: Callable[[TaskData], object], lightcurves_path: s
     t0 = time.perf_counter()
     n_obj = n_obs = n_chunks = 0
     enabled = progress and not os.environ.get("SKYSIFT_NO_PROGRESS")
-    with _progress_bar(enabled) as bar, open(out_csv, "ab") as out:
+    # rich draws nothing into a log file until the end: there, a plain line every few seconds
+    plain = enabled and not sys.stderr.isatty()
+    with _progress_bar(enabled and not plain) as bar, open(out_csv, "ab") as out:
         task = bar.add_task(f"predict {lc_path.name}", total=None, objects=0)
-        for chunk in iter_chunks(lc_path, meta_path, chunk_rows=chunk_rows, labelled=False,
-                                 after_object_id=resumed_from, block_size=block_size):
+        chunks = iter_chunks(lc_path, meta_path, chunk_rows=chunk_rows, labelled=False,
+                             after_object_id=resumed_from, block_size=block_size)
+        if plain:
+            from ..core.progress import track
+
+            chunks = track(chunks, f"predict {lc_path.name}", unit=f"chunks of {chunk_rows:,} rows")
+        for chunk in chunks:
             df = predict_fn(chunk)
             cols = [str(c) for c in df.columns]
             if not cols or cols[0] != "object_id":

@@ -249,6 +249,35 @@ class TransientsTask(Task):
         ax.set_ylabel("flux [FLUXCAL]", fontsize=7)
         ax.legend(fontsize=5, ncol=6, loc="upper right", handletextpad=0.1, columnspacing=0.5)
 
+    def object_statistics(self, data: TaskData) -> dict[str, np.ndarray]:
+        """Numbers of observations and detections, time span, peak S/N and host redshift."""
+        lc = data.x
+        n = len(lc)
+        obj = lc.object_index()
+        snr = np.abs(lc.flux / lc.flux_err).astype(np.float64)
+        peak = np.full(n, np.nan)
+        first = np.full(n, np.inf)
+        last = np.full(n, -np.inf)
+        if lc.n_observations:
+            np.fmax.at(peak, obj, snr)
+            np.minimum.at(first, obj, lc.mjd)
+            np.maximum.at(last, obj, lc.mjd)
+        det = lc.detected
+        det_first = np.full(n, np.inf)
+        det_last = np.full(n, -np.inf)
+        if det.any():
+            np.minimum.at(det_first, obj[det], lc.mjd[det])
+            np.maximum.at(det_last, obj[det], lc.mjd[det])
+        span_det = np.where(np.isfinite(det_first), det_last - det_first, np.nan)
+        photoz = lc.meta["hostgal_photoz"]
+        return {"observations": lc.lengths.astype(np.float64),
+                "detections": np.bincount(obj[det], minlength=n).astype(np.float64),
+                "time span [d]": np.where(np.isfinite(first), last - first, np.nan),
+                "detected span [d]": span_det,
+                "peak |S/N|": peak,
+                # galactic objects have photo-z exactly 0: their redshift is not a host's
+                "host photo-z (extragalactic)": np.where(photoz > 0, photoz, np.nan)}
+
     def describe_object(self, data: TaskData, i: int) -> str:
         z = data.x.object(int(i)).get("hostgal_photoz", np.nan)
         return f"photo-z {z:.2f}" if np.isfinite(z) and z > 0 else ""

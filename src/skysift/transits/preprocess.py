@@ -82,18 +82,20 @@ def clean_batch(flux: np.ndarray, workers: int | None = None, **kw) -> tuple[np.
     """
     if not len(flux):
         return np.zeros((0, flux.shape[1]), np.float32), np.zeros(0, np.float32)
-    import multiprocessing as mp
+    from ..core.parallel import pool_context
 
     workers = workers or os.cpu_count() or 1
-    # a daemonic process (a Dask or DataLoader worker) may not start children: clean in place
-    if workers < 2 or len(flux) < 200 or mp.current_process().daemon:
+    # no context: a daemonic process (a Dask or DataLoader worker) may not start children, and an
+    # unguarded script would be re-run by them; clean in place
+    ctx = pool_context()
+    if workers < 2 or len(flux) < 200 or ctx is None:
         return _clean_chunk(flux, kw)
     from concurrent.futures import ProcessPoolExecutor
 
     chunks = np.array_split(flux, min(len(flux) // 50, workers * 4))
 
     # forkserver: forking a process that already runs OpenMP threads (numba, torch) is unsafe
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         parts = list(pool.map(_clean_chunk, chunks, [kw] * len(chunks)))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 

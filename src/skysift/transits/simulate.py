@@ -177,13 +177,14 @@ def simulate_light_curves(n: int, seed: int = 0, positive_fraction: float = 0.01
     seeds = np.random.SeedSequence(seed).spawn(len(sizes))
     args = [(k, s, positive_fraction, eb_fraction, n_points) for k, s in zip(sizes, seeds)]
     workers = workers or min(len(sizes), os.cpu_count() or 1)
-    if workers > 1 and len(sizes) > 1:
+    from ..core.parallel import pool_context
+
+    ctx = pool_context()  # None: an unguarded script or a daemonic worker, so no child processes
+    if workers > 1 and len(sizes) > 1 and ctx is not None:
         from concurrent.futures import ProcessPoolExecutor
 
-        import multiprocessing as mp
-
         # forkserver: forking a process that already runs OpenMP threads (numba, torch) can hang
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
             parts = list(pool.map(_simulate_chunk, *zip(*args)))
     else:
         parts = [_simulate_chunk(*a) for a in args]

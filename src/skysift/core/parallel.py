@@ -1,0 +1,61 @@
+"""Process pools that are safe to start from any caller, including a script without a
+``if __name__ == "__main__":`` guard.
+
+The pools use ``forkserver`` (forking a process that already runs OpenMP threads can hang), and a
+forkserver or spawn child re-imports the main script to set itself up. A script that calls
+``skysift.simulate(...)`` at top level would then run again inside the child, which Python stops
+with "An attempt has been made to start a new process before the current process has finished its
+bootstrapping phase" and a ``BrokenProcessPool``. Such a script gets no pool: the work runs in this
+process, with the same results (every pool user here is independent of its number of workers).
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import os
+import sys
+from typing import Any
+
+
+@functools.lru_cache(maxsize=8)
+def _has_main_guard(path: str, mtime: float) -> bool:
+    try:
+        tree = ast.parse(open(path, "rb").read(), filename=path)
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare):
+            names = [n for n in ast.walk(node.test) if isinstance(n, ast.Name) and n.id == "__name__"]
+            consts = [n for n in ast.walk(node.test) if isinstance(n, ast.Constant) and n.value == "__main__"]
+            if names and consts:
+                return True
+    return False
+
+
+def main_is_reimport_safe() -> bool:
+    """Whether a forkserver/spawn child can re-import ``__main__`` without re-running its work:
+    true for interactive sessions, ``python -c``, ``python -m`` (package entry points, pytest) and
+    scripts with a ``__main__`` guard; false for a plain top-level script."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None:
+        return True  # REPL, python -c, notebooks: nothing to re-import
+    if getattr(main, "__spec__", None) is not None:
+        return True  # python -m / console-script entry points: their module keeps its guard
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError:
+        return True  # the child cannot re-import a file that is gone either
+    return _has_main_guard(os.path.abspath(path), mtime)
+
+
+def pool_context() -> Any | None:
+    """The multiprocessing context for a pool, or None where the work must stay in this process
+    (an unguarded main script, a daemonic worker process, or ``SKYSIFT_WORKERS=0``)."""
+    import multiprocessing as mp
+
+    if os.environ.get("SKYSIFT_WORKERS") == "0" or mp.current_process().daemon:
+        return None
+    if not main_is_reimport_safe():
+        return None
+    return mp.get_context("forkserver")
