@@ -194,14 +194,18 @@ def test_parser_reads_markers_and_fences():
     assert blocks[2].code == "print(1)\n" and blocks[0].line == 3
 
 
+def _check_outputs(block: Block, cwd: Path) -> None:
+    if "submission.csv" in block.code and "transients" in block.code:
+        header = (cwd / "submission.csv").read_text().splitlines()[0]
+        assert header.startswith("object_id,class_6,") and header.endswith(",class_95,class_99")
+
+
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.mode == "run"], ids=lambda b: b.name)
 def test_readme_block_runs(block, checkout):
     if block.needs_shared and _shared_data() is None:
         pytest.skip("needs ../shared/data")
     run_block(block, checkout, small=True, timeout=600)
-    if "submission.csv" in block.code and "transients" in block.code:
-        header = (checkout / "submission.csv").read_text().splitlines()[0]
-        assert header.startswith("object_id,class_6,") and header.endswith(",class_95,class_99")
+    _check_outputs(block, checkout)
 
 
 @pytest.mark.slow
@@ -222,4 +226,5 @@ def test_readme_slow_blocks(tmp_path):
         if block.needs_shared and shared is None:
             continue
         run_block(block, repo, small=True, timeout=3600)
+        _check_outputs(block, repo)
     shutil.rmtree(repo / "demo_out", ignore_errors=True)
