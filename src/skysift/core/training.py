@@ -144,13 +144,14 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
     if test_proba is not None:
         write_json(run_dir / "metrics_test.json", card["test_metrics"])
     try:
-        from .plots import standard_plots
+        from .plots import display_names, standard_plots
 
-        standard_plots(run_dir / "plots" / "validation", y_val, proba, data.class_names, threshold=threshold,
+        names = display_names(task, data.class_names)
+        standard_plots(run_dir / "plots" / "validation", y_val, proba, names, threshold=threshold,
                        history_csv=run_dir / "logs" / "metrics.csv", proba_uncalibrated=proba_raw)
         task.plots(val, proba, run_dir / "plots" / "validation")
         if test_proba is not None:
-            standard_plots(run_dir / "plots", test.hard_labels, test_proba, data.class_names, threshold=threshold,
+            standard_plots(run_dir / "plots", test.hard_labels, test_proba, names, threshold=threshold,
                            history_csv=run_dir / "logs" / "metrics.csv")
             task.plots(test, test_proba, run_dir / "plots")
     except Exception as e:  # a plot must never lose a trained model
