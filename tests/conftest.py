@@ -51,7 +51,8 @@ def train_tiny_transits(tmp_path_factory):
             d = tmp_path_factory.mktemp(f"tiny_transits_s{seed}_e{epochs}")
             flux, labels, _ = simulate_light_curves(n, seed=seed, positive_fraction=positive_fraction)
             csv = write_kaggle_csv(d / "exoTrain.csv", flux, labels)
-            skysift.train("transits", csv, d / "run", epochs=epochs, progress=False, model_params=TINY_TRANSITS)
+            skysift.train("transits", csv, d / "run", model="resnet1d", epochs=epochs, progress=False,
+                          model_params=TINY_TRANSITS)
             runs[key] = (d / "run", csv)
         return runs[key]
 

@@ -18,6 +18,9 @@ planet population            P 0.5–40 d log-uniform, Rp/R★       P 0.6–35 
                                                                  (longer transits), eccentric orbits
                                                                  (Rayleigh σ_e 0.1), 20% of hosts
                                                                  with a second planet; SNR ≥ 7.5
+                                                                 against the star's CDPP on the
+                                                                 transit's time scale (variability
+                                                                 included)
 stellar variability          two-harmonic spot sinusoids with a  Gaussian-process draws by spectral
                              sinusoidal envelope; AR(1)          synthesis: quasi-periodic rotation
                              granulation                         (Lorentzians at f_rot and 2 f_rot,
@@ -147,8 +150,20 @@ def _a_rs(period, rho):
     return (6.67e-11 * rho * 1408.0 * (period * 86400) ** 2 / (3 * np.pi)) ** (1 / 3)
 
 
-def planet_loss(t, rng, sigma) -> tuple[np.ndarray, dict]:
-    for _ in range(40):
+def _cdpp(noise: np.ndarray, width: int) -> float:
+    """Scatter of the star's noise (variability + white) averaged over ``width`` cadences after a
+    high-pass at three widths: the noise a transit of that duration competes with (Kepler's CDPP)."""
+    from scipy.ndimage import uniform_filter1d
+
+    width = max(int(width), 1)
+    high = noise - uniform_filter1d(noise, size=3 * width, mode="nearest")
+    return float(np.std(uniform_filter1d(high, size=width, mode="nearest")))
+
+
+def planet_loss(t, rng, noise) -> tuple[np.ndarray, dict]:
+    """A transiting planet that a survey would detect: its SNR against the star's own noise on the
+    transit's time scale (``noise``: the relative variability + white noise series) is ≥ 7.5."""
+    for _ in range(60):
         period = float(np.exp(rng.uniform(np.log(0.6), np.log(35.0))))
         rho = float(np.exp(rng.normal(0, 0.3))) if rng.random() < 0.8 else float(rng.uniform(0.05, 0.3))
         u = rng.random()
@@ -163,10 +178,11 @@ def planet_loss(t, rng, sigma) -> tuple[np.ndarray, dict]:
         depth = k ** 2 * (1 - u1 * (1 - mu)) / (1 - u1 / 3)
         t0 = rng.uniform(t[0], t[0] + min(period, t[-1] - t[0]))
         loss = _trapezoid(t, t0, period, depth, t14, t23, curvature=0.3)
-        n_in = int((loss > 0.5 * depth).sum())
-        snr = depth / sigma * np.sqrt(max(n_in, 0))
-        if snr >= 7.5 and n_in > 0:
-            return loss, {"kind": "planet", "period": period, "depth": depth, "snr": snr, "b": b}
+        in_tr = loss > 0.5 * depth
+        n_tr = len(np.unique(np.round((t[in_tr] - t0) / period))) if in_tr.any() else 0
+        snr = depth / max(_cdpp(noise, round(t14 / CADENCE_DAYS)), 1e-9) * np.sqrt(n_tr)
+        if snr >= 7.5:
+            break
     return loss, {"kind": "planet", "period": period, "depth": depth, "snr": snr, "b": b}
 
 
@@ -234,9 +250,10 @@ def independent_light_curves(n: int, seed: int = 0, positive_fraction: float = P
         var, _ = stellar_signal(t, rng)
         loss = np.zeros(n_points)
         if labels[i]:
-            loss, meta = planet_loss(t, rng, sigma)
+            noise = var + rng.normal(0, sigma, n_points)
+            loss, meta = planet_loss(t, rng, noise)
             if rng.random() < 0.2:
-                loss2, _ = planet_loss(t, rng, sigma)
+                loss2, _ = planet_loss(t, rng, noise)
                 loss = loss + loss2
         else:
             u = rng.random()

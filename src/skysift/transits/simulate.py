@@ -125,6 +125,11 @@ def stellar_noise(t, rng) -> tuple[np.ndarray, float]:
     phi = np.exp(-CADENCE_DAYS / tau)
     gran_sigma = float(np.exp(rng.uniform(np.log(1e-5), np.log(5e-4))))
     out += lfilter([np.sqrt(1 - phi ** 2) * gran_sigma], [1, -phi], rng.normal(size=n))
+    # p-mode pulsations (δ Scuti / γ Dor stars): periods from 40 min to 10 h
+    if rng.random() < 0.05:
+        for _ in range(rng.integers(1, 5)):
+            out += float(np.exp(rng.uniform(np.log(5e-5), np.log(4e-3)))) * np.sin(
+                2 * np.pi * t / rng.uniform(0.03, 0.4) + rng.uniform(0, 6.3))
     # Flares: fast rise, exponential decay (M dwarfs flare often).
     if rng.random() < 0.15:
         for _ in range(rng.poisson(4)):
@@ -157,6 +162,15 @@ def systematics(t, flux, rng) -> np.ndarray:
         i = np.searchsorted(t, td)
         if i < n:
             flux[i] *= 1 + rng.normal(0, 5e-4)
+    # Sudden sensitivity drops with a slow recovery (Kepler's SPSDs, after cosmic-ray hits on
+    # the detector): single dip-like events a transit search must learn to reject.
+    for _ in range(rng.poisson(0.6)):
+        ts = rng.uniform(t[0], t[-1])
+        drop = float(np.exp(rng.uniform(np.log(5e-5), np.log(3e-3))))
+        flux = flux * (1 - np.where(t >= ts, drop * np.exp(-(t - ts) / rng.uniform(0.2, 4.0)), 0.0))
+    # Isolated low points (unflagged momentum dumps, impulsive outliers)
+    low = rng.random(n) < rng.uniform(0, 5e-4)
+    flux[low] *= 1 - rng.uniform(2e-4, 3e-3, low.sum())
     # Random short gaps (cosmic rays, safe modes).
     for _ in range(rng.poisson(3)):
         i = rng.integers(0, n - 20)
