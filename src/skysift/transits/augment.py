@@ -62,6 +62,10 @@ def inject_raw(flux: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndar
         # point-to-point scatter: white noise, blind to variability slower than a cadence
         sigma = float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2)) if len(d) > 10 else None
         signal, _ = planet_signal(t, rng, sigma=sigma or None)
+        from .simulate import MULTI_FRACTION
+
+        if rng.random() < MULTI_FRACTION:
+            signal = signal * planet_signal(t, rng)[0]
     elif kind in ("eb", "beb"):
         signal, _ = eclipsing_binary_signal(t, rng, background=kind == "beb")
     else:

@@ -38,7 +38,9 @@ from .simulate import CADENCE_DAYS
 log = logging.getLogger("skysift")
 
 #: bump when the views change meaning, so that stale cache entries are never read
-VIEWS_VERSION = 1
+VIEWS_VERSION = 3
+#: light curves searched at once (the search runs over them in threads)
+CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ SCALAR_NAMES = (
     "log10_period", "log10_duration", "log10_depth", "log10_snr", "sde", "log10_noise",
     "odd_even_sigma", "secondary_snr", "secondary_ratio", "max_other_dip_snr", "v_shape",
     "log10_duration_ratio", "log10_n_transits", "ellipsoidal_snr", "oot_scatter_ratio", "log10_depth_pct",
+    "max_single_event_share", "log10_event_depth_chi2",
 )
 
 
@@ -465,11 +468,24 @@ def views_one(rel: np.ndarray, valid: np.ndarray, sigma: float, period: float, t
         ell = -a / sigma * np.sqrt(out_of.sum() / 2)
         glob_oot = glob[np.abs((np.arange(n_g) + 0.5) / n_g - 0.5) * period > 2 * duration]
         oot = float(np.std(glob_oot) / (sigma / np.sqrt(per_bin))) if len(glob_oot) > 2 else 1.0
+    # every transit of a planet has the same depth; dips of residual variability or systematics
+    # that line up by chance do not, and one strong event dominates (Kepler's single-event checks)
+    inside = np.abs(dt) < half
+    ses_share, chi2 = 1.0, 0.0
+    if inside.any():
+        _, inv = np.unique(epoch[inside], return_inverse=True)
+        cnt = np.bincount(inv).astype(np.float64)
+        d_i = -np.bincount(inv, weights=y[inside]) / cnt
+        s_i = sigma / np.sqrt(cnt)
+        ses = np.maximum(d_i / s_i, 0.0)
+        ses_share = float(ses.max() / max(np.sqrt((ses ** 2).sum()), 1e-9))
+        if len(d_i) > 1:
+            chi2 = float((((d_i - depth) / np.hypot(s_i, 0.05 * depth)) ** 2).sum() / (len(d_i) - 1))
     scalars = np.array([
         np.log10(period), np.log10(duration), np.log10(depth), np.log10(max(snr, 1e-3)), sde / 10,
         np.log10(sigma) + 3, odd_even / 5, sec_snr / 10, d_sec / depth, other_snr / 10, v_shape,
         np.log10(duration / expected), np.log10(max(n_tr, 1)), ell / 10, np.log10(max(oot, 1e-3)),
-        np.log10(depth * 100) / 2,
+        np.log10(depth * 100) / 2, ses_share, np.log10(1 + chi2),
     ])
     flat = np.concatenate([np.clip(np.concatenate(views), -5.0, 3.0), np.clip(scalars, -20, 20)])
     return np.nan_to_num(flat).astype(np.float32)
@@ -487,6 +503,11 @@ def compute_views(flux: np.ndarray, s: SearchSettings, *, with_search: bool = Fa
     if not len(flux):
         out = np.zeros((0, s.n_features), np.float32)
         return (out, {}) if with_search else out
+    if len(flux) > CHUNK:  # bounded memory: the periodogram holds n_periods values per curve
+        parts = [compute_views(flux[i:i + CHUNK], s, with_search=True) for i in range(0, len(flux), CHUNK)]
+        feats = np.concatenate([f for f, _ in parts])
+        found = {k: np.concatenate([r[k] for _, r in parts]) for k in parts[0][1]}
+        return (feats, found) if with_search else feats
     rel, valid, sigma = detrend_batch(flux, s)
     found = bls_search(rel, valid, s)
     feats = np.stack([views_one(rel[i], valid[i], float(sigma[i]), float(found["period"][i]),
@@ -517,18 +538,21 @@ _MEMO: OrderedDict = OrderedDict()
 
 
 def views_cached(flux: np.ndarray, s: SearchSettings, *, persist: bool = True) -> np.ndarray:
-    """:func:`compute_views`, memoised in memory and (``persist``) on disk, keyed by the content
-    of the light curves and every setting, so a changed file or a changed setting recomputes.
+    """:func:`compute_views`, with ``persist`` (data read from a file) memoised in memory and on
+    disk, keyed by the content of the light curves and every setting, so a changed file or a
+    changed setting recomputes.
 
     A training run computes the views of its training file once; ``evaluate`` and ``predict``
     on the same file reuse them."""
+    if not persist:  # a request: computed afresh (hashing would cost more than it saves)
+        return compute_views(flux, s)
     key = cache_key(flux, s)
     if key in _MEMO:
         _MEMO.move_to_end(key)
         return _MEMO[key]
     path = cache_dir() / f"{key}.npy"
     out = None
-    if persist and path.exists():
+    if path.exists():
         try:
             out = np.load(path, allow_pickle=False)
             if out.shape != (len(flux), s.n_features):
@@ -537,22 +561,15 @@ def views_cached(flux: np.ndarray, s: SearchSettings, *, persist: bool = True) -
             out = None
     if out is None:
         out = compute_views(flux, s)
-        if persist:
-            from ..core.io import atomic_path
+        from ..core.io import atomic_path
 
-            try:
-                with atomic_path(path) as tmp:
-                    with open(tmp, "wb") as fh:
-                        np.save(fh, out, allow_pickle=False)
-            except OSError as e:  # a read-only cache must not stop a prediction
-                log.debug("transit views not cached: %s", e)
+        try:
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, out, allow_pickle=False)
+        except OSError as e:  # a read-only cache must not stop a prediction
+            log.debug("transit views not cached: %s", e)
     _MEMO[key] = out
     while len(_MEMO) > 8:
         _MEMO.popitem(last=False)
     return out
-
-
-def parallel_views(flux: np.ndarray, s: SearchSettings, chunk: int = 512) -> np.ndarray:
-    """Views of a large set in chunks (the search already runs over light curves in threads)."""
-    parts = [compute_views(flux[i:i + chunk], s) for i in range(0, len(flux), chunk)]
-    return np.concatenate(parts) if parts else np.zeros((0, s.n_features), np.float32)

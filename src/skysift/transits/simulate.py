@@ -1,11 +1,16 @@
 """Kepler-like light curves with and without transiting planets, in the Kaggle CSV layout.
 
-Each star gets: a ``batman`` transit model (positives) or, for a share of the negatives, an
-eclipsing binary (V-shaped grazing primaries, secondaries at phase 0.5, ellipsoidal modulation)
-that a naive dip detector confuses with a planet; quasi-periodic rotational modulation; granulation
-as red (AR(1)) noise; white noise set by the star's brightness; M-dwarf flares; Kepler systematics
-(a slow drift, thermal-settling ramps after data gaps, small momentum-dump jumps) and gaps filled by
-linear interpolation, as in the Kaggle set. 3,197 cadences at 29.4 min (65.3 d).
+Each star gets: a ``batman`` transit model (positives: Rp/R★ 0.02–0.2, impact parameter to 0.95,
+main-sequence and evolved hosts, mildly eccentric orbits, 15% with a second planet) or, for a share
+of the negatives, an eclipsing binary (V-shaped grazing primaries, secondaries at phase 0.5,
+ellipsoidal modulation) that a naive dip detector confuses with a planet, or a background EB diluted
+to a planet-like depth; rotational modulation by evolving spots; p-mode pulsations; granulation as
+red (AR(1)) noise; white noise set by the star's brightness; M-dwarf flares; Kepler systematics (a
+slow drift, thermal-settling ramps after data gaps, small momentum-dump jumps, sudden sensitivity
+drops, isolated low points) and gaps filled by linear interpolation, as in the Kaggle set. 3,197
+cadences at 29.4 min (65.3 d). The populations are deliberately wide (amplitudes, time scales,
+noise levels, false-positive kinds) so that a model trained on them learns transits rather than
+this simulator; :mod:`.independent` is the separate generator that checks it.
 """
 from __future__ import annotations
 
@@ -67,14 +72,16 @@ def planet_signal(t, rng, sigma: float | None = None, min_mes: float = MIN_MES,
 
 def _draw_planet(t, rng) -> tuple[np.ndarray, dict]:
     period = float(np.exp(rng.uniform(np.log(0.5), np.log(40.0))))
-    rho = float(np.exp(rng.normal(0, 0.4)))
-    a = max(_a_over_rs(period, rho), 2.0)
-    rp = float(np.exp(rng.uniform(np.log(0.03), np.log(0.16))))
-    b = rng.uniform(0, 0.85)
+    # main-sequence hosts, and 15% evolved ones (low density: long transits)
+    rho = float(np.exp(rng.normal(0, 0.45))) if rng.random() < 0.85 else float(np.exp(rng.uniform(np.log(0.03), np.log(0.4))))
+    ecc = float(min(rng.rayleigh(0.08), 0.5))
+    a = max(_a_over_rs(period, rho), 2.0 / (1 - ecc))
+    rp = float(np.exp(rng.uniform(np.log(0.02), np.log(0.2))))
+    b = rng.uniform(0, 0.95)
     inc = float(np.degrees(np.arccos(b / a)))
     u = (float(np.clip(rng.normal(0.45, 0.1), 0.05, 0.9)), float(np.clip(rng.normal(0.2, 0.08), -0.1, 0.5)))
     t0 = rng.uniform(t[0], t[0] + min(period, t[-1] - t[0]))
-    flux, _, _ = _batman_flux(t, t0, period, rp, a, inc, u)
+    flux, _, _ = _batman_flux(t, t0, period, rp, a, inc, u, ecc=ecc, w=float(rng.uniform(0, 360)))
     return flux, {"kind": "planet", "period": period, "rp_rs": rp, "b": b, "depth": 1 - flux.min()}
 
 
@@ -113,13 +120,21 @@ def stellar_noise(t, rng) -> tuple[np.ndarray, float]:
     """Multiplicative stellar variability + white noise; returns (relative flux, white sigma)."""
     n = len(t)
     out = np.ones(n)
-    # Rotation: two spot groups with slowly evolving amplitude.
+    # Rotation: two spot groups whose amplitude and phase wander as spots grow and decay
+    # (random walks smoothed over a spot lifetime of 2-60 d)
     if rng.random() < 0.7:
         prot = float(np.exp(rng.uniform(np.log(0.5), np.log(40.0))))
         amp = float(np.exp(rng.uniform(np.log(1e-4), np.log(3e-2))))
-        env = 1 + 0.3 * np.sin(2 * np.pi * t / rng.uniform(20, 80) + rng.uniform(0, 6.3))
-        out += amp * env * (np.sin(2 * np.pi * t / prot + rng.uniform(0, 6.3))
-                            + 0.4 * np.sin(4 * np.pi * t / prot + rng.uniform(0, 6.3)))
+        life = float(np.exp(rng.uniform(np.log(2.0), np.log(60.0))))
+        lam = np.exp(-CADENCE_DAYS / life)
+
+        def wander(scale):
+            walk = lfilter([np.sqrt(1 - lam ** 2)], [1, -lam], rng.normal(size=n))
+            return scale * walk
+
+        env = np.clip(1 + wander(0.4), 0.1, None)
+        out += amp * env * (np.sin(2 * np.pi * t / prot + rng.uniform(0, 6.3) + wander(1.0))
+                            + 0.4 * np.sin(4 * np.pi * t / prot + rng.uniform(0, 6.3) + wander(1.0)))
     # Granulation: AR(1) red noise with a timescale of hours.
     tau = float(np.exp(rng.uniform(np.log(0.03), np.log(1.0))))
     phi = np.exp(-CADENCE_DAYS / tau)
@@ -182,6 +197,8 @@ def systematics(t, flux, rng) -> np.ndarray:
 
 
 CHUNK = 500
+#: hosts with a second transiting planet (Kepler: ~20-30% of candidate hosts are multis)
+MULTI_FRACTION = 0.15
 #: Eclipsing binaries among Kepler targets: 2,878 in the Kepler EB catalogue out of 201,775 targets
 #: (Kirk et al. 2016, AJ 151, 68), i.e. ~1.4%.
 EB_FRACTION = 0.014
@@ -233,6 +250,8 @@ def _simulate_chunk(n, seed, positive_fraction, eb_fraction, n_points, beb_fract
         sigma = float(1.4826 * np.median(np.abs(np.diff(rel) - np.median(np.diff(rel)))) / np.sqrt(2))
         if labels[i] == 1:
             sig, meta = planet_signal(t, rng, sigma=sigma)
+            if rng.random() < MULTI_FRACTION:  # a second planet, detectable or not
+                sig = sig * planet_signal(t, rng)[0]
         elif (u := rng.random()) < eb_fraction + beb_fraction:
             sig, meta = eclipsing_binary_signal(t, rng, background=u >= eb_fraction)
         else:
