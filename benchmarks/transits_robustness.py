@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=8000)
     ap.add_argument("--models", default="views-net,seed-cnn")
     ap.add_argument("--out", default="runs/transits_robustness")
+    ap.add_argument("--figure", default="docs/images/transits_pr_robustness.png")
     args = ap.parse_args()
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -63,7 +64,7 @@ def main() -> None:
     indep = out / "test_independent" / "exoTest.csv"
     if not indep.exists():
         simulate_independent(out / "test_independent", n=args.n_test, seed=2000)
-    rows = []
+    rows, curves = [], {}
     for name in args.models.split(","):
         run = out / f"run_{name}"
         cache = out / f"cache_{name}_{time.time_ns()}"  # cold: the timing includes the transit views
@@ -82,10 +83,41 @@ def main() -> None:
             row[f"{label}_pr_auc"] = f"{ap_:.3f} [{lo:.3f}, {hi:.3f}]"
             row[f"{label}_roc_auc"] = f"{roc_auc_score(y, p):.3f}"
             row[f"{label}_hosts"] = int(y.sum())
+            curves[(name, label)] = (y, p, ap_, lo, hi)
         rows.append(row)
         print(json.dumps(row), flush=True)
     keys = list(rows[0])
     print_table(keys, [[r[k] for k in keys] for r in rows])
+    plot(curves, Path(args.figure))
+
+
+def plot(curves: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve
+
+    from skysift.core.io import atomic_path
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    titles = {"own": "fresh test set, training simulator", "independent": "independent generator"}
+    for ax, label in zip(axes, ("own", "independent")):
+        for k, ((name, lab), (y, p, ap_, lo, hi)) in enumerate((kk, v) for kk, v in curves.items() if kk[1] == label):
+            prec, rec, _ = precision_recall_curve(y, p)
+            ax.step(rec, prec, where="post", color=f"C{k}", label=f"{name}: PR-AUC {ap_:.3f} [{lo:.3f}, {hi:.3f}]")
+        n_pos = int(next(v[0] for kk, v in curves.items() if kk[1] == label).sum())
+        ax.set_title(f"{titles[label]} ({n_pos} hosts)", fontsize=9)
+        ax.set_xlabel("recall")
+        ax.legend(fontsize=7, loc="lower left")
+        ax.set_xlim(0, 1.01)
+        ax.set_ylim(0, 1.02)
+    axes[0].set_ylabel("precision")
+    fig.suptitle("transits: trained on 5,000 simulated stars, 2 CPU cores, defaults", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -117,8 +117,8 @@ def views_net(n_classes: int, stats: dict, *, width: int = 16, dropout: float = 
 @register_model(MODELS, data_defaults={"inject_prob": 0.3, "inject_eb_prob": 0.2})
 def resnet1d(n_classes: int, stats: dict, *, width: int = 32, depth: int = 5, dropout: float = 0.1,
              attention_layers: int = 2) -> ResNet1d:
-    """residual dilated 1-D CNN + self-attention over time on the detrended series, trained
-    with injected transits and eclipsing binaries
+    """residual dilated 1-D CNN + self-attention over time, trained with injected transits
+    and eclipsing binaries
 
     Data parameters: ``inject_prob`` / ``inject_eb_prob``, the chance that a training series
     receives a synthetic transit / eclipsing binary (see :mod:`.augment`)."""
