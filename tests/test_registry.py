@@ -105,16 +105,17 @@ def test_unknown_override_names_the_accepted_ones(toy):
 
 def test_data_params_are_routed_apart_from_model_params():
     task = get_task("transits")
-    cfg, spec, params, data = resolve_config(task, {"model_params": {"width": 16, "inject_prob": 0.5},
+    cfg, spec, params, data = resolve_config(task, {"model": "resnet1d",
+                                                    "model_params": {"width": 16, "inject_prob": 0.5},
                                                     "data_params": {"inject_eb_prob": 0.05}})
     assert spec.name == "resnet1d"
     assert params == {"width": 16, "depth": 5, "dropout": 0.1, "attention_layers": 2}
     assert data == {"inject_prob": 0.5, "inject_eb_prob": 0.05}
     assert cfg.model_params == {"width": 16, "inject_prob": 0.5} and cfg.data_params == {"inject_eb_prob": 0.05}
     with pytest.raises(ConfigError, match="it takes: attention_layers, depth, dropout, inject_eb_prob"):
-        resolve_config(task, {"model_params": {"widht": 16}})
+        resolve_config(task, {"model": "resnet1d", "model_params": {"widht": 16}})
     with pytest.raises(ConfigError, match="no data parameter"):
-        resolve_config(task, {"data_params": {"width": 16}})  # a model parameter is not a data one
+        resolve_config(task, {"model": "resnet1d", "data_params": {"width": 16}})  # a model parameter is not a data one
     assert "data_params" in TrainConfig().to_dict()
     # galaxies: augmentation is data; technosignatures: preprocessing + augmentation are data
     _, _, p, d = resolve_config(get_task("galaxies"), {"model_params": {"brightness": 0.0, "drop_rate": 0.2}})
