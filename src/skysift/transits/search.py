@@ -38,7 +38,7 @@ from .simulate import CADENCE_DAYS
 log = logging.getLogger("skysift")
 
 #: bump when the views change meaning, so that stale cache entries are never read
-VIEWS_VERSION = 4
+VIEWS_VERSION = 5
 #: light curves searched at once (the search runs over them in threads)
 CHUNK = 1024
 
@@ -114,7 +114,9 @@ def detrend_batch(flux: np.ndarray, s: SearchSettings) -> tuple[np.ndarray, np.n
         rel = np.stack([r for r, _ in out]).astype(np.float64) if out else np.zeros_like(flux)
         sig = np.array([v for _, v in out])
         return rel, valid, sig
-    f = np.stack([fill_gaps(r) for r in flux]) if (~valid).any() else flux.copy()
+    # a light curve with no valid cadence at all (a request may hold one) is flat, not an error
+    f = (np.stack([fill_gaps(r) if v.any() else np.ones_like(r) for r, v in zip(flux, valid)])
+         if (~valid).any() else flux.copy())
     med = np.median(f, axis=1)
     for i in np.flatnonzero((med <= 0) | (np.abs(med) < 5 * _mad(f))):
         # Kaggle fluxes can be mean-subtracted (centred near zero): shift before dividing
@@ -139,8 +141,13 @@ def detrend_batch(flux: np.ndarray, s: SearchSettings) -> tuple[np.ndarray, np.n
     else:
         raise ValueError(f"unknown detrending {s.detrend!r}")
     rel[~valid] = 0.0
-    # missing cadences sit at the trend (0): a few % of the series, a slight underestimate at most
     sig = _mad(rel)
+    # missing cadences sit at the trend (0): harmless when they are a few %, but a quarter with
+    # long gaps would get a far too small noise; those rows are measured on valid cadences only
+    gappy = np.flatnonzero(valid.mean(axis=1) < 0.95)
+    for i in gappy:
+        v = rel[i, valid[i]]
+        sig[i] = 1.4826 * np.median(np.abs(v - np.median(v))) if len(v) > 10 else sig[i]
     rel = np.minimum(rel, s.clip_sigma * sig[:, None])
     # a lone low cadence between two normal ones is an outlier, not a transit: at 29.4-min cadence
     # even the shortest transits (~1 h) span two cadences
