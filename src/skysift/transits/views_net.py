@@ -9,6 +9,21 @@ import torch
 import torch.nn as nn
 
 
+class AdaptiveAvgPool1d(nn.Module):
+    """``nn.AdaptiveAvgPool1d`` written as slices (the same windows: floor(i L / n) to
+    ceil((i + 1) L / n)), because ONNX cannot export the adaptive pool when L is not a multiple of
+    n. No parameters: bundles are the same either way."""
+
+    def __init__(self, out_len: int):
+        super().__init__()
+        self.out_len = out_len
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, length = self.out_len, int(x.shape[-1])
+        return torch.stack([x[..., (i * length) // n: -((-(i + 1) * length) // n)].mean(dim=-1)
+                            for i in range(n)], dim=-1)
+
+
 def _branch(c_in: int, width: int, n_pool: int, out_len: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     c = c_in
@@ -18,7 +33,7 @@ def _branch(c_in: int, width: int, n_pool: int, out_len: int) -> nn.Sequential:
                    nn.BatchNorm1d(c_out), nn.GELU(), nn.MaxPool1d(2)]
         c = c_out
     # a fixed-length summary that keeps position: the secondary eclipse's phase matters
-    layers += [nn.AdaptiveAvgPool1d(out_len), nn.Flatten()]
+    layers += [AdaptiveAvgPool1d(out_len), nn.Flatten()]
     return nn.Sequential(*layers)
 
 
@@ -41,7 +56,7 @@ class ViewsNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         g = x[:, : self.n_global].unsqueeze(1)
         lo = self.n_global + 4 * self.n_local
-        local = x[:, self.n_global: lo].reshape(len(x), 4, self.n_local)
+        local = x[:, self.n_global: lo].reshape(-1, 4, self.n_local)  # -1: ONNX keeps the batch dynamic
         # odd minus even as its own channel: the one difference an eclipsing binary cannot hide
         local = torch.cat([local, local[:, 1:2] - local[:, 2:3]], dim=1)
         s = x[:, lo: lo + self.n_scalars]
