@@ -94,7 +94,8 @@ def main() -> None:
             serve_cpu.append(cpu_seconds() - c0)
         rows.append(("serve 256 light curves from JSON, seconds (median of 3 distinct sets)",
                      round(statistics.median(serve), 2)))
-        rows.append(("  the same, CPU seconds (one idle core; upper bound for two)", round(statistics.median(serve_cpu), 2)))
+        rows.append(("  the same, CPU seconds (one idle core; upper bound for two)",
+                     round(statistics.median(serve_cpu), 2)))
     print(f"\ntransits benchmark — torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"device {'cuda' if torch.cuda.is_available() else 'cpu'}, cores {os.cpu_count()}, "
           f"load average {os.getloadavg()[0]:.1f}")

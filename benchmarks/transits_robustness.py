@@ -113,7 +113,7 @@ def plot(curves: dict, out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     titles = {"own": "fresh test set, training simulator", "independent": "independent generator"}
     for ax, label in zip(axes, ("own", "independent")):
-        for k, ((name, lab), (y, p, ap_, lo, hi)) in enumerate((kk, v) for kk, v in curves.items() if kk[1] == label):
+        for k, ((name, _), (y, p, ap_, lo, hi)) in enumerate((kk, v) for kk, v in curves.items() if kk[1] == label):
             prec, rec, _ = precision_recall_curve(y, p)
             ax.step(rec, prec, where="post", color=f"C{k}", label=f"{name}: PR-AUC {ap_:.3f} [{lo:.3f}, {hi:.3f}]")
         n_pos = int(next(v[0] for kk, v in curves.items() if kk[1] == label).sum())

@@ -68,7 +68,7 @@ class SearchSettings:
     local_width: float = 2.5  # half-width of the local view in transit durations
 
     @classmethod
-    def from_stats(cls, stats: dict) -> "SearchSettings":
+    def from_stats(cls, stats: dict) -> SearchSettings:
         names = cls.__dataclass_fields__
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in stats.items() if k in names}
         return cls(**kw)
@@ -410,7 +410,7 @@ def refine_search(rel, valid, period, t0, duration, rel_step, n_trials: int = 9)
     global _REFINE
     if _REFINE is None:
         _REFINE = _refine_kernel()
-    period, t0, duration = period.astype(np.float64).copy(), t0.astype(np.float64).copy(), duration.astype(np.float64).copy()
+    period, t0, duration = (np.array(v, dtype=np.float64) for v in (period, t0, duration))
     x = np.ascontiguousarray(np.where(valid, rel, 0.0), dtype=np.float64)
     _REFINE(x, np.ascontiguousarray(valid, dtype=np.float64), period, t0, duration,
             np.asarray(rel_step, np.float64), n_trials, CADENCE_DAYS)

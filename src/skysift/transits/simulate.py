@@ -73,7 +73,10 @@ def planet_signal(t, rng, sigma: float | None = None, min_mes: float = MIN_MES,
 def _draw_planet(t, rng) -> tuple[np.ndarray, dict]:
     period = float(np.exp(rng.uniform(np.log(0.5), np.log(40.0))))
     # main-sequence hosts, and 15% evolved ones (low density: long transits)
-    rho = float(np.exp(rng.normal(0, 0.45))) if rng.random() < 0.85 else float(np.exp(rng.uniform(np.log(0.03), np.log(0.4))))
+    if rng.random() < 0.85:
+        rho = float(np.exp(rng.normal(0, 0.45)))
+    else:
+        rho = float(np.exp(rng.uniform(np.log(0.03), np.log(0.4))))
     ecc = float(min(rng.rayleigh(0.08), 0.5))
     a = max(_a_over_rs(period, rho), 2.0 / (1 - ecc))
     rp = float(np.exp(rng.uniform(np.log(0.02), np.log(0.2))))
@@ -171,7 +174,8 @@ def systematics(t, flux, rng) -> np.ndarray:
         gap = (t >= start) & (t < start + length)
         gap_mask |= gap
         after = t >= start + length
-        flux = flux * (1 - np.where(after, rng.uniform(1e-4, 3e-3) * np.exp(-(t - start - length) / rng.uniform(0.2, 1.0)), 0))
+        ramp = rng.uniform(1e-4, 3e-3) * np.exp(-(t - start - length) / rng.uniform(0.2, 1.0))
+        flux = flux * (1 - np.where(after, ramp, 0))
     # Reaction-wheel momentum dumps every ~3 days: small step discontinuities for one cadence.
     for td in np.arange(t[0] + rng.uniform(0, 3), t[-1], 3.0):
         i = np.searchsorted(t, td)
