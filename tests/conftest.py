@@ -24,6 +24,18 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Preprocessing caches (transit views) go to a folder of the session, never ~/.cache."""
+    old = os.environ.get("SKYSIFT_CACHE_DIR")
+    os.environ["SKYSIFT_CACHE_DIR"] = str(tmp_path_factory.mktemp("skysift_cache"))
+    yield
+    if old is None:
+        os.environ.pop("SKYSIFT_CACHE_DIR", None)
+    else:
+        os.environ["SKYSIFT_CACHE_DIR"] = old
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _torch_threads():
     import torch
 

@@ -25,7 +25,7 @@ from skysift.core.scale import catalogue_partitions, dask_client, features_catal
 from skysift.errors import SkysiftError
 
 SKYSIFT = str(Path(sys.executable).with_name("skysift"))
-TINY = ["--model", "resnet1d", "--param", "width=8", "--param", "depth=2", "--param", "attention_layers=1"]
+TINY = ["--param", "width=8"]  # the default views-net, slim
 
 
 @pytest.fixture(scope="module")

@@ -21,18 +21,6 @@ from skysift.transits.simulate import simulate_light_curves, write_kaggle_csv
 L = 3197
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _private_cache(tmp_path_factory):
-    """Transit views are cached on disk: each test session gets its own cache folder."""
-    old = os.environ.get("SKYSIFT_CACHE_DIR")
-    os.environ["SKYSIFT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        os.environ.pop("SKYSIFT_CACHE_DIR", None)
-    else:
-        os.environ["SKYSIFT_CACHE_DIR"] = old
-
-
 @pytest.fixture(scope="module")
 def small_csv(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("tr")
