@@ -23,6 +23,18 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Preprocessing caches (transit views) go to a folder of the session, never ~/.cache."""
+    old = os.environ.get("SKYSIFT_CACHE_DIR")
+    os.environ["SKYSIFT_CACHE_DIR"] = str(tmp_path_factory.mktemp("skysift_cache"))
+    yield
+    if old is None:
+        os.environ.pop("SKYSIFT_CACHE_DIR", None)
+    else:
+        os.environ["SKYSIFT_CACHE_DIR"] = old
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _torch_threads():
     import torch
 
@@ -50,7 +62,8 @@ def train_tiny_transits(tmp_path_factory):
             d = tmp_path_factory.mktemp(f"tiny_transits_s{seed}_e{epochs}")
             flux, labels, _ = simulate_light_curves(n, seed=seed, positive_fraction=positive_fraction)
             csv = write_kaggle_csv(d / "exoTrain.csv", flux, labels)
-            skysift.train("transits", csv, d / "run", epochs=epochs, progress=False, model_params=TINY_TRANSITS)
+            skysift.train("transits", csv, d / "run", model="resnet1d", epochs=epochs, progress=False,
+                          model_params=TINY_TRANSITS)
             runs[key] = (d / "run", csv)
         return runs[key]
 

@@ -25,7 +25,7 @@ from skysift.core.scale import catalogue_partitions, dask_client, features_catal
 from skysift.errors import SkysiftError
 
 SKYSIFT = str(Path(sys.executable).with_name("skysift"))
-TINY = ["--param", "width=8", "--param", "depth=2", "--param", "attention_layers=1"]
+TINY = ["--param", "width=8"]  # the default views-net, slim
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def bundle(transits_data) -> Path:
     from skysift.serving.testing import random_bundle
 
     return random_bundle("transits", transits_data["train"], transits_data["dir"] / "run_random",
-                         model_params={"width": 8, "depth": 2, "attention_layers": 1})
+                         model="resnet1d", model_params={"width": 8, "depth": 2, "attention_layers": 1})
 
 
 def _steps(run: Path) -> int:

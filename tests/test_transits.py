@@ -127,10 +127,10 @@ def test_real_kepler90_fits_load(shared_data, tmp_path):
 def test_train_bundle_round_trip_and_predict(small_csv, tmp_path):
     run = tmp_path / "run"
     model = skysift.train("transits", small_csv, run, epochs=2, batch_size=32, progress=False,
-                          model_params={"width": 8, "depth": 3, "attention_layers": 1})
+                          model_params={"width": 8})
     assert (run / "model.safetensors").exists() and (run / "model.json").exists()
     card = json.loads((run / "model.json").read_text())
-    assert card["task"] == "transits" and card["model"]["name"] == "resnet1d"
+    assert card["task"] == "transits" and card["model"]["name"] == "views-net"
     assert card["calibration"]["temperature"] > 0 and "ece_uncalibrated" in card["validation_metrics"]
     for png in ("roc_pr.png", "confusion.png", "reliability.png", "training_curves.png"):
         assert (run / "plots" / png).stat().st_size > 1000
@@ -158,7 +158,8 @@ def test_resume_after_kill(small_csv, tmp_path):
     run = tmp_path / "killed"
     env = {**os.environ, "SKYSIFT_NO_PROGRESS": "1"}
     cmd = [sys.executable, "-m", "skysift", "train", "transits", "--data", str(small_csv), "--out", str(run),
-           "--epochs", "30", "--patience", "100", "--batch-size", "32", "--param", "width=8", "--param", "depth=3"]
+           "--model", "resnet1d", "--epochs", "30", "--patience", "100", "--batch-size", "32", "--param", "width=8",
+           "--param", "depth=3"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = run / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
@@ -171,7 +172,7 @@ def test_resume_after_kill(small_csv, tmp_path):
     import torch
 
     epoch_at_kill = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
-    rc = main(["train", "transits", "--data", str(small_csv), "--out", str(run), "--epochs", "3",
+    rc = main(["train", "transits", "--data", str(small_csv), "--out", str(run), "--model", "resnet1d", "--epochs", "3",
                "--patience", "100", "--batch-size", "32", "--param", "width=8", "--param", "depth=3", "--resume"])
     assert rc == 0 and (run / "model.json").exists()
     card = json.loads((run / "model.json").read_text())
@@ -197,7 +198,7 @@ def test_cli_exit_codes(small_csv, tmp_path, capsys):
 def test_cli_full_cycle(small_csv, tmp_path, capsys):
     run = tmp_path / "cli_run"
     assert main(["train", "transits", "--data", str(small_csv), "--out", str(run), "--epochs", "1",
-                 "--param", "width=8", "--param", "depth=2", "--param", "attention_layers=0"]) == 0
+                 "--param", "width=8"]) == 0
     capsys.readouterr()
     assert main(["evaluate", str(run), "--data", str(small_csv), "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -205,7 +206,7 @@ def test_cli_full_cycle(small_csv, tmp_path, capsys):
     assert main(["predict", str(run), "--data", str(small_csv), "--out", str(tmp_path / "p.csv")]) == 0
     assert (tmp_path / "p.csv").read_text().startswith("id,p_no_planet,p_planet")
     assert main(["info", str(run)]) == 0
-    assert "resnet1d" in capsys.readouterr().out
+    assert "views-net" in capsys.readouterr().out
 
 
 def test_request_parsing_validates():
@@ -222,10 +223,148 @@ def test_request_parsing_validates():
 def test_same_seed_same_model(small_csv, tmp_path):
     """Same seed, same data: same split and the same weights (to float rounding: multithreaded CPU
     kernels may sum in a different order; with one thread the weights are bitwise equal)."""
-    a = skysift.train("transits", small_csv, tmp_path / "a", epochs=1, seed=7, progress=False,
+    a = skysift.train("transits", small_csv, tmp_path / "a", model="resnet1d", epochs=1, seed=7, progress=False,
                       model_params={"width": 8, "depth": 2, "attention_layers": 0})
-    b = skysift.train("transits", small_csv, tmp_path / "b", epochs=1, seed=7, progress=False,
+    b = skysift.train("transits", small_csv, tmp_path / "b", model="resnet1d", epochs=1, seed=7, progress=False,
                       model_params={"width": 8, "depth": 2, "attention_layers": 0})
     assert (tmp_path / "a" / "split.json").read_text() == (tmp_path / "b" / "split.json").read_text()
     for (ka, va), (kb, vb) in zip(a.net.state_dict().items(), b.net.state_dict().items()):
         assert ka == kb and np.allclose(va.numpy(), vb.numpy(), atol=1e-4), ka
+
+
+# ---- transit search and views ---------------------------------------------------------------------
+def _one_planet(period=3.7, rp=0.08, seed=0, n=L):
+    """A quiet star with one batman planet: (raw flux (n,), true period)."""
+    from skysift.transits.simulate import CADENCE_DAYS, _batman_flux
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) * CADENCE_DAYS
+    transit, _, _ = _batman_flux(t, 1.3, period, rp, 12.0, 89.5, (0.4, 0.25))
+    return 5e4 * transit * (1 + rng.normal(0, 4e-4, n)), period
+
+
+def _one_binary(seed=0, n=L):
+    """A quiet star with an eclipsing binary: 1.5% primaries, 0.6% secondaries at phase 0.5."""
+    from skysift.transits.simulate import CADENCE_DAYS, _batman_flux
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) * CADENCE_DAYS
+    primary, _, _ = _batman_flux(t, 0.9, 2.9, 0.125, 8.0, 89.0, (0.4, 0.25))
+    secondary, _, _ = _batman_flux(t, 0.9 + 1.45, 2.9, 0.078, 8.0, 89.0, (0.4, 0.25))
+    return 5e4 * (primary + secondary - 1) * (1 + rng.normal(0, 4e-4, n))
+
+
+def _scalars(views):
+    from skysift.transits.search import SCALAR_NAMES
+
+    return dict(zip(SCALAR_NAMES, views[-len(SCALAR_NAMES):]))
+
+
+def test_bls_recovers_injected_period_and_agrees_with_astropy():
+    from astropy.timeseries import BoxLeastSquares
+
+    from skysift.transits.search import SearchSettings, bls_search, detrend_batch
+    from skysift.transits.simulate import CADENCE_DAYS
+
+    s = SearchSettings()
+    flux = np.stack([_one_planet(p, seed=i)[0] for i, p in enumerate((0.9, 3.7, 11.3))])
+    rel, valid, _ = detrend_batch(flux, s)
+    found = bls_search(rel, valid, s)
+    np.testing.assert_allclose(found["period"], [0.9, 3.7, 11.3], rtol=0.01)
+    assert (found["sde"] > 10).all()
+    # astropy's BoxLeastSquares on the same detrended series finds the same period
+    t = np.arange(L) * CADENCE_DAYS
+    res = BoxLeastSquares(t, rel[1]).autopower(0.15, minimum_period=0.5, maximum_period=20, frequency_factor=2)
+    assert abs(res.period[np.argmax(res.power)] - found["period"][1]) < 0.02
+
+
+def test_odd_even_and_secondary_views_flag_an_eclipsing_binary():
+    from skysift.transits.search import SearchSettings, compute_views
+
+    s = SearchSettings()
+    planet, _ = _one_planet(2.9, rp=0.1)
+    views, found = compute_views(np.stack([planet, _one_binary()]), s, with_search=True)
+    p, eb = _scalars(views[0]), _scalars(views[1])
+    # the binary is found either at its period (a secondary eclipse at phase 0.5) or at half of it
+    # (odd and even eclipses of different depths); a planet shows neither
+    eb_flag = max(eb["secondary_snr"] * 10, abs(eb["odd_even_sigma"]) * 5)
+    planet_flag = max(p["secondary_snr"] * 10, abs(p["odd_even_sigma"]) * 5)
+    assert eb_flag > 20 and planet_flag < 5
+    # the secondary view of the binary dips where the planet's stays flat
+    n_g, n_l = s.n_global, s.n_local
+    sec = slice(n_g + 3 * n_l, n_g + 4 * n_l)
+    odd, even = slice(n_g + n_l, n_g + 2 * n_l), slice(n_g + 2 * n_l, n_g + 3 * n_l)
+    centre = slice(n_l // 2 - 2, n_l // 2 + 3)
+    eb_diff = max(-views[1][sec][centre].mean(), abs(views[1][odd][centre].mean() - views[1][even][centre].mean()))
+    assert eb_diff > 0.25
+    assert -views[0][sec][centre].mean() < 0.1
+    assert abs(views[0][odd][centre].mean() - views[0][even][centre].mean()) < 0.1
+
+
+def test_views_are_deterministic_and_per_object():
+    from skysift.transits.search import SearchSettings, compute_views
+
+    s = SearchSettings()
+    flux, _, _ = simulate_light_curves(6, seed=9, positive_fraction=0.5, workers=1)
+    a = compute_views(flux, s)
+    b = compute_views(flux, s)
+    assert a.shape == (6, s.n_features) and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, b)
+    # an object's views do not depend on the batch it is computed in (serving sends one at a time)
+    np.testing.assert_allclose(compute_views(flux[3:4], s)[0], a[3], atol=1e-6)
+
+
+def test_views_cache_invalidation(tmp_path, monkeypatch):
+    from skysift.transits import search
+
+    monkeypatch.setenv("SKYSIFT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(search, "_MEMO", search.OrderedDict())
+    flux, _ = _one_planet()
+    flux = flux[None].astype(np.float32)
+    calls = []
+    real = search.compute_views
+    monkeypatch.setattr(search, "compute_views", lambda f, s: calls.append(1) or real(f, s))
+    s = search.SearchSettings()
+    first = search.views_cached(flux, s)
+    assert len(calls) == 1 and len(list((tmp_path / "cache" / "transits").glob("*.npy"))) == 1
+    search._MEMO.clear()  # a new process: read back from disk, not recomputed
+    np.testing.assert_array_equal(search.views_cached(flux, s), first)
+    assert len(calls) == 1
+    search.views_cached(flux, search.SearchSettings(window_days=0.5))  # a setting changed
+    assert len(calls) == 2
+    changed = flux.copy()
+    changed[0, 100] *= 1.01  # the content changed
+    search.views_cached(changed, s)
+    assert len(calls) == 3 and len(list((tmp_path / "cache" / "transits").glob("*.npy"))) == 3
+    (tmp_path / "cache" / "transits" / f"{search.cache_key(flux, s)}.npy").write_bytes(b"garbage")
+    search._MEMO.clear()  # a corrupt entry is recomputed, not trusted
+    np.testing.assert_array_equal(search.views_cached(flux, s), first)
+    assert len(calls) == 4
+
+
+def test_independent_generator_is_its_own_population():
+    from skysift.transits.independent import independent_light_curves
+
+    flux, labels, info = independent_light_curves(300, seed=1, positive_fraction=0.05)
+    kinds = [i["kind"] for i in info]
+    assert flux.shape == (300, L) and labels.sum() == 15 and np.isnan(flux).any()  # gaps stay missing
+    assert kinds.count("eclipsing_binary") + kinds.count("background_eb") > 5
+    assert all(i["snr"] >= 7.5 for i, y in zip(info, labels) if y)
+
+
+def test_views_model_same_probability_through_csv_and_json(small_csv, tmp_path):
+    """The default views model: trained end to end; a light curve sent as JSON gets exactly the
+    probability it gets in the CSV file (every preprocessing choice is in the bundle)."""
+    from skysift.transits.task import TASK
+
+    run = tmp_path / "views"
+    model = skysift.train("transits", small_csv, run, model="views-net", epochs=2, progress=False,
+                          data_params={"inject_prob": 0.2, "inject_eb_prob": 0.1, "inject_beb_prob": 0.1})
+    card = json.loads((run / "model.json").read_text())
+    assert card["preprocessing"]["input"] == "views" and card["preprocessing"]["n_periods"] > 100
+    p_csv = skysift.load(run).predict_proba(small_csv)
+    d = io.load(small_csv)
+    body = {"objects": [{"id": str(i), "flux": [None if not np.isfinite(v) else float(v) for v in d.x[i]]}
+                        for i in range(3)]}
+    p_json = model.predict_proba(TASK.parse_request(body))
+    np.testing.assert_allclose(p_json, p_csv[:3], atol=1e-5)

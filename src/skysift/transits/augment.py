@@ -43,3 +43,31 @@ def inject_eclipsing_binary(r: np.ndarray, rng: np.random.Generator) -> np.ndarr
     t = np.arange(len(r)) * CADENCE_DAYS
     eclipses, _ = eclipsing_binary_signal(t, rng)
     return ((1.0 + r) * eclipses - 1.0).astype(np.float32)
+
+
+def inject_raw(flux: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """A copy of one raw light curve (flux in any unit, NaN = gap) with a signal multiplied in
+    *before* detrending, so that the training views carry the pipeline's own distortion of it.
+
+    ``kind``: ``"planet"`` (a batman planet passing Kepler's MES threshold at this star's noise),
+    ``"eb"`` (an eclipsing binary) or ``"beb"`` (a background EB diluted to a planet-like depth).
+    """
+    from .simulate import CADENCE_DAYS, eclipsing_binary_signal, planet_signal
+
+    flux = np.asarray(flux, dtype=np.float64)
+    t = np.arange(len(flux)) * CADENCE_DAYS
+    if kind == "planet":
+        f = flux[np.isfinite(flux)]
+        d = np.diff(f / np.median(f))
+        # point-to-point scatter: white noise, blind to variability slower than a cadence
+        sigma = float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2)) if len(d) > 10 else None
+        signal, _ = planet_signal(t, rng, sigma=sigma or None)
+        from .simulate import MULTI_FRACTION
+
+        if rng.random() < MULTI_FRACTION:
+            signal = signal * planet_signal(t, rng)[0]
+    elif kind in ("eb", "beb"):
+        signal, _ = eclipsing_binary_signal(t, rng, background=kind == "beb")
+    else:
+        raise ValueError(f"unknown injection {kind!r}")
+    return (flux * signal).astype(np.float32)

@@ -16,11 +16,30 @@ if TYPE_CHECKING:
 MODELS = ModelRegistry()
 
 
+@register_model(MODELS, data_defaults={"input": "views", "inject_prob": 0.4, "inject_eb_prob": 0.15,
+                                      "inject_beb_prob": 0.15, "detrend": "median", "window_days": 1.0},
+                # the injected light curves already balance the classes (~1 host in 3)
+                train_overrides={"sampler": "none", "lr": 2e-3, "batch_size": 128})
+def views_net(n_classes: int, stats: dict, *, width: int = 16, dropout: float = 0.2):
+    """CNN on box-least-squares transit views (global, local, odd/even, secondary) + search
+    statistics, trained with planets, EBs and background EBs injected into raw light curves
+    (default)
+
+    Data parameters: ``inject_prob`` / ``inject_eb_prob`` / ``inject_beb_prob``, extra training
+    light curves per non-host with an injected planet / eclipsing binary / background EB;
+    ``detrend`` (median | biweight | none) and ``window_days`` of the detrending."""
+    from .search import SearchSettings
+    from .views_net import ViewsNet
+
+    s = SearchSettings.from_stats(stats)
+    return ViewsNet(n_classes, s.n_global, s.n_local, s.n_scalars, width=width, dropout=dropout)
+
+
 @register_model(MODELS, data_defaults={"inject_prob": 0.3, "inject_eb_prob": 0.2})
 def resnet1d(n_classes: int, stats: dict, *, width: int = 32, depth: int = 5, dropout: float = 0.1,
              attention_layers: int = 2) -> ResNet1d:
     """residual dilated 1-D CNN + self-attention over time, trained with injected transits
-    and eclipsing binaries (default)
+    and eclipsing binaries
 
     Data parameters: ``inject_prob`` / ``inject_eb_prob``, the chance that a training series
     receives a synthetic transit / eclipsing binary (see :mod:`.augment`)."""

@@ -1,11 +1,16 @@
 """Kepler-like light curves with and without transiting planets, in the Kaggle CSV layout.
 
-Each star gets: a ``batman`` transit model (positives) or, for a share of the negatives, an
-eclipsing binary (V-shaped grazing primaries, secondaries at phase 0.5, ellipsoidal modulation)
-that a naive dip detector confuses with a planet; quasi-periodic rotational modulation; granulation
-as red (AR(1)) noise; white noise set by the star's brightness; M-dwarf flares; Kepler systematics
-(a slow drift, thermal-settling ramps after data gaps, small momentum-dump jumps) and gaps filled by
-linear interpolation, as in the Kaggle set. 3,197 cadences at 29.4 min (65.3 d).
+Each star gets: a ``batman`` transit model (positives: Rp/R★ 0.02–0.2, impact parameter to 0.95,
+main-sequence and evolved hosts, mildly eccentric orbits, 15% with a second planet) or, for a share
+of the negatives, an eclipsing binary (V-shaped grazing primaries, secondaries at phase 0.5,
+ellipsoidal modulation) that a naive dip detector confuses with a planet, or a background EB diluted
+to a planet-like depth; rotational modulation by evolving spots; p-mode pulsations; granulation as
+red (AR(1)) noise; white noise set by the star's brightness; M-dwarf flares; Kepler systematics (a
+slow drift, thermal-settling ramps after data gaps, small momentum-dump jumps, sudden sensitivity
+drops, isolated low points) and gaps filled by linear interpolation, as in the Kaggle set. 3,197
+cadences at 29.4 min (65.3 d). The populations are deliberately wide (amplitudes, time scales,
+noise levels, false-positive kinds) so that a model trained on them learns transits rather than
+this simulator; :mod:`.independent` is the separate generator that checks it.
 """
 from __future__ import annotations
 
@@ -67,55 +72,82 @@ def planet_signal(t, rng, sigma: float | None = None, min_mes: float = MIN_MES,
 
 def _draw_planet(t, rng) -> tuple[np.ndarray, dict]:
     period = float(np.exp(rng.uniform(np.log(0.5), np.log(40.0))))
-    rho = float(np.exp(rng.normal(0, 0.4)))
-    a = max(_a_over_rs(period, rho), 2.0)
-    rp = float(np.exp(rng.uniform(np.log(0.03), np.log(0.16))))
-    b = rng.uniform(0, 0.85)
+    # main-sequence hosts, and 15% evolved ones (low density: long transits)
+    if rng.random() < 0.85:
+        rho = float(np.exp(rng.normal(0, 0.45)))
+    else:
+        rho = float(np.exp(rng.uniform(np.log(0.03), np.log(0.4))))
+    ecc = float(min(rng.rayleigh(0.08), 0.5))
+    a = max(_a_over_rs(period, rho), 2.0 / (1 - ecc))
+    rp = float(np.exp(rng.uniform(np.log(0.02), np.log(0.2))))
+    b = rng.uniform(0, 0.95)
     inc = float(np.degrees(np.arccos(b / a)))
     u = (float(np.clip(rng.normal(0.45, 0.1), 0.05, 0.9)), float(np.clip(rng.normal(0.2, 0.08), -0.1, 0.5)))
     t0 = rng.uniform(t[0], t[0] + min(period, t[-1] - t[0]))
-    flux, _, _ = _batman_flux(t, t0, period, rp, a, inc, u)
+    flux, _, _ = _batman_flux(t, t0, period, rp, a, inc, u, ecc=ecc, w=float(rng.uniform(0, 360)))
     return flux, {"kind": "planet", "period": period, "rp_rs": rp, "b": b, "depth": 1 - flux.min()}
 
 
-def eclipsing_binary_signal(t, rng) -> tuple[np.ndarray, dict]:
+def eclipsing_binary_signal(t, rng, background: bool = False) -> tuple[np.ndarray, dict]:
     """Relative flux of an eclipsing binary: deep or grazing (V-shaped) primaries, secondary
-    eclipses at phase 0.5, and ellipsoidal variation at half the orbital period."""
-    period = float(np.exp(rng.uniform(np.log(0.4), np.log(20.0))))
-    a = max(_a_over_rs(period, 1.0) * rng.uniform(0.7, 1.3), 2.5)
-    ratio = rng.uniform(0.3, 1.0)
-    grazing = rng.random() < 0.6
+    eclipses at phase 0.5, and ellipsoidal variation at half the orbital period.
+
+    ``background``: a background (or hierarchical-triple) eclipsing binary blended with the
+    target, its light diluted 10–1000× so that its eclipses have planet-like depths — the
+    false positive that depth alone cannot tell from a planet (Kepler's commonest after EBs).
+    """
+    period = float(np.exp(rng.uniform(np.log(0.4), np.log(25.0))))
+    a = max(_a_over_rs(period, 1.0) * rng.uniform(0.5, 1.5), 2.5)
+    ratio = rng.uniform(0.2, 1.0)
+    grazing = rng.random() < 0.5
     b = rng.uniform(0.9, 1.0 + ratio * 0.8) if grazing else rng.uniform(0, 0.7)
     inc = float(np.degrees(np.arccos(min(b / a, 0.999))))
     t0 = rng.uniform(t[0], t[0] + min(period, t[-1] - t[0]))
-    u = (0.4, 0.25)
+    u = (float(rng.uniform(0.2, 0.6)), float(rng.uniform(0.1, 0.35)))
     primary, _, _ = _batman_flux(t, t0, period, ratio, a, inc, u)
     secondary, _, _ = _batman_flux(t, t0 + period / 2, period, ratio, a, inc, u)
-    sb = rng.uniform(0.05, 0.6)  # surface-brightness ratio of the companion
+    sb = rng.uniform(0.02, 1.0)  # surface-brightness ratio of the companion
     flux = primary - sb * (1 - secondary)
     ellip = rng.uniform(0, 0.004) * np.cos(4 * np.pi * (t - t0) / period)
     flux = flux - ellip
-    dilution = rng.uniform(0.0, 0.8)  # blended light from a third star shrinks the eclipses
+    if background:
+        dilution = 1.0 - float(np.exp(rng.uniform(np.log(1e-3), np.log(0.1))))
+    else:
+        dilution = rng.uniform(0.0, 0.8)  # blended light from a third star shrinks the eclipses
     flux = 1 - (1 - flux) * (1 - dilution)
-    return flux, {"kind": "eclipsing_binary", "period": period, "depth": float(1 - flux.min())}
+    return flux, {"kind": "background_eb" if background else "eclipsing_binary", "period": period,
+                  "depth": float(1 - flux.min())}
 
 
 def stellar_noise(t, rng) -> tuple[np.ndarray, float]:
     """Multiplicative stellar variability + white noise; returns (relative flux, white sigma)."""
     n = len(t)
     out = np.ones(n)
-    # Rotation: two spot groups with slowly evolving amplitude.
+    # Rotation: two spot groups whose amplitude and phase wander as spots grow and decay
+    # (random walks smoothed over a spot lifetime of 2-60 d)
     if rng.random() < 0.7:
-        prot = float(np.exp(rng.uniform(np.log(0.8), np.log(35.0))))
-        amp = float(np.exp(rng.uniform(np.log(2e-4), np.log(1.5e-2))))
-        env = 1 + 0.3 * np.sin(2 * np.pi * t / rng.uniform(20, 80) + rng.uniform(0, 6.3))
-        out += amp * env * (np.sin(2 * np.pi * t / prot + rng.uniform(0, 6.3))
-                            + 0.4 * np.sin(4 * np.pi * t / prot + rng.uniform(0, 6.3)))
+        prot = float(np.exp(rng.uniform(np.log(0.5), np.log(40.0))))
+        amp = float(np.exp(rng.uniform(np.log(1e-4), np.log(3e-2))))
+        life = float(np.exp(rng.uniform(np.log(2.0), np.log(60.0))))
+        lam = np.exp(-CADENCE_DAYS / life)
+
+        def wander(scale):
+            walk = lfilter([np.sqrt(1 - lam ** 2)], [1, -lam], rng.normal(size=n))
+            return scale * walk
+
+        env = np.clip(1 + wander(0.4), 0.1, None)
+        out += amp * env * (np.sin(2 * np.pi * t / prot + rng.uniform(0, 6.3) + wander(1.0))
+                            + 0.4 * np.sin(4 * np.pi * t / prot + rng.uniform(0, 6.3) + wander(1.0)))
     # Granulation: AR(1) red noise with a timescale of hours.
-    tau = rng.uniform(0.05, 0.5)
+    tau = float(np.exp(rng.uniform(np.log(0.03), np.log(1.0))))
     phi = np.exp(-CADENCE_DAYS / tau)
-    gran_sigma = float(np.exp(rng.uniform(np.log(2e-5), np.log(3e-4))))
+    gran_sigma = float(np.exp(rng.uniform(np.log(1e-5), np.log(5e-4))))
     out += lfilter([np.sqrt(1 - phi ** 2) * gran_sigma], [1, -phi], rng.normal(size=n))
+    # p-mode pulsations (δ Scuti / γ Dor stars): periods from 40 min to 10 h
+    if rng.random() < 0.05:
+        for _ in range(rng.integers(1, 5)):
+            out += float(np.exp(rng.uniform(np.log(5e-5), np.log(4e-3)))) * np.sin(
+                2 * np.pi * t / rng.uniform(0.03, 0.4) + rng.uniform(0, 6.3))
     # Flares: fast rise, exponential decay (M dwarfs flare often).
     if rng.random() < 0.15:
         for _ in range(rng.poisson(4)):
@@ -125,7 +157,7 @@ def stellar_noise(t, rng) -> tuple[np.ndarray, float]:
             dt = t - tf
             rise = np.exp(np.minimum(dt, 0) / 0.003)
             out += amp * np.where(dt >= 0, np.exp(-np.maximum(dt, 0) / decay), rise)
-    sigma = float(np.exp(rng.uniform(np.log(6e-5), np.log(1.2e-3))))
+    sigma = float(np.exp(rng.uniform(np.log(4e-5), np.log(2e-3))))
     return out * (1 + rng.normal(0, sigma, n)), sigma
 
 
@@ -134,7 +166,7 @@ def systematics(t, flux, rng) -> np.ndarray:
     n = len(t)
     span = t[-1] - t[0]
     x = (t - t[0]) / span
-    flux = flux * (1 + rng.normal(0, 1.5e-3) * x + rng.normal(0, 1e-3) * x ** 2)
+    flux = flux * (1 + rng.normal(0, 3e-3) * x + rng.normal(0, 2e-3) * x ** 2)
     # Monthly data downlinks: ~1 day gaps followed by a thermal-settling ramp.
     gap_mask = np.zeros(n, bool)
     for start in np.arange(t[0] + rng.uniform(25, 32), t[-1], rng.uniform(28, 33)):
@@ -142,12 +174,22 @@ def systematics(t, flux, rng) -> np.ndarray:
         gap = (t >= start) & (t < start + length)
         gap_mask |= gap
         after = t >= start + length
-        flux = flux * (1 - np.where(after, rng.uniform(1e-4, 2e-3) * np.exp(-(t - start - length) / 0.4), 0))
+        ramp = rng.uniform(1e-4, 3e-3) * np.exp(-(t - start - length) / rng.uniform(0.2, 1.0))
+        flux = flux * (1 - np.where(after, ramp, 0))
     # Reaction-wheel momentum dumps every ~3 days: small step discontinuities for one cadence.
     for td in np.arange(t[0] + rng.uniform(0, 3), t[-1], 3.0):
         i = np.searchsorted(t, td)
         if i < n:
             flux[i] *= 1 + rng.normal(0, 5e-4)
+    # Sudden sensitivity drops with a slow recovery (Kepler's SPSDs, after cosmic-ray hits on
+    # the detector): single dip-like events a transit search must learn to reject.
+    for _ in range(rng.poisson(0.6)):
+        ts = rng.uniform(t[0], t[-1])
+        drop = float(np.exp(rng.uniform(np.log(5e-5), np.log(3e-3))))
+        flux = flux * (1 - np.where(t >= ts, drop * np.exp(-(t - ts) / rng.uniform(0.2, 4.0)), 0.0))
+    # Isolated low points (unflagged momentum dumps, impulsive outliers)
+    low = rng.random(n) < rng.uniform(0, 5e-4)
+    flux[low] *= 1 - rng.uniform(2e-4, 3e-3, low.sum())
     # Random short gaps (cosmic rays, safe modes).
     for _ in range(rng.poisson(3)):
         i = rng.integers(0, n - 20)
@@ -159,13 +201,20 @@ def systematics(t, flux, rng) -> np.ndarray:
 
 
 CHUNK = 500
+#: hosts with a second transiting planet (Kepler: ~20-30% of candidate hosts are multis)
+MULTI_FRACTION = 0.15
 #: Eclipsing binaries among Kepler targets: 2,878 in the Kepler EB catalogue out of 201,775 targets
 #: (Kirk et al. 2016, AJ 151, 68), i.e. ~1.4%.
 EB_FRACTION = 0.014
+#: Background / hierarchical eclipsing binaries diluted to planet-like depths: roughly a third of
+#: Kepler's planet candidates with a measured false-positive cause (Fressin et al. 2013 give
+#: ~10% of candidates overall), i.e. ~0.5% of stars at the survey's candidate rate
+BEB_FRACTION = 0.005
 
 
 def simulate_light_curves(n: int, seed: int = 0, positive_fraction: float = 0.015,
-                          eb_fraction: float = EB_FRACTION, n_points: int = N_POINTS, workers: int | None = None):
+                          eb_fraction: float = EB_FRACTION, n_points: int = N_POINTS, workers: int | None = None,
+                          beb_fraction: float = BEB_FRACTION):
     """Return (flux ``(n, n_points)`` in e-/s, labels ``(n,)`` 1 = planet host, info list).
 
     Stars are made in chunks of 500 with independent seeds, in parallel processes when there are
@@ -175,7 +224,7 @@ def simulate_light_curves(n: int, seed: int = 0, positive_fraction: float = 0.01
         raise ValueError("n must be >= 1")
     sizes = [min(CHUNK, n - i) for i in range(0, n, CHUNK)]
     seeds = np.random.SeedSequence(seed).spawn(len(sizes))
-    args = [(k, s, positive_fraction, eb_fraction, n_points) for k, s in zip(sizes, seeds)]
+    args = [(k, s, positive_fraction, eb_fraction, n_points, beb_fraction) for k, s in zip(sizes, seeds)]
     workers = workers or min(len(sizes), os.cpu_count() or 1)
     from ..core.parallel import pool_context
 
@@ -192,7 +241,7 @@ def simulate_light_curves(n: int, seed: int = 0, positive_fraction: float = 0.01
             [i for p in parts for i in p[2]])
 
 
-def _simulate_chunk(n, seed, positive_fraction, eb_fraction, n_points):
+def _simulate_chunk(n, seed, positive_fraction, eb_fraction, n_points, beb_fraction=BEB_FRACTION):
     rng = np.random.default_rng(seed)
     t = np.arange(n_points) * CADENCE_DAYS + rng.uniform(130, 1500)
     labels = np.zeros(n, dtype=np.int64)
@@ -206,8 +255,10 @@ def _simulate_chunk(n, seed, positive_fraction, eb_fraction, n_points):
         sigma = float(1.4826 * np.median(np.abs(np.diff(rel) - np.median(np.diff(rel)))) / np.sqrt(2))
         if labels[i] == 1:
             sig, meta = planet_signal(t, rng, sigma=sigma)
-        elif rng.random() < eb_fraction:
-            sig, meta = eclipsing_binary_signal(t, rng)
+            if rng.random() < MULTI_FRACTION:  # a second planet, detectable or not
+                sig = sig * planet_signal(t, rng)[0]
+        elif (u := rng.random()) < eb_fraction + beb_fraction:
+            sig, meta = eclipsing_binary_signal(t, rng, background=u >= eb_fraction)
         else:
             sig, meta = np.ones(n_points), {"kind": "none"}
         rel = systematics(t, rel * sig, rng)

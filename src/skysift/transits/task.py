@@ -9,9 +9,10 @@ from ..core.data import TaskData
 from ..core.task import Task
 from ..errors import DataError
 from . import INFO, io
-from .augment import augment, inject_eclipsing_binary, inject_transit
+from .augment import augment, inject_eclipsing_binary, inject_raw, inject_transit
 from .models import MODELS
 from .preprocess import clean_batch, to_channels
+from .search import SCALAR_NAMES, SearchSettings, views_cached
 from .simulate import N_POINTS
 
 
@@ -47,6 +48,81 @@ class FluxDataset(Dataset):
         return torch.from_numpy(to_channels(x, self.sigma[i])), torch.tensor(target, dtype=torch.long)
 
 
+class ViewsDataset(Dataset):
+    """Items ``(flat views float32, int64 label)`` (see :mod:`.search`); training items are
+    mirrored in time and have their odd and even transits swapped at random, two symmetries under
+    which a planet stays a planet and an eclipsing binary an eclipsing binary."""
+
+    def __init__(self, feats: np.ndarray, y: np.ndarray | None, train: bool, settings: SearchSettings):
+        self.feats = feats
+        self.y = y
+        self.train = train
+        s = settings
+        g, lo = s.n_global, s.n_local
+        self.flip = np.concatenate([np.arange(g)[::-1]] + [g + c * lo + np.arange(lo)[::-1] for c in range(4)])
+        self.odd = g + lo + np.arange(lo)
+        self.even = g + 2 * lo + np.arange(lo)
+        self.odd_even = g + 4 * lo + list(SCALAR_NAMES).index("odd_even_sigma")
+
+    def __len__(self):
+        return len(self.feats)
+
+    def __getitem__(self, i):
+        x = self.feats[i]
+        target = -1 if self.y is None else int(self.y[i])
+        if self.train:
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
+            x = x.copy()
+            if rng.random() < 0.5:
+                n = len(self.flip)
+                x[:n] = x[self.flip]
+            if rng.random() < 0.5:
+                x[self.odd], x[self.even] = x[self.even].copy(), x[self.odd].copy()
+                x[self.odd_even] = -x[self.odd_even]
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.tensor(target, dtype=torch.long)
+
+
+def _is_file(data: TaskData) -> bool:
+    from pathlib import Path
+
+    try:
+        return bool(data.source) and Path(data.source).exists()
+    except OSError:
+        return False
+
+
+def transit_views(data: TaskData, stats: dict) -> np.ndarray:
+    """The views of every object (cached on disk when the data came from a file)."""
+    return views_cached(np.asarray(data.x), SearchSettings.from_stats(stats), persist=_is_file(data))
+
+
+def injected_views(data: TaskData, stats: dict, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Views and labels of extra training light curves: copies of non-hosts with a planet, an
+    eclipsing binary or a background EB injected into their raw flux (shares of the non-hosts:
+    ``inject_prob``, ``inject_eb_prob``, ``inject_beb_prob``). Drawn once, before training: the
+    views need the search, too slow to redo per epoch."""
+    y = data.hard_labels
+    x = np.asarray(data.x)
+    med = np.nanmedian(x, axis=1)
+    hosts = np.flatnonzero((y == 0) & (med > 0))
+    counts = {kind: int(round(float(params.get(key, 0.0)) * len(hosts)))
+              for kind, key in (("planet", "inject_prob"), ("eb", "inject_eb_prob"), ("beb", "inject_beb_prob"))}
+    total = sum(counts.values())
+    s = SearchSettings.from_stats(stats)
+    if not total or not len(hosts):
+        return np.zeros((0, s.n_features), np.float32), np.zeros(0, np.int64)
+    # seeded by the training set itself, so a run's extra light curves (and their cache entry) are
+    # reproducible
+    import zlib
+
+    rng = np.random.default_rng([zlib.crc32("\n".join(map(str, data.ids)).encode()), int(params.get("inject_seed", 0))])
+    kinds = [k for k, n in counts.items() for _ in range(n)]
+    rows = rng.choice(hosts, size=total, replace=total > len(hosts))
+    flux = np.stack([inject_raw(x[r], k, rng) for r, k in zip(rows, kinds)])
+    labels = np.array([1 if k == "planet" else 0 for k in kinds], dtype=np.int64)
+    return views_cached(flux, s, persist=_is_file(data)), labels
+
+
 def _clean(data: TaskData, stats: dict) -> tuple[np.ndarray, np.ndarray]:
     """Detrended relative flux and per-star noise, at the training length."""
     x = np.asarray(data.x)
@@ -58,7 +134,12 @@ def _clean(data: TaskData, stats: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def transit_features(data: TaskData, stats: dict, params: dict) -> np.ndarray:
-    """Flux quantiles in noise units, the noise, the deepest point and counts of deep points."""
+    """The transit search's scalars (period, depth, SNR, odd/even, secondary ...) with a views
+    model; otherwise flux quantiles in noise units, the noise, the deepest point and counts of
+    deep points."""
+    if (stats or {}).get("input") == "views":
+        s = SearchSettings.from_stats(stats)
+        return transit_views(data, stats)[:, -s.n_scalars:]
     rel, sigma = _clean(data, stats or {"length": data.x.shape[1]})
     x = rel / sigma[:, None]
     q = np.percentile(x, [0.1, 1, 5, 50, 95], axis=1).T
@@ -105,15 +186,27 @@ class TransitsTask(Task):
     gallery_layout = (1, 10.0, 1.5)
 
     def fit_preprocessing(self, train: TaskData, params: dict) -> dict:
+        if params.get("input") == "views":
+            # every choice of the search and the views, fixed here and stored in the bundle
+            overrides = {k: params[k] for k in ("detrend", "window_days") if k in params}
+            return {"input": "views", **SearchSettings(length=int(train.x.shape[1]), **overrides).to_dict()}
         return {"length": int(train.x.shape[1]), "detrend": "biweight", "window_days": 0.75, "clip_sigma": 4.0}
 
     def dataset(self, data: TaskData, stats: dict, params: dict, *, train: bool) -> Dataset:
         y = data.hard_labels if data.has_labels else None
+        if stats.get("input") == "views":
+            feats = transit_views(data, stats)
+            if train and y is not None:
+                extra, extra_y = injected_views(data, stats, params)
+                feats, y = np.concatenate([feats, extra]), np.concatenate([y, extra_y])
+            return ViewsDataset(feats, y, train=train, settings=SearchSettings.from_stats(stats))
         rel, sigma = _clean(data, stats)
         return FluxDataset(rel, sigma, y, train=train, inject_prob=float(params.get("inject_prob", 0.0)),
                            inject_eb_prob=float(params.get("inject_eb_prob", 0.0)))
 
     def tta_views(self, params, stats=None):
+        if (stats or {}).get("input") == "views":
+            return []
         return [lambda x: torch.flip(x, dims=[-1])]
 
     def raw_matrix(self, data: TaskData, max_n: int = 5000) -> np.ndarray:

@@ -1,0 +1,64 @@
+"""The network on transit-search views (AstroNet-style two-branch CNN plus the search's scalars).
+
+Input: the flat ``(B, n_global + 4 n_local + n_scalars)`` vector of :mod:`.search` (one tensor, so
+that batching, test-time views and ONNX export need nothing special).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class AdaptiveAvgPool1d(nn.Module):
+    """``nn.AdaptiveAvgPool1d`` written as slices (the same windows: floor(i L / n) to
+    ceil((i + 1) L / n)), because ONNX cannot export the adaptive pool when L is not a multiple of
+    n. No parameters: bundles are the same either way."""
+
+    def __init__(self, out_len: int):
+        super().__init__()
+        self.out_len = out_len
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, length = self.out_len, int(x.shape[-1])
+        return torch.stack([x[..., (i * length) // n: -((-(i + 1) * length) // n)].mean(dim=-1)
+                            for i in range(n)], dim=-1)
+
+
+def _branch(c_in: int, width: int, n_pool: int, out_len: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    c = c_in
+    for i in range(n_pool):
+        c_out = width * 2 ** i
+        layers += [nn.Conv1d(c, c_out, 5, padding=2), nn.GELU(), nn.Conv1d(c_out, c_out, 5, padding=2),
+                   nn.BatchNorm1d(c_out), nn.GELU(), nn.MaxPool1d(2)]
+        c = c_out
+    # a fixed-length summary that keeps position: the secondary eclipse's phase matters
+    layers += [AdaptiveAvgPool1d(out_len), nn.Flatten()]
+    return nn.Sequential(*layers)
+
+
+class ViewsNet(nn.Module):
+    """Global view → CNN; local, odd, even and secondary views as four channels → CNN (so that
+    the filters compare odd with even and primary with secondary at each phase); scalars → MLP."""
+
+    def __init__(self, n_classes: int, n_global: int, n_local: int, n_scalars: int, width: int = 16,
+                 dropout: float = 0.2):
+        super().__init__()
+        self.n_global, self.n_local, self.n_scalars = n_global, n_local, n_scalars
+        self.global_net = _branch(1, width, 3, 6)
+        self.local_net = _branch(5, width, 2, 6)
+        # the scalars are log-scaled by the search already; batch norm adapts their remaining scale
+        self.scalar_net = nn.Sequential(nn.BatchNorm1d(n_scalars), nn.Linear(n_scalars, 4 * width), nn.GELU())
+        n_flat = 6 * width * 4 + 6 * width * 2 + 4 * width
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_flat, 128), nn.GELU(), nn.Dropout(dropout),
+                                  nn.Linear(128, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = x[:, : self.n_global].unsqueeze(1)
+        lo = self.n_global + 4 * self.n_local
+        local = x[:, self.n_global: lo].reshape(-1, 4, self.n_local)  # -1: ONNX keeps the batch dynamic
+        # odd minus even as its own channel: the one difference an eclipsing binary cannot hide
+        local = torch.cat([local, local[:, 1:2] - local[:, 2:3]], dim=1)
+        s = x[:, lo: lo + self.n_scalars]
+        h = torch.cat([self.global_net(g), self.local_net(local), self.scalar_net(s)], dim=1)
+        return self.head(h)
