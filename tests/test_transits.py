@@ -68,7 +68,8 @@ def test_test_file_without_label_loads_unlabelled(tmp_path):
 
 @pytest.mark.parametrize("body, message, where", [
     (_row(2, [1.0] * 199), "ragged row", "row 1"),
-    (_row(1, [1.0] * 200) + "\n" + _row(2, [1.0] * 150 + ["abc"] + [1.0] * 49), "non-numeric value 'abc' in column FLUX.151", "row 2"),
+    (_row(1, [1.0] * 200) + "\n" + _row(2, [1.0] * 150 + ["abc"] + [1.0] * 49),
+     "non-numeric value 'abc' in column FLUX.151", "row 2"),
     (_row(1, [""] * 200), "every flux value is missing", "row 1"),
     (_row(3, [1.0] * 200), "unknown LABEL 3", "row 1"),
     (_row(1, [1.0] * 199 + ["inf"]), "infinite", "row 1"),
