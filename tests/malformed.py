@@ -665,10 +665,7 @@ LENIENT = {
     "galaxies-catalogue-nul-bytes": "free-text classes",
 }
 #: cases that still fail in code under concurrent edit elsewhere (transits/, issue 19)
-KNOWN_CRASHES = {
-    "transits-fits-bitflips-2": "a corrupted TIME column reaches to_uniform_grid (transits/io.py, issue 19)",
-    "transits-fits-label-without-file": "the FITS folder reader ignores label rows without a file (issue 19)",
-}
+KNOWN_CRASHES: dict[str, str] = {}
 
 
 def cases() -> list[Case]:

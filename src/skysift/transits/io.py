@@ -197,6 +197,14 @@ def read_fits_light_curve(path: Path) -> tuple[str, np.ndarray, np.ndarray]:
     time, flux = time[keep], flux[keep]
     if len(time) < 10 or np.isfinite(flux).sum() < 10:
         raise DataError(path, "fewer than 10 good cadences after removing flagged and NaN points")
+    steps = np.diff(time)
+    if (steps <= 0).any():
+        # a damaged TIME column: placing samples on a cadence grid would index outside it
+        k = int(np.argmax(steps <= 0))
+        raise DataError(path, f"TIME does not increase ({time[k]:.6g} then {time[k + 1]:.6g} d)",
+                        where=f"good cadence {k + 2}")
+    if time[-1] - time[0] > 1e4:
+        raise DataError(path, f"TIME spans {time[-1] - time[0]:.3g} d; a light curve spans years at most")
     flux = flux / np.nanmedian(flux)
     return str(star), time, flux
 
@@ -229,6 +237,7 @@ def load_fits_files(files: list[Path], labels: dict[str, int] | None, source: Pa
 
     length = length or N_POINTS
     rows, ids, groups, ys = [], [], [], []
+    used: set[str] = set()
     for f in files:
         star, time, flux = read_fits_light_curve(f)
         cadence = float(np.nanmedian(np.diff(time)))
@@ -240,12 +249,18 @@ def load_fits_files(files: list[Path], labels: dict[str, int] | None, source: Pa
         groups.append(star)
         if labels is not None:
             key = next((k for k in (f.name, f.stem, star, star.lstrip("0")) if k in labels), None)
+            if key is not None:
+                used.add(key)
             if key is None:
                 if labelled:
                     raise DataError(source, f"no label for {f.name} (star {star})")
                 ys.append(-1)
             else:
                 ys.append(labels[key])
+    orphans = sorted(set(labels or {}) - used)
+    if orphans and labelled is not False:
+        # a labelled star whose file is missing is a download that went wrong, not a star to drop
+        raise DataError(source, f"{len(orphans)} labelled star(s) have no FITS file, e.g. {orphans[0]!r}")
     y = None
     if labels is not None and labelled is not False:
         y = np.array(ys, dtype=np.int64)
