@@ -23,7 +23,7 @@ from .defaults import AUGMENT_DEFAULTS
 
 if TYPE_CHECKING:
     from ..core.networks import TimmNet
-    from .networks import SeedKerasCNN, SeedOxfordCNN
+    from .networks import D4GroupCNN, SeedKerasCNN, SeedOxfordCNN
 
 
 def _input_size(stats: dict) -> int:
@@ -92,3 +92,15 @@ def seed_oxford_cnn(n_classes: int, stats: dict) -> SeedOxfordCNN:
     from .networks import SeedOxfordCNN
 
     return SeedOxfordCNN(_input_size(stats), n_classes)
+
+
+@register_model(MODELS, data_defaults=AUGMENT_DEFAULTS)
+def galaxy_d4cnn(n_classes: int, stats: dict, *, widths: list = [6, 12, 24, 48], blocks: int = 1,  # noqa: B006
+                 drop_rate: float = 0.1, input_size: int = DEFAULT_INPUT_SIZE) -> D4GroupCNN:
+    """D4-equivariant group CNN (rotations by 90 deg and mirrors built in), from scratch at 48 px
+
+    ``widths`` fields per stage (8 channels each); ``blocks`` group convolutions per stage. A candidate
+    against the default on the frozen GZ1 outer split (benchmarks/protocol.md), not the default."""
+    from .networks import D4GroupCNN
+
+    return D4GroupCNN(n_classes, widths=tuple(widths), blocks=blocks, drop_rate=drop_rate, input_size=input_size)
