@@ -158,4 +158,31 @@ class D4GroupCNN(nn.Module):
         return self.head(z)
 
 
-__all__ = ["D4Conv", "D4GroupCNN", "SeedKerasCNN", "SeedOxfordCNN"]
+class MultiScaleNet(nn.Module):
+    """One timm trunk run on two views of each cutout, their pooled features concatenated: the whole
+    cutout (the galaxy's surroundings: companions, tidal features) and its central ``centre``
+    fraction (the galaxy's own structure), each resized to ``input_size`` px."""
+
+    def __init__(self, backbone: str, n_classes: int, *, centre: float = 0.5, drop_rate: float = 0.1,
+                 input_size: int = 48):
+        super().__init__()
+        import timm
+
+        if not 0.1 <= centre < 1:
+            raise ConfigError(f"centre must be in [0.1, 1), got {centre}")
+        self.centre, self.input_size = float(centre), int(input_size)
+        self.trunk = timm.create_model(backbone, pretrained=False, num_classes=0, drop_rate=0.0)
+        self.head = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(2 * self.trunk.num_features, n_classes))
+
+    def forward(self, x):
+        s = x.shape[-1]
+        c = max(1, int(round(self.centre * s)))
+        lo = (s - c) // 2
+        size = (self.input_size,) * 2
+        views = [nn.functional.interpolate(v, size=size, mode="bilinear", antialias=False, align_corners=False)
+                 for v in (x, x[..., lo:lo + c, lo:lo + c])]
+        f = self.trunk(torch.cat(views))  # one pass over both views: the trunk's batch norm sees both
+        return self.head(torch.cat(f.chunk(2), 1))
+
+
+__all__ = ["D4Conv", "D4GroupCNN", "MultiScaleNet", "SeedKerasCNN", "SeedOxfordCNN"]
