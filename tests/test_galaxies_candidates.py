@@ -1,5 +1,5 @@
-"""galaxy-d4cnn: the D4 group CNN is invariant to quarter turns and mirrors, and trains and reloads
-through the package like any other galaxies model."""
+"""The GZ1 candidates: galaxy-d4cnn (invariant to quarter turns and mirrors; trains and reloads
+through the package like any other galaxies model) and galaxy-multiscale (two views of a cutout)."""
 from __future__ import annotations
 
 import numpy as np
@@ -49,3 +49,18 @@ def test_galaxy_d4cnn_trains_saves_and_reloads(tmp_path):
     p = model.predict_proba(data)
     again = skysift.load(tmp_path / "run").predict_proba(data)
     assert p.shape == (60, len(model.class_names)) and np.allclose(p, again, atol=1e-5)
+
+
+def test_multiscale_sees_the_whole_cutout_and_its_centre():
+    from skysift.galaxies.networks import MultiScaleNet
+
+    torch.manual_seed(0)
+    net = MultiScaleNet("resnet10t", 3, centre=0.5, input_size=32).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = net(x)
+        ring = x.clone()
+        ring[..., :16, :] = 0  # outside the centre: only the whole-cutout view changes
+        assert ref.shape == (2, 3) and not torch.allclose(net(ring), ref)
+    with pytest.raises(ConfigError):
+        MultiScaleNet("resnet10t", 3, centre=1.5)
