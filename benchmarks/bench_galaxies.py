@@ -13,7 +13,10 @@ intervals over the test objects::
     nice -n 10 .venv/bin/python benchmarks/bench_galaxies.py gz1 --scheme three --out runs/gz1
 
 Test probabilities are saved (``proba_<model>.npz``: ids, labels, probabilities) so that two models
-can be compared paired on the same objects.
+can be compared paired on the same objects: the candidate's accuracy minus the default's, with a
+paired bootstrap 95 % interval (a candidate replaces the default only if it excludes 0)::
+
+    .venv/bin/python benchmarks/bench_galaxies.py compare RUN/three/proba_galaxy-timm.npz RUN2/three/proba_X.npz
 
 Acceptance on simulated data (fresh test set of another seed)::
 
@@ -197,6 +200,19 @@ def sim(args) -> None:
     _report(rows, out)
 
 
+def compare(args) -> None:
+    a, b = np.load(args.default), np.load(args.candidate)
+    if not (np.array_equal(a["ids"], b["ids"]) and np.array_equal(a["y"], b["y"])):
+        raise SystemExit("error: the two files hold different test objects")
+    y = a["y"]
+    for name, metric in (("accuracy", _accuracy), ("macro-F1", _macro_f1)):
+        ci = bootstrap_ci(lambda yy, pa, pb, m=metric: m(yy, pb) - m(yy, pa), y, a["proba"], b["proba"])
+        print(f"{name}: default {metric(y, a['proba']):.3f}, candidate {metric(y, b['proba']):.3f}, "
+              f"candidate - default {fmt_ci(ci)} (paired bootstrap 95 % CI, {len(y)} objects)")
+    ens = (a["proba"] + b["proba"]) / 2
+    print(f"mean of the two models' probabilities: accuracy {fmt_ci(bootstrap_ci(_accuracy, y, ens))}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -221,12 +237,15 @@ def main() -> None:
     g.add_argument("--size", type=int, default=64)
     g.add_argument("--crop", type=float, default=None, help="central fraction kept (default: the layout's)")
     g.add_argument("--split", default="gz1_outer_test", help="frozen outer test split under benchmarks/splits/")
+    c = sub.add_parser("compare")
+    c.add_argument("default", help="proba_<model>.npz of the default")
+    c.add_argument("candidate", help="proba_<model>.npz of the candidate, same test objects")
     s = sub.choices["sim"]
     s.add_argument("--n-train", type=int, default=3000)
     s.add_argument("--n-test", type=int, default=1000)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    {"throughput": throughput, "gz1": gz1, "sim": sim}[args.cmd](args)
+    {"throughput": throughput, "gz1": gz1, "sim": sim, "compare": compare}[args.cmd](args)
 
 
 if __name__ == "__main__":
