@@ -4,10 +4,19 @@ Throughput (training and prediction images/s, peak memory)::
 
     nice -n 10 .venv/bin/python benchmarks/bench_galaxies.py --threads 2 throughput --n 512
 
-Acceptance on the real Galaxy Zoo 1 cutouts (stratified held-out test split, each model trained
-the same way on the rest; the core splits a validation set off the training part)::
+Acceptance on the real Galaxy Zoo 1 cutouts, under ``benchmarks/protocol.md``: the test objects are
+the frozen outer split ``benchmarks/splits/gz1_outer_test.json`` (1,133 ids no sweep reads); each
+model is trained on the rest, the core splitting its validation set off that part (``test_frac=0``:
+the test split is brought here), and accuracy / macro-F1 come with percentile bootstrap 95 %
+intervals over the test objects::
 
     nice -n 10 .venv/bin/python benchmarks/bench_galaxies.py gz1 --scheme three --out runs/gz1
+
+Test probabilities are saved (``proba_<model>.npz``: ids, labels, probabilities) so that two models
+can be compared paired on the same objects: the candidate's accuracy minus the default's, with a
+paired bootstrap 95 % interval (a candidate replaces the default only if it excludes 0)::
+
+    .venv/bin/python benchmarks/bench_galaxies.py compare RUN/three/proba_galaxy-timm.npz RUN2/three/proba_X.npz
 
 Acceptance on simulated data (fresh test set of another seed)::
 
@@ -27,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import cpu_seconds, peak_rss_mib, timed
+from _common import bootstrap_ci, cpu_seconds, fmt_ci, outer_mask, peak_rss_mib, timed
 
 # Must be set before torch loads libgomp. With the default (active) wait policy, OpenMP threads spin at
 # every barrier; on a shared 2-core machine a descheduled partner thread then stalls each op, and we
@@ -107,15 +116,31 @@ def _row(name: str, train_s: float, m: dict) -> dict:
             "confusion_matrix": m["confusion_matrix"]}
 
 
+def _accuracy(y, p):
+    return float((p.argmax(1) == y).mean())
+
+
+def _macro_f1(y, p):
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y, p.argmax(1), average="macro", labels=np.arange(p.shape[1])))
+
+
+def _intervals(y: np.ndarray, proba: np.ndarray) -> dict:
+    """Percentile bootstrap 95 % intervals over the test objects (2,000 resamples)."""
+    return {"accuracy_ci": bootstrap_ci(_accuracy, y, proba), "macro_f1_ci": bootstrap_ci(_macro_f1, y, proba)}
+
+
 def _report(rows: list[dict], out: Path) -> None:
     from skysift.core.io import write_json
 
     write_json(out / "results.json", rows)
-    print("| model | train s (CPU s) | n test | accuracy | macro-F1 | mean OvR ROC-AUC | ECE | load avg |")
+    print("| model | train s (CPU s) | n test | accuracy [95 % CI] | macro-F1 [95 % CI] | mean OvR ROC-AUC | ECE "
+          "| load avg |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['train_s']} ({r['train_cpu_s']}) | {r['n_test']} | {r['accuracy']:.3f} | "
-              f"{r['macro_f1']:.3f} | {r['roc_auc']:.3f} | {r['ece']:.3f} | {r['loadavg_1_5_15'][0]} |")
+        print(f"| {r['model']} | {r['train_s']} ({r['train_cpu_s']}) | {r['n_test']} | {fmt_ci(r['accuracy_ci'])} | "
+              f"{fmt_ci(r['macro_f1_ci'])} | {r['roc_auc']:.3f} | {r['ece']:.3f} | {r['loadavg_1_5_15'][0]} |")
 
 
 def _train_eval(task, train, test, out: Path, models: list[str], options: dict, saliency: bool) -> list[dict]:
@@ -128,10 +153,12 @@ def _train_eval(task, train, test, out: Path, models: list[str], options: dict, 
         t0, c0 = time.time(), cpu_seconds()
         model = fit(task, train, out / f"run_{tag}", model=name, progress=False, **options)
         train_s, cpu_s = time.time() - t0, cpu_seconds() - c0
-        m = model.evaluate(test, plots_dir=out / f"plots_{tag}")
+        proba = model.predict_proba(test)
+        m = model.evaluate(test, plots_dir=out / f"plots_{tag}", proba=proba)
+        np.savez(out / f"proba_{tag}.npz", ids=test.ids.astype(str), y=test.hard_labels, proba=proba)
         if saliency:
             saliency_maps(model, test, np.arange(8), out / f"plots_{tag}" / "saliency.png")
-        rows.append({**_row(name, train_s, m), "train_cpu_s": round(cpu_s, 1),
+        rows.append({**_row(name, train_s, m), **_intervals(test.hard_labels, proba), "train_cpu_s": round(cpu_s, 1),
                      "epochs_run": len(model.card.get("history", []) or []),
                      "loadavg_1_5_15": [round(v, 2) for v in os.getloadavg()]})
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "confusion_matrix"}), flush=True)
@@ -139,8 +166,6 @@ def _train_eval(task, train, test, out: Path, models: list[str], options: dict, 
 
 
 def gz1(args) -> None:
-    from sklearn.model_selection import train_test_split
-
     from skysift.core.data import TaskData
 
     task = get_task("galaxies")
@@ -150,13 +175,13 @@ def gz1(args) -> None:
                                crop=args.crop)
     print(f"loaded {len(data)} GZ1 cutouts at {args.size} px (crop {data.meta['card']['crop']}) in "
           f"{time.time() - t0:.1f} s; classes {data.class_counts()}", flush=True)
-    idx = np.arange(len(data))
-    fit_idx, test_idx = train_test_split(idx, test_size=args.test_frac, stratify=data.hard_labels,
-                                         random_state=args.seed)
-    train, test = data.subset(np.sort(fit_idx)), data.subset(np.sort(test_idx))
-    print(f"stratified split: {len(train)} for training (the core takes 20 % of it for validation), "
-          f"{len(test)} held out: {test.class_counts()}", flush=True)
-    options = {"epochs": args.epochs, "seed": args.seed, "tta": args.tta, **json.loads(args.options)}
+    is_test = outer_mask(data.ids, args.split)
+    train, test = data.subset(np.flatnonzero(~is_test)), data.subset(np.flatnonzero(is_test))
+    print(f"frozen outer split {args.split}: {len(train)} for training (the core takes 20 % of it for "
+          f"validation), {len(test)} held out: {test.class_counts()}", flush=True)
+    # the test split is the frozen one above: the core must not carve a second one out of the training part
+    options = {"epochs": args.epochs, "seed": args.seed, "tta": args.tta, "test_frac": 0.0,
+               **json.loads(args.options)}
     rows = _train_eval(task, train, test, out, args.models.split(","), options, saliency=True)
     _report(rows, out)
 
@@ -168,10 +193,24 @@ def sim(args) -> None:
     train = task.simulate(out / "train", n=args.n_train, seed=args.seed)
     test = task.simulate(out / "test", n=args.n_test, seed=args.seed + 1000)
     print(f"simulated {args.n_train} + {args.n_test} galaxies in {time.time() - t0:.0f} s", flush=True)
-    options = {"epochs": args.epochs, "seed": args.seed, "tta": args.tta, **json.loads(args.options)}
+    options = {"epochs": args.epochs, "seed": args.seed, "tta": args.tta, "test_frac": 0.0,
+               **json.loads(args.options)}
     rows = _train_eval(task, task.load(train, labelled=True), task.load(test, labelled=True), out,
                        args.models.split(","), options, saliency=True)
     _report(rows, out)
+
+
+def compare(args) -> None:
+    a, b = np.load(args.default), np.load(args.candidate)
+    if not (np.array_equal(a["ids"], b["ids"]) and np.array_equal(a["y"], b["y"])):
+        raise SystemExit("error: the two files hold different test objects")
+    y = a["y"]
+    for name, metric in (("accuracy", _accuracy), ("macro-F1", _macro_f1)):
+        ci = bootstrap_ci(lambda yy, pa, pb, m=metric: m(yy, pb) - m(yy, pa), y, a["proba"], b["proba"])
+        print(f"{name}: default {metric(y, a['proba']):.3f}, candidate {metric(y, b['proba']):.3f}, "
+              f"candidate - default {fmt_ci(ci)} (paired bootstrap 95 % CI, {len(y)} objects)")
+    ens = (a["proba"] + b["proba"]) / 2
+    print(f"mean of the two models' probabilities: accuracy {fmt_ci(bootstrap_ci(_accuracy, y, ens))}")
 
 
 def main() -> None:
@@ -197,13 +236,16 @@ def main() -> None:
     g.add_argument("--scheme", default="three", choices=["three", "four", "six"])
     g.add_argument("--size", type=int, default=64)
     g.add_argument("--crop", type=float, default=None, help="central fraction kept (default: the layout's)")
-    g.add_argument("--test-frac", type=float, default=0.2)
+    g.add_argument("--split", default="gz1_outer_test", help="frozen outer test split under benchmarks/splits/")
+    c = sub.add_parser("compare")
+    c.add_argument("default", help="proba_<model>.npz of the default")
+    c.add_argument("candidate", help="proba_<model>.npz of the candidate, same test objects")
     s = sub.choices["sim"]
     s.add_argument("--n-train", type=int, default=3000)
     s.add_argument("--n-test", type=int, default=1000)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    {"throughput": throughput, "gz1": gz1, "sim": sim}[args.cmd](args)
+    {"throughput": throughput, "gz1": gz1, "sim": sim, "compare": compare}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,11 @@ learnt from known classes; it is set *leave-one-pair-out*: when scoring a pair, 
 Gaussianised score of the unknowns of the *other* pairs (same seed), so no pair's own unknowns
 tune its own result. ``--default-separation`` shows the fixed default instead.
 
-    .venv/bin/python benchmarks/bench_transients_openset.py --seeds 0 1
+    .venv/bin/python benchmarks/bench_transients_openset.py --seeds 0 1 2
+
+Besides each scorer's mean ± std it prints the paired difference of each scorer to the seed's
+Π(1−p) over the same runs (pair × seed) with a percentile bootstrap 95 % interval: the figure a
+choice of default must rest on (``benchmarks/protocol.md``).
 """
 from __future__ import annotations
 
@@ -38,6 +42,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from _common import bootstrap_ci, fmt_ci
 
 HELD_OUT = {"6+95": (6, 95), "52+67": (52, 67), "15+64": (15, 64), "16+92": (16, 92), "53+88": (53, 88)}
 DATA = Path(os.environ.get("SKYSIFT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "plasticc"
@@ -229,13 +235,26 @@ def main(argv=None) -> int:
     print(f"{'mean':<15}" + "".join(f"{mean[k]:>20.3f}" for k in keys))
     print(f"{'std':<15}" + "".join(f"{std[k]:>20.3f}" for k in keys))
     wins = {k: sum(r["loss"][k] < r["loss"]["product"] for r in runs) for k in keys if k != "product"}
+    # the question a default rests on: is a scorer better than the seed's rule on the *same* runs?
+    # paired differences over runs (pair × seed), percentile bootstrap of their mean
+    diffs = {}
+    for k in keys:
+        if k == "product":
+            continue
+        d = np.array([r["loss"][k] - r["loss"]["product"] for r in runs])
+        diffs[k] = bootstrap_ci(np.mean, d, n_boot=10_000)
+    print(f"paired difference to product Π(1-p), mean over {len(runs)} runs [bootstrap 95 % CI]; "
+          "negative = better than product:")
+    for k, ci in diffs.items():
+        print(f"  {k:<20} {fmt_ci(ci)}")
     print("runs better than product Π(1-p): " + ", ".join(f"{k} {v}/{len(runs)}" for k, v in wins.items()))
     print("mean z of unknowns: " + "; ".join(
         f"{k} " + ", ".join(f"{r['pair']}/{r['seed']}={r['z_unknown'][k]:.2f}" for r in runs) for k in mapped))
     if args.json:
         from skysift.core.io import write_json
 
-        write_json(args.json, [{k: v for k, v in r.items() if not k.startswith("_")} for r in runs])
+        write_json(args.json, {"runs": [{k: v for k, v in r.items() if not k.startswith("_")} for r in runs],
+                               "difference_to_product_ci": diffs})
     print(f"total {time.time() - t0:.0f} s")
     return 0
 

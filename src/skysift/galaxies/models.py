@@ -23,7 +23,7 @@ from .defaults import AUGMENT_DEFAULTS
 
 if TYPE_CHECKING:
     from ..core.networks import TimmNet
-    from .networks import SeedKerasCNN, SeedOxfordCNN
+    from .networks import D4GroupCNN, MultiScaleNet, SeedKerasCNN, SeedOxfordCNN
 
 
 def _input_size(stats: dict) -> int:
@@ -92,3 +92,30 @@ def seed_oxford_cnn(n_classes: int, stats: dict) -> SeedOxfordCNN:
     from .networks import SeedOxfordCNN
 
     return SeedOxfordCNN(_input_size(stats), n_classes)
+
+
+@register_model(MODELS, data_defaults=AUGMENT_DEFAULTS)
+def galaxy_d4cnn(n_classes: int, stats: dict, *, widths: list = [6, 12, 24, 48], blocks: int = 1,  # noqa: B006
+                 drop_rate: float = 0.1, input_size: int = DEFAULT_INPUT_SIZE) -> D4GroupCNN:
+    """D4-equivariant group CNN (rotations by 90 deg and mirrors built in), from scratch at 48 px
+
+    ``widths`` fields per stage (8 channels each); ``blocks`` group convolutions per stage. A candidate
+    against the default on the frozen GZ1 outer split (benchmarks/protocol.md), not the default:
+    accuracy 0.854 [0.833, 0.875] there, 0.024 [0.008, 0.040] below it (early-stopped at epoch 10)."""
+    from .networks import D4GroupCNN
+
+    return D4GroupCNN(n_classes, widths=tuple(widths), blocks=blocks, drop_rate=drop_rate, input_size=input_size)
+
+
+@register_model(MODELS, data_defaults=AUGMENT_DEFAULTS)
+def galaxy_multiscale(n_classes: int, stats: dict, *, backbone: str = DEFAULT_BACKBONE, centre: float = 0.5,
+                      drop_rate: float = 0.1, input_size: int = DEFAULT_INPUT_SIZE) -> MultiScaleNet:
+    """timm backbone on the whole cutout and its centre, features concatenated (read wider: crop 0.6)
+
+    ``centre`` the central fraction of the cutout for the second view. Meant for cutouts read with
+    twice the default field of view (GZ1: crop 0.6, so the centre view is the default's 0.3). A
+    candidate against the default on the frozen GZ1 outer split, not the default: accuracy 0.885
+    [0.867, 0.904] there, +0.007 [-0.004, +0.019] over it, at twice the training cost."""
+    from .networks import MultiScaleNet
+
+    return MultiScaleNet(backbone, n_classes, centre=centre, drop_rate=drop_rate, input_size=input_size)
