@@ -19,7 +19,7 @@ from skysift.core.leakage import LeakError, check_disjoint, check_training_set
 from skysift.transits.simulate import simulate_light_curves, write_kaggle_csv
 
 TINY = {"width": 8, "depth": 3, "attention_layers": 0}
-OPTIONS = {"epochs": 2, "batch_size": 32, "model_params": TINY, "progress": False}
+OPTIONS = {"model": "resnet1d", "epochs": 2, "batch_size": 32, "model_params": TINY, "progress": False}
 
 
 @pytest.fixture(scope="module")
