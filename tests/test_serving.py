@@ -2,6 +2,7 @@
 process, OpenAPI fuzzing (schemathesis, in-process ASGI), and ``skysift serve`` as a real server."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
@@ -195,32 +196,44 @@ def test_model_names_from_cli_arguments(tmp_path):
         create_app({"bad name!": a})
 
 
-def test_serve_command_runs_a_real_server(bundles, tmp_path):
-    name = next(iter(bundles))
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "SKYSIFT_NO_PROGRESS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "skysift", "serve", "--model", f"m1={bundles[name][0]}",
-                             "--port", str(port), "--log-level", "warning"],
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _serving(args: list[str], port: int, env: dict, ready: str = "/health"):
+    """``python -m skysift serve ARGS`` as a real process, once ``ready`` answers; stopped on exit."""
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, "-m", "skysift", "serve", *args, "--log-level", "warning"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
-        import httpx
-
         deadline = time.time() + 90
         while True:
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                httpx.get(f"http://127.0.0.1:{port}{ready}", timeout=2)
                 break
             except httpx.TransportError:
                 assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
                 assert time.time() < deadline, "server did not start"
-                time.sleep(0.5)
-        assert r.json()["models"] == ["m1"]
-        assert httpx.get(f"http://127.0.0.1:{port}/models/m1", timeout=5).json()["task"] == name
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_serve_command_runs_a_real_server(bundles, tmp_path):
+    import httpx
+
+    name = next(iter(bundles))
+    port = _free_port()
+    env = {**os.environ, "SKYSIFT_NO_PROGRESS": "1"}
+    with _serving(["--model", f"m1={bundles[name][0]}", "--port", str(port)], port, env) as url:
+        assert httpx.get(f"{url}/health", timeout=5).json()["models"] == ["m1"]
+        assert httpx.get(f"{url}/models/m1", timeout=5).json()["task"] == name
 
 
 def test_serve_command_bad_run_dir_exits_2(tmp_path):
@@ -415,9 +428,7 @@ def test_graceful_shutdown_finishes_the_request_in_flight(bundles, as_upload):
 
     name = next(iter(bundles))
     run, data_path = bundles[name]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     env = {**os.environ, "SKYSIFT_NO_PROGRESS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "skysift", "serve", str(run), "--port", str(port),
                              "--log-level", "warning", "--graceful-timeout", "60"],
@@ -492,36 +503,19 @@ def test_serve_with_the_containers_environment(bundles):
 
     name = next(iter(bundles))
     run, data_path = bundles[name]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     env = {**os.environ, **_dockerfile_env(), "SKYSIFT_HOST": "127.0.0.1", "PORT": str(port),
            "SKYSIFT_MODELS": str(run), "PATH": os.environ["PATH"]}
     for var in ("SAGEMAKER_BIND_TO_PORT", "AIP_HTTP_PORT"):
         env.pop(var, None)
-    proc = subprocess.Popen([sys.executable, "-m", "skysift", "serve", "--log-level", "warning"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-                assert time.time() < deadline, "server did not start"
-                time.sleep(0.3)
-        assert r.status_code == 200
+    with _serving([], port, env, ready="/ping") as url:
+        assert httpx.get(f"{url}/ping", timeout=5).status_code == 200
         raw = Path(data_path).read_bytes() if Path(data_path).is_file() else None
         if raw is not None:
             ctype = {".csv": "text/csv", ".npz": "application/octet-stream"}.get(Path(data_path).suffix,
                                                                                   "application/octet-stream")
-            r = httpx.post(f"http://127.0.0.1:{port}/invocations", content=raw, headers={"content-type": ctype},
-                           timeout=60)
+            r = httpx.post(f"{url}/invocations", content=raw, headers={"content-type": ctype}, timeout=60)
             assert r.status_code == 200 and r.json()["model"] == Path(run).name, r.text[:300]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.mark.slow
