@@ -1,4 +1,4 @@
-"""Galaxy figures: image grids with true and predicted labels, and saliency / activation maps."""
+"""Galaxy figures beyond the core's galleries: saliency / activation maps."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,40 +7,6 @@ import numpy as np
 
 from ..core.data import TaskData
 from ..core.plots import save
-
-
-def gallery(data: TaskData, indices, out: Path, *, proba: np.ndarray | None = None, title: str = "",
-            ncols: int = 6, max_n: int = 36) -> Path | None:
-    """A grid of the images at ``indices``, each titled with its id, true label and, when ``proba``
-    ``(len(indices), K)`` is given, the predicted class and its probability (red when wrong)."""
-    import matplotlib.pyplot as plt
-
-    indices = np.asarray(indices, dtype=np.int64)[:max_n]
-    if len(indices) == 0:
-        return None
-    ncols = min(ncols, len(indices))
-    nrows = int(np.ceil(len(indices) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.15 * nrows + (0.4 if title else 0)),
-                             squeeze=False)
-    hard = data.hard_labels if data.has_labels else None
-    for ax in axes.ravel():
-        ax.axis("off")
-    for row, (ax, i) in enumerate(zip(axes.ravel(), indices)):
-        ax.imshow(np.asarray(data.x[i]), interpolation="nearest")
-        lines = [str(data.ids[i])[:18]]
-        colour = "black"
-        if hard is not None:
-            lines.append(f"true: {data.class_names[hard[i]]}")
-        if proba is not None:
-            k = int(np.argmax(proba[row]))
-            lines.append(f"pred: {data.class_names[k] if k < len(data.class_names) else k} ({proba[row, k]:.2f})")
-            if hard is not None and k != hard[i]:
-                colour = "crimson"
-        ax.set_title("\n".join(lines), fontsize=7, color=colour)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return save(fig, out)
 
 
 def _feature_module(net):
