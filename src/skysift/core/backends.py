@@ -8,7 +8,6 @@ declares its kind once, in the registry, and :data:`BACKENDS` maps that kind to 
 """
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,6 @@ from .data import TaskData
 if TYPE_CHECKING:
     from .registry import ModelSpec
     from .task import Task
-
-log = logging.getLogger("skysift")
 
 
 @dataclass

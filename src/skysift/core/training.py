@@ -134,7 +134,6 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
     if len(test):
         # the headline: objects no choice touched (early stopping, calibration, threshold and the
         # open-set fit all saw the validation split only)
-        test = test.with_class_names(list(data.class_names))
         test_proba = model.predict_proba(test)
         card["test_metrics"] = model.evaluate(test, proba=test_proba)
     card["train_seconds"] = round(time.time() - t0, 2)
