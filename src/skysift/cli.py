@@ -274,7 +274,11 @@ def predict(run_dir: Path = typer.Argument(...), data: Path = typer.Option(..., 
             out: Path = typer.Option(..., "--out", help="CSV to write (id + class probabilities)"),
             tta: Optional[bool] = typer.Option(None, "--tta/--no-tta"),
             dask: Optional[str] = typer.Option(None, "--dask", metavar="SCHEDULER|local",
-                                               help=_DASK_HELP)):
+                                               help=_DASK_HELP),
+            resume: bool = typer.Option(True, "--resume/--no-resume",
+                                        help="a streamed prediction (a light-curve file too large to load) "
+                                             "continues an interrupted run of the same model and settings; "
+                                             "--no-resume starts over")):
     """Predict in batch into a submission-style CSV."""
     if dask is not None:
         from .core.scale import predict_catalogue
@@ -285,7 +289,7 @@ def predict(run_dir: Path = typer.Argument(...), data: Path = typer.Option(..., 
         return
     from . import api
 
-    result = api.predict(run_dir, data, out, tta=tta)
+    result = api.predict(run_dir, data, out, tta=tta, resume=resume)
     if isinstance(result, dict):  # streamed chunk by chunk (a file too large to load)
         resumed = result.get("resumed_from")
         out_console.print(f"wrote {result['objects']} predictions to {out} in {result['chunks']} chunks"

@@ -126,14 +126,37 @@ class Model:
         data = self._as_data(data, labelled=False)
         return self.frame(data.ids, self.predict_logits(data, tta=tta))
 
-    def predict_to(self, data: str | Path | TaskData, out: str | Path, *, tta: bool | None = None) -> dict:
+    def fingerprint(self) -> str:
+        """SHA-256 of the bundle (``model.json`` + ``model.safetensors``), or of the card for a
+        model never saved: what a resumed streamed prediction checks it continues with."""
+        import hashlib
+        import json
+
+        from .bundle import CARD
+
+        h = hashlib.sha256()
+        files = [self.run_dir / CARD, self.run_dir / WEIGHTS] if self.run_dir is not None else []
+        if files and all(f.exists() for f in files):
+            for f in files:
+                with open(f, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
+        else:
+            h.update(json.dumps(self.card, sort_keys=True, default=str).encode())
+        return h.hexdigest()
+
+    def predict_to(self, data: str | Path | TaskData, out: str | Path, *, tta: bool | None = None,
+                   resume: bool = True) -> dict:
         """Predict ``data`` into the CSV ``out``; a file the task streams (larger than memory)
-        goes chunk by chunk. Returns ``{"objects": n, ...}``."""
+        goes chunk by chunk, and ``resume`` continues an interrupted run of the same model and
+        settings (a different one is refused). Returns ``{"objects": n, ...}``."""
         from .io import atomic_path
 
         if self.task.streaming is not None and not isinstance(data, TaskData):
+            identity = {"model": self.fingerprint(), "tta": self.tta if tta is None else bool(tta)}
             summary = self.task.streaming.predict_file(
-                data, out, lambda chunk: self.frame(chunk.ids, self.predict_logits(chunk, tta=tta)))
+                data, out, lambda chunk: self.frame(chunk.ids, self.predict_logits(chunk, tta=tta)),
+                resume=resume, identity=identity)
             if summary is not None:
                 return summary
         df = self.predict(data, tta=tta)

@@ -121,8 +121,11 @@ class StreamPredictor(Protocol):
     """Predicts a file too large to load, chunk by chunk, straight into a CSV (resumable)."""
 
     def predict_file(self, path: str | Path, out: str | Path,
-                     predict_chunk: Callable[[TaskData], pd.DataFrame]) -> dict | None:
-        """A summary with ``objects``; None when ``path`` is small enough to load whole."""
+                     predict_chunk: Callable[[TaskData], pd.DataFrame], *, resume: bool = True,
+                     identity: dict | None = None) -> dict | None:
+        """A summary with ``objects``; None when ``path`` is small enough to load whole. With
+        ``resume``, a partial ``out`` written with the same ``identity`` (model fingerprint and
+        settings) is continued; one written with another identity is refused."""
 
 
 # ---- the task -------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ Row numbers in messages count data rows from 1 (the header is row 0); Parquet ro
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -58,7 +59,7 @@ import numpy as np
 from ..core import readers
 from ..core.data import TaskData
 from ..core.tables import is_parquet as _is_parquet
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .data import CLASSES, META_COLUMNS, UNKNOWN_CLASS, LightCurves, class_name
 from .metadata import (
     ALIASES,
@@ -286,11 +287,23 @@ def load_catalogue(files: list[Path], *, labelled: bool | None = None, allow_unk
                     meta={"layout": "catalogue", "card": card})
 
 
-def is_streamable(path: str | Path, *, min_bytes: int = 512 * 2**20) -> bool:
+#: CSV size from which ``skysift predict`` streams; ``$SKYSIFT_STREAM_MIN_BYTES`` overrides it
+#: (``0``: stream every sorted CSV, e.g. to resume a prediction of any size)
+STREAM_MIN_BYTES = 512 * 2**20
+
+
+def is_streamable(path: str | Path, *, min_bytes: int | None = None) -> bool:
     """Whether ``skysift predict`` should stream ``path`` with :func:`~skysift.transients.stream.
     predict_stream` instead of loading it: a CSV (gzip or not) light-curve file, or a folder
-    holding one, of at least ``min_bytes`` on disk (gzip counted x5, its typical ratio on these
-    files). Streaming needs the file sorted by ``object_id`` (the PLAsTiCC test files are)."""
+    holding one, of at least ``min_bytes`` on disk (default :data:`STREAM_MIN_BYTES`; gzip counted
+    x5, its typical ratio on these files). Streaming needs the file sorted by ``object_id`` (the
+    PLAsTiCC test files are)."""
+    if min_bytes is None:
+        env = os.environ.get("SKYSIFT_STREAM_MIN_BYTES", "").strip()
+        try:
+            min_bytes = int(env) if env else STREAM_MIN_BYTES
+        except ValueError:
+            raise ConfigError(f"SKYSIFT_STREAM_MIN_BYTES must be an integer, got {env!r}") from None
     try:
         kind, files, _ = resolve(path)
     except DataError:

@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -119,7 +120,8 @@ def _diagnose_stream(lc_path: Path, mapping: dict[str, str], block_size: int, ro
 def iter_chunks(lightcurves_path: str | Path, metadata_path: str | Path | None = None, *,
                 chunk_rows: int = DEFAULT_CHUNK_ROWS, labelled: bool | None = False,
                 allow_unknown: bool = False, after_object_id: int | None = None,
-                block_size: int = BLOCK_SIZE) -> Iterator[TaskData]:
+                block_size: int = BLOCK_SIZE, on_metadata: Callable[[int], None] | None = None
+                ) -> Iterator[TaskData]:
     """Yield TaskData chunks of whole objects from a light-curve CSV sorted by ``object_id``: each
     holds at least ``chunk_rows`` observations (the last one fewer) and at most ``chunk_rows`` plus
     one pyarrow block (``block_size`` bytes of CSV) plus the longest object.
@@ -128,6 +130,7 @@ def iter_chunks(lightcurves_path: str | Path, metadata_path: str | Path | None =
     from ``metadata_path``, found beside the file when None). ``after_object_id`` skips objects
     with ids up to and including it (resuming). ``labelled`` as in ``load`` (default: ignore
     targets). Ids going backwards raise a DataError (the file is not sorted by ``object_id``).
+    ``on_metadata(n)`` is called with the number of metadata objects once they are read.
     Metadata objects never seen in the file are logged (a shard of the split test set shares
     its metadata file with the other shards, so they are not an error here).
     """
@@ -142,6 +145,8 @@ def iter_chunks(lightcurves_path: str | Path, metadata_path: str | Path | None =
     header = io.read_header(lc_path)
     mapping = io._column_map(lc_path, header, io.OBS_COLUMNS, io.OBS_COLUMNS)
     meta = io.read_metadata(meta_path, labelled=labelled)
+    if on_metadata is not None:
+        on_metadata(len(meta.ids))
     layout = io._layout(header, io.read_header(meta_path))
     pending: list[dict[str, np.ndarray]] = []
     n_pending = 0
@@ -214,41 +219,109 @@ def progress_path(out_csv: str | Path) -> Path:
 
 
 def _progress_bar(enabled: bool):
-    from rich.progress import Progress, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
-    class RowsPerSecond(ProgressColumn):
+    class ObjectsPerSecond(ProgressColumn):
         def render(self, task):
-            return Text(f"{task.speed:,.0f} rows/s" if task.speed else "… rows/s")
+            return Text(f"{task.speed:,.0f} objects/s" if task.speed else "… objects/s")
 
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                    TextColumn("{task.completed:,.0f} rows, {task.fields[objects]:,} objects"),
-                    RowsPerSecond(), TimeElapsedColumn(), disable=not enabled, transient=False)
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
+                    TextColumn("{task.completed:,.0f}/{task.total:,.0f} objects"), ObjectsPerSecond(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                    console=Console(stderr=True), disable=not enabled, transient=False)
+
+
+#: environment variable: chunks predicted at once by :func:`predict_stream` (default: 2, or the
+#: number of CPUs when fewer)
+WORKERS_ENV = "SKYSIFT_STREAM_WORKERS"
+
+
+def default_workers() -> int:
+    env = os.environ.get(WORKERS_ENV, "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise DataError(None, f"${WORKERS_ENV} must be an integer, got {env!r}") from None
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _header_line(cols: list[str]) -> bytes:
+    import csv
+    import io as _io
+
+    buf = _io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(cols)  # quoted as DataFrame.to_csv quotes
+    return buf.getvalue().encode("utf-8")
+
+
+def _predict_chunk(predict_fn: Callable[[TaskData], object], chunk: TaskData, jobs: int) -> tuple:
+    """One chunk on a pool thread: the submission rows as CSV text (no header), sorted by id."""
+    from .features import feature_jobs
+
+    with feature_jobs(jobs, progress=False):
+        df = predict_fn(chunk)
+    cols = [str(c) for c in df.columns]  # type: ignore[attr-defined]
+    if not cols or cols[0] != "object_id":
+        raise ValueError(f"predict_fn must return a DataFrame whose first column is object_id, got {cols[:3]}")
+    ids = df["object_id"].to_numpy()  # type: ignore[index]
+    if len(ids) != len(chunk) or not np.array_equal(np.sort(ids.astype(np.int64)), chunk.ids):
+        raise ValueError(f"predict_fn returned {len(ids)} rows for a chunk of {len(chunk)} objects "
+                         "(it must return exactly one row per object)")
+    df = df.sort_values("object_id", kind="stable")  # type: ignore[attr-defined]
+    text = df.to_csv(index=False, header=False, lineterminator="\n").encode("utf-8")
+    return cols, text, int(chunk.ids[-1]), len(chunk), chunk.x.n_observations
 
 
 def predict_stream(predict_fn: Callable[[TaskData], object], lightcurves_path: str | Path,
                    metadata_path: str | Path | None, out_csv: str | Path, *,
                    chunk_rows: int = DEFAULT_CHUNK_ROWS, progress: bool = True, resume: bool = True,
-                   block_size: int = BLOCK_SIZE) -> dict:
+                   block_size: int = BLOCK_SIZE, identity: dict | None = None,
+                   workers: int | None = None) -> dict:
     """Predict a light-curve CSV chunk by chunk into ``out_csv``, resumably.
 
     ``predict_fn(chunk) -> pandas.DataFrame``: the submission rows of the chunk's objects, first
-    column ``object_id`` (e.g. ``object_id,class_6,...,class_99``), one row per object.
+    column ``object_id`` (e.g. ``object_id,class_6,...,class_99``), one row per object. It is
+    called from ``workers`` threads at once (default :func:`default_workers`), each on its own
+    chunk, while this thread reads the next chunks: reading, features and the model overlap, and
+    the ``light-curve`` extractors of each chunk run single-threaded (:func:`~skysift.transients.
+    features.feature_jobs`). Threads rather than processes because ``predict_fn`` is any closure
+    over a loaded model, and the costly parts (CSV parsing, the Rust extractors, NumPy sorts,
+    LightGBM) release the GIL. Memory holds at most ``workers + 1`` chunks.
 
-    After each chunk its rows are appended to ``out_csv`` and fsynced, then
-    ``out_csv.progress.json`` is replaced atomically with the last completed ``object_id`` and
-    the byte size of ``out_csv`` at that point. A rerun (``resume=True``) truncates ``out_csv``
-    to that size (dropping rows of a chunk whose checkpoint was not written) and skips objects up
-    to that id; so the final file equals an uninterrupted run's (for a deterministic
-    ``predict_fn``, since chunk boundaries do not depend on where the run resumed). A finished
-    run is marked ``"complete": true``; rerunning it does nothing. ``resume=False`` starts over.
+    Rows are written in file order. After each chunk its rows are appended to ``out_csv`` and
+    fsynced, then ``out_csv.progress.json`` is replaced atomically with the last completed
+    ``object_id``, the byte size of ``out_csv`` at that point and ``identity`` (what wrote it: the
+    model's fingerprint and settings). A rerun (``resume=True``) with the same input and identity
+    truncates ``out_csv`` to that size (dropping rows of a chunk whose checkpoint was not written)
+    and skips objects up to that id, so the final file equals an uninterrupted run's (for a
+    deterministic ``predict_fn``: every row depends on its object only); a different input or
+    identity is refused with a DataError (``resume=False``, ``--no-resume``, starts over). A
+    finished run is marked ``"complete": true``; rerunning it does nothing.
 
-    Returns a summary: objects, observations, chunks predicted, resumed_from, seconds, rows/s.
+    The progress display counts objects against the number of objects in the metadata file (an
+    upper bound for one shard of a split test set), with objects/s and the ETA.
+
+    Returns a summary: objects, observations, chunks predicted, resumed_from, seconds, rows/s,
+    objects/s.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     lc_path = Path(lightcurves_path)
     out_csv = Path(out_csv)
     ckpt = progress_path(out_csv)
     meta_path = _metadata_path(lc_path, metadata_path)
+    n_workers = default_workers() if workers is None else max(1, int(workers))
     source = {"lightcurves": str(lc_path.resolve()), "lightcurves_bytes": lc_path.stat().st_size,
               "metadata": str(meta_path.resolve())}
     state = None
@@ -257,10 +330,15 @@ def predict_stream(predict_fn: Callable[[TaskData], object], lightcurves_path: s
             state = json.loads(ckpt.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             raise DataError(ckpt, "unreadable progress file; delete it (and the partial output) or "
-                            "pass resume=False") from None
+                            "start over with --no-resume (resume=False)") from None
         if any(state.get(k) != v for k, v in source.items()):
             raise DataError(ckpt, f"progress file belongs to another input ({state.get('lightcurves')}); "
-                            "delete it or pass resume=False")
+                            "start over with --no-resume (resume=False), or write to another output")
+        if state.get("identity") != identity:
+            raise DataError(out_csv, f"partial output written with another model or settings "
+                            f"({_describe(state.get('identity'))}; this run: {_describe(identity)}), "
+                            "so resuming would mix two models' predictions; start over with --no-resume "
+                            "(resume=False), or write to another output")
         if state.get("complete"):
             log.info("%s is complete (%s); nothing to do", out_csv, ckpt)
             return {"objects": 0, "observations": 0, "chunks": 0, "resumed_from": state["last_object_id"],
@@ -268,7 +346,7 @@ def predict_stream(predict_fn: Callable[[TaskData], object], lightcurves_path: s
         size = out_csv.stat().st_size
         if size < state["bytes"]:
             raise DataError(out_csv, f"shorter ({size} bytes) than its progress file says ({state['bytes']}); "
-                            "start over with resume=False")
+                            "start over with --no-resume (resume=False)")
         with open(out_csv, "r+b") as fh:  # drop the partial tail written after the last checkpoint
             fh.truncate(state["bytes"])
             os.fsync(fh.fileno())
@@ -276,8 +354,8 @@ def predict_stream(predict_fn: Callable[[TaskData], object], lightcurves_path: s
         out_csv.parent.mkdir(parents=True, exist_ok=True)
         with open(out_csv, "wb") as fh:
             os.fsync(fh.fileno())
-        state = {**source, "last_object_id": None, "bytes": 0, "rows": 0, "columns": None,
-                 "complete": False}
+        state = {**source, "identity": identity, "last_object_id": None, "bytes": 0, "rows": 0,
+                 "columns": None, "complete": False}
         write_json(ckpt, state)
     resumed_from = state["last_object_id"]
     t0 = time.perf_counter()
@@ -285,42 +363,82 @@ def predict_stream(predict_fn: Callable[[TaskData], object], lightcurves_path: s
     enabled = progress and not os.environ.get("SKYSIFT_NO_PROGRESS")
     # rich draws nothing into a log file until the end: there, a plain line every few seconds
     plain = enabled and not sys.stderr.isatty()
-    with _progress_bar(enabled and not plain) as bar, open(out_csv, "ab") as out:
-        task = bar.add_task(f"predict {lc_path.name}", total=None, objects=0)
-        chunks = iter_chunks(lc_path, meta_path, chunk_rows=chunk_rows, labelled=False,
-                             after_object_id=resumed_from, block_size=block_size)
-        if plain:
-            from ..core.progress import track
+    total: dict[str, int] = {}
+    from ..core.progress import PLAIN_EVERY_S, _fmt_s, _plain
 
-            chunks = track(chunks, f"predict {lc_path.name}", unit=f"chunks of {chunk_rows:,} rows")
-        for chunk in chunks:
-            df = predict_fn(chunk)
-            cols = [str(c) for c in df.columns]
-            if not cols or cols[0] != "object_id":
-                raise ValueError(f"predict_fn must return a DataFrame whose first column is object_id, got {cols[:3]}")
+    last_plain = t0
+    done_before = int(state["rows"])
+
+    def report(bar, task) -> None:
+        nonlocal last_plain
+        if not plain:
+            bar.update(task, completed=done_before + n_obj, total=total.get("n"))
+            return
+        now = time.perf_counter()
+        if now - last_plain < PLAIN_EVERY_S:
+            return
+        last_plain = now
+        rate = n_obj / max(now - t0, 1e-9)
+        left = total.get("n", 0) - done_before - n_obj
+        eta = f", ETA {_fmt_s(left / rate)}" if rate > 0 and left > 0 else ""
+        _plain(f"predict {lc_path.name}: {done_before + n_obj:,}/{total.get('n', 0):,} objects "
+               f"({rate:,.0f} objects/s{eta})")
+
+    with _progress_bar(enabled and not plain) as bar, open(out_csv, "ab") as out, \
+            ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="skysift-predict") as pool:
+        task = bar.add_task(f"predict {lc_path.name}", total=None)
+        chunks = iter_chunks(lc_path, meta_path, chunk_rows=chunk_rows, labelled=False,
+                             after_object_id=resumed_from, block_size=block_size,
+                             on_metadata=lambda n: total.update(n=n))
+        if plain:
+            _plain(f"predict {lc_path.name}: {n_workers} chunk(s) at a time")
+        # one extractor thread per chunk when chunks run side by side; a single chunk uses 2
+        jobs = 1 if n_workers > 1 else 2
+        pending: deque = deque()
+
+        def finish(fut) -> None:
+            nonlocal n_obj, n_obs, n_chunks
+            cols, text, last_id, k, m = fut.result()
             if state["columns"] is not None and cols != state["columns"]:
                 raise ValueError(f"predict_fn returned columns {cols} after {state['columns']}")
-            ids = df["object_id"].to_numpy()
-            if len(ids) != len(chunk) or not np.array_equal(np.sort(ids.astype(np.int64)), chunk.ids):
-                raise ValueError(f"predict_fn returned {len(ids)} rows for a chunk of {len(chunk)} objects "
-                                 "(it must return exactly one row per object)")
-            df = df.sort_values("object_id", kind="stable")
-            text = df.to_csv(index=False, header=state["columns"] is None, lineterminator="\n")
-            out.write(text.encode("utf-8"))
+            if state["columns"] is None:
+                out.write(_header_line(cols))
+            out.write(text)
             out.flush()
             os.fsync(out.fileno())
-            state.update(last_object_id=int(chunk.ids[-1]), bytes=out.tell(), rows=state["rows"] + len(df),
-                         columns=cols)
+            state.update(last_object_id=last_id, bytes=out.tell(), rows=state["rows"] + k, columns=cols)
             write_json(ckpt, state)
-            n_obj += len(chunk)
-            n_obs += chunk.x.n_observations
+            n_obj += k
+            n_obs += m
             n_chunks += 1
-            bar.update(task, advance=chunk.x.n_observations, objects=n_obj)
+            report(bar, task)
+
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(_predict_chunk, predict_fn, chunk, jobs))
+                del chunk  # the pool holds it until predicted: memory is bounded by the queue
+                while len(pending) > n_workers:
+                    finish(pending.popleft())
+            while pending:
+                finish(pending.popleft())
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
     state["complete"] = True
     write_json(ckpt, state)
     dt = time.perf_counter() - t0
+    if plain:
+        _plain(f"predict {lc_path.name}: {n_obj:,} objects done in {_fmt_s(dt)}")
     return {"objects": n_obj, "observations": n_obs, "chunks": n_chunks, "resumed_from": resumed_from,
-            "complete": True, "seconds": dt, "rows_per_s": n_obs / dt if dt > 0 else float("nan")}
+            "complete": True, "seconds": dt, "rows_per_s": n_obs / dt if dt > 0 else float("nan"),
+            "objects_per_s": n_obj / dt if dt > 0 else float("nan"), "workers": n_workers}
+
+
+def _describe(identity: dict | None) -> str:
+    if not identity:
+        return "no model recorded"
+    return ", ".join(f"{k} {str(v)[:12]}" for k, v in sorted(identity.items()))
 
 
 # ---- Parquet catalogue ----------------------------------------------------------------------------

@@ -88,14 +88,15 @@ class StreamedCsv:
     #: observations per chunk (~60 MB of arrays per million)
     chunk_rows = 1_000_000
 
-    def predict_file(self, path, out, predict_chunk):
+    def predict_file(self, path, out, predict_chunk, *, resume=True, identity=None):
         from .stream import predict_stream
 
         if not io.is_streamable(path):
             return None
         kind, files, meta = io.resolve(path)
         return predict_stream(predict_chunk, files[0], meta, out, chunk_rows=self.chunk_rows,
-                              progress=os.environ.get("SKYSIFT_NO_PROGRESS", "") == "")
+                              progress=os.environ.get("SKYSIFT_NO_PROGRESS", "") == "",
+                              resume=resume, identity=identity)
 
 
 class LightCurveRequests:
