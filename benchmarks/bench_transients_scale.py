@@ -234,6 +234,12 @@ def cmd_stream(args) -> None:
 
 
 # ---- dask -------------------------------------------------------------------------------------------
+def _warm_worker(run_dir: str) -> None:
+    from skysift.core.scale import _model
+
+    _model(run_dir)
+
+
 def cmd_dask(args) -> None:
     import dask
     from distributed import Client, LocalCluster
@@ -261,19 +267,17 @@ def cmd_dask(args) -> None:
 
         return sum(client.run(cpu).values())
 
-    first = sorted(cat.glob("part-*.parquet"))[0]
     for n in args.workers:
         with dask.config.set({"distributed.worker.daemon": False}):
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address=None, env={"OMP_NUM_THREADS": "1"})
+                                   dashboard_address=None,
+                                   env={"OMP_NUM_THREADS": "1", "SKYSIFT_NO_PROGRESS": "1"})
         client = Client(cluster)
         try:
             addr = cluster.scheduler_address
             # warm-up: every worker imports skysift and loads the model once, as a long-lived
-            # cluster would have done before the run that is timed
-            for _ in range(n):
-                run_measured([PY, "-m", "skysift", "predict", str(args.run), "--data", str(first), "--out",
-                              str(out / "warmup.csv"), "--dask", addr], env=env)
+            # cluster would have before the run that is timed (the model stays cached in the worker)
+            client.run(_warm_worker, str(Path(args.run).resolve()))
             c0 = worker_cpu(client)
             res = out / f"dask_{n}.csv"
             r = run_measured([PY, "-m", "skysift", "predict", str(args.run), "--data", str(cat), "--out",

@@ -45,6 +45,8 @@ SMALL = {
     'skysift.simulate("transits", "data/", n=3000, seed=0)': 'skysift.simulate("transits", "data/", n=300, seed=0)',
     'skysift.simulate("transits", "test/", n=1000, seed=1)': 'skysift.simulate("transits", "test/", n=100, seed=1)',
     "epochs=30": "epochs=1",
+    "simulate('survey/', n=1_000_000, seed=2": "simulate('survey/', n=25_000, seed=2",
+    "objects_per_partition=100_000)": "objects_per_partition=10_000)",
 }
 
 #: text a block must print (a block is named by a piece of its first command line)

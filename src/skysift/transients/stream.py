@@ -444,9 +444,12 @@ def _describe(identity: dict | None) -> str:
 # ---- Parquet catalogue ----------------------------------------------------------------------------
 def write_parquet_catalogue(lightcurves_path: str | Path, metadata_path: str | Path | None,
                             out_dir: str | Path, objects_per_partition: int = 100_000, *,
-                            chunk_rows: int = DEFAULT_CHUNK_ROWS, allow_unknown: bool = False) -> list[Path]:
+                            chunk_rows: int = DEFAULT_CHUNK_ROWS, allow_unknown: bool = False,
+                            prefix: str = "part") -> list[Path]:
     """Convert a light-curve CSV (sorted by ``object_id``) + metadata into a partitioned Parquet
     catalogue ``out_dir/part-00000.parquet, part-00001.parquet, ...`` with bounded memory.
+    ``prefix`` replaces ``part``: the shards of a split test set (the 11 light-curve files of the
+    PLAsTiCC release) go into one folder as ``shard01-00000.parquet, ...``, read in name order.
 
     Each partition holds ``objects_per_partition`` whole objects (the last one fewer), sorted by
     ``(object_id, mjd)``, one row per observation with the object's metadata repeated on every
@@ -464,7 +467,7 @@ def write_parquet_catalogue(lightcurves_path: str | Path, metadata_path: str | P
     ``target``                    int64      only when the metadata has labels: the PLAsTiCC class
     ============================  =========  =====================================================
 
-    Returns the partition paths. ``out_dir`` must not already hold ``part-*.parquet`` files.
+    Returns the partition paths. ``out_dir`` must not already hold ``{prefix}-*.parquet`` files.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -472,8 +475,11 @@ def write_parquet_catalogue(lightcurves_path: str | Path, metadata_path: str | P
     if objects_per_partition < 1:
         raise ValueError("objects_per_partition must be >= 1")
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.glob("part-*.parquet")):
-        raise DataError(out_dir, "already holds a catalogue (part-*.parquet); choose an empty folder")
+    if not prefix or any(c in prefix for c in "/\\*?[]"):
+        raise ValueError(f"prefix must be a plain file-name part, got {prefix!r}")
+    if out_dir.exists() and any(out_dir.glob(f"{prefix}-*.parquet")):
+        raise DataError(out_dir, f"already holds a catalogue ({prefix}-*.parquet); choose an empty folder "
+                        "or another prefix")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     buffer: list[TaskData] = []
@@ -491,7 +497,7 @@ def write_parquet_catalogue(lightcurves_path: str | Path, metadata_path: str | P
             cols["target"] = np.repeat(target, lengths)
         schema = io._catalogue_schema(labelled)
         table = pa.table({f.name: pa.array(cols[f.name], type=f.type) for f in schema}, schema=schema)
-        path = out_dir / f"part-{len(paths):05d}.parquet"
+        path = out_dir / f"{prefix}-{len(paths):05d}.parquet"
         with atomic_path(path) as tmp:
             pq.write_table(table, tmp, compression="zstd")
         paths.append(path)
