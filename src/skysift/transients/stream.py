@@ -227,17 +227,19 @@ def _progress_bar(enabled: bool):
         SpinnerColumn,
         TextColumn,
         TimeElapsedColumn,
-        TimeRemainingColumn,
     )
     from rich.text import Text
 
-    class ObjectsPerSecond(ProgressColumn):
-        def render(self, task):
-            return Text(f"{task.speed:,.0f} objects/s" if task.speed else "… objects/s")
+    class Objects(ProgressColumn):
+        def render(self, task):  # the total is known once the metadata file is read
+            of = f"/{task.total:,.0f}" if task.total is not None else ""
+            return Text(f"{task.completed:,.0f}{of} objects")
 
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
-                    TextColumn("{task.completed:,.0f}/{task.total:,.0f} objects"), ObjectsPerSecond(),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                    # rate and ETA over the whole run: rich's own estimate, over the last few updates,
+                    # swings with every chunk of thousands of objects
+                    Objects(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                    TextColumn("ETA {task.fields[eta]}"),
                     console=Console(stderr=True), disable=not enabled, transient=False)
 
 
@@ -371,22 +373,23 @@ def predict_stream(predict_fn: Callable[[TaskData], object], lightcurves_path: s
 
     def report(bar, task) -> None:
         nonlocal last_plain
-        if not plain:
-            bar.update(task, completed=done_before + n_obj, total=total.get("n"))
-            return
         now = time.perf_counter()
+        rate = n_obj / max(now - t0, 1e-9)
+        left = total.get("n", 0) - done_before - n_obj
+        eta = _fmt_s(left / rate) if rate > 0 and left > 0 else "-"
+        if not plain:
+            bar.update(task, completed=done_before + n_obj, total=total.get("n"),
+                       rate=f"{rate:,.0f} objects/s", eta=eta)
+            return
         if now - last_plain < PLAIN_EVERY_S:
             return
         last_plain = now
-        rate = n_obj / max(now - t0, 1e-9)
-        left = total.get("n", 0) - done_before - n_obj
-        eta = f", ETA {_fmt_s(left / rate)}" if rate > 0 and left > 0 else ""
         _plain(f"predict {lc_path.name}: {done_before + n_obj:,}/{total.get('n', 0):,} objects "
-               f"({rate:,.0f} objects/s{eta})")
+               f"({rate:,.0f} objects/s, ETA {eta})")
 
     with _progress_bar(enabled and not plain) as bar, open(out_csv, "ab") as out, \
             ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="skysift-predict") as pool:
-        task = bar.add_task(f"predict {lc_path.name}", total=None)
+        task = bar.add_task(f"predict {lc_path.name}", total=None, rate="… objects/s", eta="-")
         chunks = iter_chunks(lc_path, meta_path, chunk_rows=chunk_rows, labelled=False,
                              after_object_id=resumed_from, block_size=block_size,
                              on_metadata=lambda n: total.update(n=n))
