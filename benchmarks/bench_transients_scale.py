@@ -13,6 +13,9 @@ per figure::
     # `bench_transients.py cv --direct` (e.g. before/after a feature change), bootstrap 95 % CI
     python benchmarks/bench_transients_scale.py cvdiff A/oof_lgbm.csv B/oof_lgbm.csv
 
+    # the default LightGBM on the frozen outer test split, features of the code before vs now (paired)
+    python benchmarks/bench_transients_scale.py split --baseline <old checkout>/src/skysift/transients/features.py
+
     # a test set in the Kaggle layout, written by streaming (time, CPU, peak RSS, size)
     python benchmarks/bench_transients_scale.py simulate --out /scratch/plasticc_1m --n 1000000
 
@@ -169,6 +172,72 @@ def cmd_cvdiff(args) -> None:
                 [(args.a, fmt_ci(ca)), (args.b, fmt_ci(cb)), ("B - A (paired)", fmt_ci(cd))])
 
 
+# ---- split: before / after on the frozen outer test split ------------------------------------------
+def _features_of(module_path: Path | None, lc):
+    """``extract_features(lc)`` of this checkout, or of the ``features.py`` file at ``module_path``
+    (an older checkout's: the feature code before a change), imported under a private name."""
+    if module_path is None:
+        from skysift.transients.features import extract_features
+
+        return extract_features(lc)[0]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("skysift.transients._features_baseline", module_path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.extract_features(lc)[0]
+
+
+def cmd_split(args) -> None:
+    """The default LightGBM (fixed settings, as ``skysift train`` fits it: 80/20 fit/validation split
+    of the training part for early stopping and temperature scaling) trained on the 6,278 objects
+    outside the frozen outer test split, with the features of a baseline ``features.py`` and of
+    this checkout; weighted log-loss on the 1,570 outer test objects, paired bootstrap."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from sklearn.model_selection import train_test_split
+
+    from _common import outer_mask
+    from bench_transients import _inverse_frequency, read_plasticc
+    from skysift.core.calibration import fit_bias_corrected_temperature, softmax
+    from skysift.transients.gbm import LightGBMEstimator
+    from skysift.transients.metrics import plasticc_log_loss
+
+    ids, y_t, lc = read_plasticc(args.data)
+    targets = sorted(set(y_t.tolist()))
+    yi = np.searchsorted(targets, y_t)
+    k = len(targets)
+    test = np.flatnonzero(outer_mask(ids, args.split))
+    train = np.flatnonzero(~outer_mask(ids, args.split))
+    fit, val = train_test_split(train, test_size=0.2, stratify=yi[train], random_state=args.seed)
+    probs, rows = {}, []
+    for label, path in (("baseline", Path(args.baseline)), ("this checkout", None)):
+        c = time.process_time()
+        X = _features_of(path, lc)
+        cpu = time.process_time() - c
+        est = LightGBMEstimator({}, k, [str(t) for t in targets])
+        est.fit(X[fit], yi[fit], X[val], yi[val], sample_weight=_inverse_frequency(yi[fit], k)[yi[fit]])
+        temp, bias = fit_bias_corrected_temperature(est.predict_logits(X[val]), yi[val], k)
+        logits = est.predict_logits(X[test])
+        probs[label] = (softmax(logits), softmax(logits, temp, bias))
+        rows.append((label, f"{1e3 * cpu / len(lc):.3f}", est.best_iteration))
+    idx = np.arange(len(test))
+
+    def loss(P):
+        return lambda i: plasticc_log_loss(y_t[test][i], P[i], targets)
+
+    table = []
+    for j, kind in enumerate(("raw", "calibrated")):
+        a, b = probs["baseline"][j], probs["this checkout"][j]
+        table.append((kind, fmt_ci(bootstrap_ci(loss(a), idx, n_boot=args.n_boot)),
+                      fmt_ci(bootstrap_ci(loss(b), idx, n_boot=args.n_boot)),
+                      fmt_ci(bootstrap_ci(lambda i, a=a, b=b: loss(b)(i) - loss(a)(i), idx, n_boot=args.n_boot))))
+    print(f"\nfrozen outer split {args.split}: {len(train)} training objects, {len(test)} test objects; "
+          f"baseline features {args.baseline}; load average {load_avg()}")
+    print_table(["features", "CPU ms/object (features)", "best iteration"], rows)
+    print(f"weighted log-loss on the outer test objects, percentile bootstrap 95 % CI ({args.n_boot} resamples)")
+    print_table(["probabilities", "baseline", "this checkout", "difference (paired)"], table)
+
+
 # ---- simulate ---------------------------------------------------------------------------------------
 def cmd_simulate(args) -> None:
     code = ("import sys; from skysift.transients.simulate import simulate; "
@@ -318,6 +387,12 @@ def main() -> None:
     c.add_argument("b")
     c.add_argument("--prefix", default="raw_class_", help="probability columns (raw_class_ or class_)")
     c.add_argument("--n-boot", type=int, default=1000)
+    sp = sub.add_parser("split")
+    sp.add_argument("--data", default="/work/shared/data/plasticc")
+    sp.add_argument("--baseline", required=True, help="the features.py of the code before (another checkout)")
+    sp.add_argument("--split", default="plasticc_outer_test")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--n-boot", type=int, default=1000)
     s = sub.add_parser("simulate")
     s.add_argument("--out", required=True)
     s.add_argument("--n", type=int, default=1_000_000)
@@ -338,7 +413,7 @@ def main() -> None:
     d.add_argument("--per-partition", type=int, default=10_000)
     d.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = ap.parse_args()
-    {"profile": cmd_profile, "cvdiff": cmd_cvdiff, "simulate": cmd_simulate, "stream": cmd_stream,
+    {"profile": cmd_profile, "cvdiff": cmd_cvdiff, "split": cmd_split, "simulate": cmd_simulate, "stream": cmd_stream,
      "dask": cmd_dask}[args.cmd](args)
 
 
