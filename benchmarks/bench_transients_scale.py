@@ -293,8 +293,16 @@ def cmd_stream(args) -> None:
     print(f"\nstreamed `skysift predict` of {n_obj:,} objects ({args.data}), model {args.run}, "
           f"chunk workers {env.get('SKYSIFT_STREAM_WORKERS', 'default')}, load average {load_avg()}")
     print_table(["run", "wall s", "CPU s", "CPU ms/object", "objects/s (wall)", "peak RSS MiB"], rows)
-    n_lines = sum(1 for _ in open(res, "rb")) - 1
-    print(f"resumed output: {n_lines:,} rows for {n_obj:,} metadata objects, sha256 {sha256(res)[:16]}")
+    import pandas as pd
+
+    got = pd.read_csv(res)
+    want = pd.read_csv(meta, usecols=["object_id"])["object_id"].to_numpy()
+    every_once = np.array_equal(got["object_id"].to_numpy(), want)  # each object once, in file order
+    sums = got.drop(columns="object_id").to_numpy().sum(axis=1)
+    print(f"resumed output: {len(got):,} rows for {n_obj:,} metadata objects; every object once, in order: "
+          f"{every_once}; rows sum to 1 (max deviation {np.abs(sums - 1).max():.1e}); sha256 {sha256(res)[:16]}")
+    if not every_once:
+        sys.exit(1)
     if ref.exists():
         same = sha256(ref) == sha256(res)
         print(f"uninterrupted == killed + resumed (byte for byte): {same}")
