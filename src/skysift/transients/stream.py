@@ -10,8 +10,8 @@ for every object of the metadata file (~64 bytes per object: ~220 MB for the 3.5
 :func:`predict_stream` runs a prediction function chunk by chunk (two chunks at a time on threads
 while this thread reads the next) and appends the rows to a CSV, checkpointing after every chunk so
 that an interrupted run resumes where it stopped, if the same model and settings wrote it. Measured
-(``benchmarks/bench_transients_scale.py stream``): 0.74 ms of CPU per object end to end with the
-default LightGBM, peak RSS 1.3 GB at 200,000 objects, independent of the file size but for the
+(``benchmarks/bench_transients_scale.py stream``): 0.70 ms of CPU per object end to end with the
+default LightGBM, peak RSS 1.34 GB at 1,000,000 objects, independent of the file size but for the
 metadata.
 
 :func:`write_parquet_catalogue` turns the CSVs into a partitioned Parquet catalogue for the
