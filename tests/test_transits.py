@@ -256,9 +256,9 @@ def _one_binary(seed=0, n=L):
 
 
 def _scalars(views):
-    from skysift.transits.search import SCALAR_NAMES
+    from skysift.transits.search import SCALAR_NAMES, SearchSettings, candidate_scalars
 
-    return dict(zip(SCALAR_NAMES, views[-len(SCALAR_NAMES):]))
+    return dict(zip(SCALAR_NAMES, candidate_scalars(views[None], SearchSettings())[0]))
 
 
 def test_bls_recovers_injected_period_and_agrees_with_astropy():

@@ -32,7 +32,8 @@ def views_net(n_classes: int, stats: dict, *, width: int = 16, dropout: float = 
     from .views_net import ViewsNet
 
     s = SearchSettings.from_stats(stats)
-    return ViewsNet(n_classes, s.n_global, s.n_local, s.n_scalars, width=width, dropout=dropout)
+    return ViewsNet(n_classes, s.n_global, s.n_local, s.n_scalars, width=width, dropout=dropout,
+                    n_candidates=s.n_candidates)
 
 
 @register_model(MODELS, data_defaults={"inject_prob": 0.3, "inject_eb_prob": 0.2})
