@@ -8,9 +8,12 @@ Protocol: ``skysift simulate transits --n 5000 --seed 0`` is the training file; 
 trained on it with ``skysift train transits`` and the task's defaults (the CLI, in a subprocess,
 timed by wall clock, with a cold cache of transit views). Early stopping, calibration and the
 decision threshold see only the validation split of that file. The test sets are simulated
-afterwards from other seeds (own simulator: seed 3000; independent generator: seed 4000 — fresh: seeds 1000 and 2000 scored earlier versions, and the choices of this version were made on validation sets from seeds 500 and 600), at the
-training prevalence (1.5% hosts), and are touched by nothing but the final scoring. PR-AUC is
-average precision; intervals are 95% bootstrap percentiles over test objects (1,000 resamples).
+afterwards from other seeds (own simulator: seed 3000; independent generator: seed 4000), at the
+training prevalence (1.5% hosts), and are touched by nothing but the final scoring. They are fresh:
+seeds 1000 and 2000 scored earlier versions, and this version's choices (labelling, iterated
+search, EB population, injection rates) were made on validation sets of seeds 500/501 (training
+simulator) and 600/601 (independent generator). PR-AUC is average precision; intervals are 95%
+bootstrap percentiles over test objects (1,000 resamples).
 """
 from __future__ import annotations
 

@@ -318,8 +318,7 @@ def test_views_net_scores_a_star_by_its_most_planet_like_candidate():
 
 
 def test_simulated_hosts_pass_the_mes_against_their_own_noise():
-    from skysift.transits.simulate import CADENCE_DAYS, MIN_MES, cdpp, multiple_event_statistic, n_events, \
-        planet_signal
+    from skysift.transits.simulate import CADENCE_DAYS, MIN_MES, cdpp, multiple_event_statistic, n_events, planet_signal
 
     rng = np.random.default_rng(3)
     t = np.arange(L) * CADENCE_DAYS

@@ -27,7 +27,8 @@ def views_net(n_classes: int, stats: dict, *, width: int = 16, dropout: float = 
 
     Data parameters: ``inject_prob`` / ``inject_eb_prob`` / ``inject_beb_prob``, extra training
     light curves per non-host with an injected planet / eclipsing binary / background EB;
-    ``detrend`` (median | biweight | none) and ``window_days`` of the detrending."""
+    ``detrend`` (median | biweight | none) and ``window_days`` of the detrending; ``n_candidates``
+    (default 2), the transit searches per star (1: ~30% faster preprocessing, fewer planets found)."""
     from .search import SearchSettings
     from .views_net import ViewsNet
 

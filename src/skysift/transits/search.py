@@ -139,14 +139,16 @@ def detrend_batch(flux: np.ndarray, s: SearchSettings) -> tuple[np.ndarray, np.n
         # residual is far above the cadence-to-cadence scatter, halve the window (down to
         # window_min_days; shorter windows start to eat the transits themselves)
         window = s.window_days
+        rows = np.arange(len(f))  # a row left alone once stays alone: only the halved are retested
         while window / 2 >= s.window_min_days - 1e-9:
-            resid = _mad(rel)
-            p2p = _mad(np.diff(rel, axis=1)) / np.sqrt(2)
-            redo = np.flatnonzero(resid > s.adapt_ratio * p2p)
+            resid = _mad(rel[rows])
+            p2p = _mad(np.diff(rel[rows], axis=1)) / np.sqrt(2)
+            redo = rows[resid > s.adapt_ratio * p2p]
             if not len(redo):
                 break
             window /= 2
             rel[redo] = f[redo] / _median_trend(f[redo], window) - 1.0
+            rows = redo
     elif s.detrend == "none":
         rel = f - 1.0
     else:
