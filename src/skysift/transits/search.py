@@ -12,6 +12,10 @@ dip, and folded on the best period. The network then sees
 * **scalars**: period, duration, depth, SNR, signal detection efficiency, odd/even depth
   difference, secondary depth, V-vs-U shape, duration against the duration a Sun-like star gives.
 
+The search runs ``n_candidates`` times (default 2), each time with the previous candidate's transits
+masked, and every candidate gets its own views (the feature vector is their concatenation,
+strongest first): a planet behind a stronger spurious signal, or a second planet, is not lost.
+
 Views are in units of the fitted depth (the transit bottom sits at -1), so the shape is compared
 across depths; depth and SNR are scalars. Everything is decided by :class:`SearchSettings`, which
 the model's bundle stores, so every input path (CSV, FITS, JSON) gets the same views.

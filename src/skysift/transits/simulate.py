@@ -1,7 +1,9 @@
 """Kepler-like light curves with and without transiting planets, in the Kaggle CSV layout.
 
 Each star gets: a ``batman`` transit model (positives: Rp/R★ 0.02–0.2, impact parameter to 0.95,
-main-sequence and evolved hosts, mildly eccentric orbits, 15% with a second planet) or, for a share
+main-sequence and evolved hosts, mildly eccentric orbits, 15% with a second planet; every host's
+planet passes Kepler's MES ≥ 7.1 against the star's own noise on the transit's time scale, with two
+transits at least, because a survey's label set is its detections) or, for a share
 of the negatives, an eclipsing binary (V-shaped grazing primaries, secondaries at phase 0.5,
 ellipsoidal modulation) that a naive dip detector confuses with a planet, or a background EB diluted
 to a planet-like depth; rotational modulation by evolving spots; p-mode pulsations; granulation as
