@@ -294,6 +294,10 @@ def test_iterated_search_finds_the_planet_behind_a_stronger_signal():
     np.testing.assert_allclose([found["period"][0], found["period_2"][0]], [2.3, 7.9], rtol=0.01)
     # bundles written before the iterated search (no n_candidates in their settings) keep one
     assert SearchSettings.from_stats({"n_periods": 2000}).n_candidates == 1
+    # ... and those written before the coarser later searches search the second time on the first
+    # grid, so their views (and probabilities) do not change
+    old = SearchSettings.from_stats({"n_periods": 2000, "n_candidates": 2})
+    assert (old.next_n_periods, old.next_bin_cadences) == (0, 0)
 
 
 def test_views_net_scores_a_star_by_its_most_planet_like_candidate():
