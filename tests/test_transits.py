@@ -256,9 +256,9 @@ def _one_binary(seed=0, n=L):
 
 
 def _scalars(views):
-    from skysift.transits.search import SCALAR_NAMES
+    from skysift.transits.search import SCALAR_NAMES, SearchSettings, candidate_scalars
 
-    return dict(zip(SCALAR_NAMES, views[-len(SCALAR_NAMES):]))
+    return dict(zip(SCALAR_NAMES, candidate_scalars(views[None], SearchSettings())[0]))
 
 
 def test_bls_recovers_injected_period_and_agrees_with_astropy():
@@ -277,6 +277,63 @@ def test_bls_recovers_injected_period_and_agrees_with_astropy():
     t = np.arange(L) * CADENCE_DAYS
     res = BoxLeastSquares(t, rel[1]).autopower(0.15, minimum_period=0.5, maximum_period=20, frequency_factor=2)
     assert abs(res.period[np.argmax(res.power)] - found["period"][1]) < 0.02
+
+
+def test_iterated_search_finds_the_planet_behind_a_stronger_signal():
+    from skysift.transits.search import SearchSettings, compute_views
+    from skysift.transits.simulate import CADENCE_DAYS, _batman_flux
+
+    # a deep planet at 2.3 d hides a shallower one at 7.9 d from a single search; the second pass,
+    # with the first candidate's transits masked, finds it
+    t = np.arange(L) * CADENCE_DAYS
+    inner, _, _ = _batman_flux(t, 0.7, 2.3, 0.1, 9.0, 89.5, (0.4, 0.25))
+    outer, _ = _one_planet(7.9, rp=0.05, seed=4)
+    s = SearchSettings()
+    views, found = compute_views((outer * inner)[None], s, with_search=True)
+    assert views.shape == (1, 2 * s.n_per_candidate) and s.n_candidates == 2
+    np.testing.assert_allclose([found["period"][0], found["period_2"][0]], [2.3, 7.9], rtol=0.01)
+    # bundles written before the iterated search (no n_candidates in their settings) keep one
+    assert SearchSettings.from_stats({"n_periods": 2000}).n_candidates == 1
+    # ... and those written before the coarser later searches search the second time on the first
+    # grid, so their views (and probabilities) do not change
+    old = SearchSettings.from_stats({"n_periods": 2000, "n_candidates": 2})
+    assert (old.next_n_periods, old.next_bin_cadences) == (0, 0)
+
+
+def test_views_net_scores_a_star_by_its_most_planet_like_candidate():
+    import torch
+
+    from skysift.transits.search import SearchSettings
+    from skysift.transits.views_net import ViewsNet
+
+    s = SearchSettings()
+    torch.manual_seed(0)
+    net = ViewsNet(2, s.n_global, s.n_local, s.n_scalars, n_candidates=2).eval()
+    x = torch.randn(5, s.n_features)
+    per = s.n_per_candidate
+    swapped = torch.cat([x[:, per:], x[:, :per]], dim=1)
+    with torch.no_grad():
+        out, out_swapped = net(x), net(swapped)
+        single = net.score(x.reshape(-1, per)).reshape(5, 2, 2)
+    # the order of the candidates does not matter, and the star's logits are its best candidate's
+    torch.testing.assert_close(out, out_swapped)
+    margin = single[..., 1] - single[..., 0]
+    torch.testing.assert_close(out, single[torch.arange(5), margin.argmax(dim=1)])
+
+
+def test_simulated_hosts_pass_the_mes_against_their_own_noise():
+    from skysift.transits.simulate import CADENCE_DAYS, MIN_MES, cdpp, multiple_event_statistic, n_events, planet_signal
+
+    rng = np.random.default_rng(3)
+    t = np.arange(L) * CADENCE_DAYS
+    white = rng.normal(0, 3e-4, L)
+    # granulation-like red noise: the white-noise MES would overstate what a search can find
+    red = np.convolve(rng.normal(0, 3e-4, L), np.ones(8) / np.sqrt(8), "same") + white
+    assert cdpp(red, 6) > 1.5 * cdpp(white, 6)
+    for _ in range(5):
+        flux, meta = planet_signal(t, rng, noise=red)
+        assert meta["mes"] >= MIN_MES and n_events(flux) >= 2
+        assert multiple_event_statistic(flux, noise=red) == pytest.approx(meta["mes"])
 
 
 def test_odd_even_and_secondary_views_flag_an_eclipsing_binary():

@@ -57,11 +57,13 @@ def inject_raw(flux: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndar
     flux = np.asarray(flux, dtype=np.float64)
     t = np.arange(len(flux)) * CADENCE_DAYS
     if kind == "planet":
-        f = flux[np.isfinite(flux)]
-        d = np.diff(f / np.median(f))
-        # point-to-point scatter: white noise, blind to variability slower than a cadence
-        sigma = float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2)) if len(d) > 10 else None
-        signal, _ = planet_signal(t, rng, sigma=sigma or None)
+        from .preprocess import fill_gaps
+
+        ok = np.isfinite(flux)
+        # the star's own noise (variability, granulation, systematics, white noise) sets the
+        # planet's detectability, as in the simulator: the injected planet passes Kepler's MES
+        noise = fill_gaps(flux) / np.median(flux[ok]) - 1.0 if ok.sum() > 10 else None
+        signal, _ = planet_signal(t, rng, noise=noise) if noise is not None else planet_signal(t, rng)
         from .simulate import MULTI_FRACTION
 
         if rng.random() < MULTI_FRACTION:

@@ -13,11 +13,11 @@ transit shape                batman (Mandel–Agol, quadratic LD)  trapezoid fro
                                                                  limb-darkened bottom, integrated
                                                                  over the 29.4-min exposure here
 planet population            P 0.5–40 d log-uniform, Rp/R★       P 0.6–35 d log-uniform, Rp/R★ from
-                             0.03–0.16 log-uniform, MES ≥ 7.1     a power law dN/dk ∝ k^-1.5 on
-                                                                 0.015–0.2, 20% subgiant hosts
-                                                                 (longer transits), eccentric orbits
-                                                                 (Rayleigh σ_e 0.1), 20% of hosts
-                                                                 with a second planet; SNR ≥ 7.5
+                             0.02–0.2 log-uniform, 15% evolved    a power law dN/dk ∝ k^-1.5 on
+                             hosts, 15% multis; MES ≥ 7.1         0.015–0.2, 20% subgiant hosts
+                             against the star's noise averaged    (longer transits), eccentric orbits
+                             over the transit (after a 1-d        (Rayleigh σ_e 0.1), 20% of hosts
+                             median high-pass), ≥ 2 transits      with a second planet; SNR ≥ 7.5
                                                                  against the star's CDPP on the
                                                                  transit's time scale (variability
                                                                  included)
@@ -30,9 +30,10 @@ stellar variability          two-harmonic spot sinusoids with a  Gaussian-proces
 noise                        white σ log-uniform                 photon + read noise from a Kepler
                                                                  magnitude Kp 9–16.5
 eclipsing binaries           batman primaries and secondaries    trapezoid eclipses, eccentric orbits
-                             at phase 0.5, ellipsoidal cos 4π    (secondary off phase 0.5), grazing
-                                                                 V shapes, ellipsoidal + reflection +
-                                                                 Doppler beaming; 2.5% of stars
+                             (eccentric above 2 d, Sterne        (secondary off phase 0.5), grazing
+                             offset), companion surface          V shapes, ellipsoidal + reflection +
+                             brightness log-uniform 0.003–1,     Doppler beaming; 2.5% of stars
+                             ellipsoidal cos 4π
 background EBs / triples     diluted 10–1000× (0.5%)             diluted 20–3000× (2%) incl.
                                                                  hierarchical triples
 systematics                  linear + quadratic drift, ramps     sinusoidal thermal/pointing drift,

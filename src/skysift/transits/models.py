@@ -27,12 +27,14 @@ def views_net(n_classes: int, stats: dict, *, width: int = 16, dropout: float = 
 
     Data parameters: ``inject_prob`` / ``inject_eb_prob`` / ``inject_beb_prob``, extra training
     light curves per non-host with an injected planet / eclipsing binary / background EB;
-    ``detrend`` (median | biweight | none) and ``window_days`` of the detrending."""
+    ``detrend`` (median | biweight | none) and ``window_days`` of the detrending; ``n_candidates``
+    (default 2), the transit searches per star (1: ~30% faster preprocessing, fewer planets found)."""
     from .search import SearchSettings
     from .views_net import ViewsNet
 
     s = SearchSettings.from_stats(stats)
-    return ViewsNet(n_classes, s.n_global, s.n_local, s.n_scalars, width=width, dropout=dropout)
+    return ViewsNet(n_classes, s.n_global, s.n_local, s.n_scalars, width=width, dropout=dropout,
+                    n_candidates=s.n_candidates)
 
 
 @register_model(MODELS, data_defaults={"inject_prob": 0.3, "inject_eb_prob": 0.2})

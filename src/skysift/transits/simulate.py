@@ -1,7 +1,9 @@
 """Kepler-like light curves with and without transiting planets, in the Kaggle CSV layout.
 
 Each star gets: a ``batman`` transit model (positives: Rp/R★ 0.02–0.2, impact parameter to 0.95,
-main-sequence and evolved hosts, mildly eccentric orbits, 15% with a second planet) or, for a share
+main-sequence and evolved hosts, mildly eccentric orbits, 15% with a second planet; every host's
+planet passes Kepler's MES ≥ 7.1 against the star's own noise on the transit's time scale, with two
+transits at least, because a survey's label set is its detections) or, for a share
 of the negatives, an eclipsing binary (V-shaped grazing primaries, secondaries at phase 0.5,
 ellipsoidal modulation) that a naive dip detector confuses with a planet, or a background EB diluted
 to a planet-like depth; rotational modulation by evolving spots; p-mode pulsations; granulation as
@@ -41,32 +43,89 @@ def _a_over_rs(period_days, rho_sun_units):
     return 4.206 * period_days ** (2 / 3) * rho_sun_units ** (1 / 3)
 
 
-#: Kepler's detection threshold on the multiple-event statistic: confirmed planets (the positives of
-#: the Kaggle set) all passed it, so simulated positives do too.
+#: Kepler's detection threshold on the multiple-event statistic: the planets of Kepler's label set
+#: (TCEs, then KOIs) all passed it, so simulated positives do too.
 MIN_MES = 7.1
+#: the longest trend a transit search is assumed to remove (days): the noise a transit competes
+#: with is the star's noise after a high-pass at this scale (or three transit durations, if longer)
+MES_HIGHPASS_DAYS = 1.0
 
 
-def multiple_event_statistic(flux: np.ndarray, sigma: float) -> float:
-    """Depth / σ × √(cadences in transit): the SNR of the transit train summed over all events."""
+def cdpp(noise: np.ndarray, width: int) -> float:
+    """The star's noise on a transit's time scale (Kepler's CDPP): the robust scatter of the
+    relative noise series (variability + granulation + white noise, no transit) averaged over
+    ``width`` cadences, after a running-median high-pass at max(1 d, 3 widths), the trends any
+    transit search removes."""
+    from scipy.ndimage import median_filter, uniform_filter1d
+
+    width = max(int(width), 1)
+    size = max(int(round(MES_HIGHPASS_DAYS / CADENCE_DAYS)), 3 * width) | 1
+    high = noise - median_filter(noise, size=size, mode="nearest")
+    avg = uniform_filter1d(high, size=width, mode="nearest")
+    return float(1.4826 * np.median(np.abs(avg - np.median(avg))))
+
+
+def n_events(flux: np.ndarray) -> int:
+    """Separate transits (runs of in-transit cadences) in a relative-flux signal."""
+    in_transit = flux < 1.0 - 1e-9
+    return int(in_transit[0]) + int((in_transit[1:] & ~in_transit[:-1]).sum())
+
+
+def multiple_event_statistic(flux: np.ndarray, sigma: float | None = None,
+                             noise: np.ndarray | None = None) -> float:
+    """Depth / noise on the transit's duration × √(transits): the SNR of the transit train summed
+    over all events, as Kepler's transiting planet search computes it.
+
+    ``noise`` (the star's relative noise series, without the transit) gives the noise through
+    :func:`cdpp`, red noise and residual variability included; ``sigma`` alone assumes white noise
+    (σ / √cadences in transit), which overstates the detectability of a transit on a star with
+    granulation or fast variability.
+    """
     in_transit = flux < 1.0 - 1e-9
     if not in_transit.any():
         return 0.0
     depth = float(1.0 - flux[in_transit].mean())
-    return depth / sigma * float(np.sqrt(in_transit.sum()))
+    n_cad = int(in_transit.sum())
+    if noise is None:
+        return depth / float(sigma) * float(np.sqrt(n_cad))
+    n_tr = n_events(flux)
+    width = max(1, int(round(n_cad / n_tr)))
+    return depth / max(cdpp(noise, width), 1e-12) * float(np.sqrt(n_tr))
 
 
 def planet_signal(t, rng, sigma: float | None = None, min_mes: float = MIN_MES,
-                  tries: int = 30) -> tuple[np.ndarray, dict]:
+                  tries: int = 50, noise: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Relative flux (1 = out of transit) of one transiting planet with realistic parameters.
 
-    With the star's white-noise ``sigma``, parameters are redrawn until the transit train would pass
-    Kepler's detection threshold ``min_mes``.
+    With the star's relative ``noise`` series (or, cruder, its white-noise ``sigma``), parameters
+    are redrawn until the transit train passes Kepler's detection threshold ``min_mes``; if no
+    draw does, the most detectable one's radius is scaled up until it passes, so that every
+    simulated host is one a survey could have found (its label set is its detections). A
+    periodic search needs two transits at least: a planet with one transit in the light curve
+    (long period) is never a detection, so such draws are redrawn too.
     """
+    best = None
     for _ in range(tries):
         flux, meta = _draw_planet(t, rng)
-        meta["mes"] = multiple_event_statistic(flux, sigma) if sigma else float("nan")
-        if sigma is None or meta["mes"] >= min_mes:
-            break
+        if sigma is None and noise is None:
+            meta["mes"] = float("nan")
+            return flux, meta
+        meta["mes"] = multiple_event_statistic(flux, sigma, noise)
+        if n_events(flux) < 2:
+            continue
+        if meta["mes"] >= min_mes:
+            return flux, meta
+        if best is None or meta["mes"] > best[1]["mes"]:
+            best = (flux, meta)
+    if best is None:  # no draw with two transits (cannot happen with periods <= 40 d in practice)
+        return flux, meta
+    flux, meta = best
+    # the depth is ~ (Rp/R*)^2: deepen the transit by the missing factor (a larger planet)
+    scale = min(1.05 * min_mes / max(meta["mes"], 1e-3), 1.0 / max(1 - flux.min(), 1e-6) * 0.5)
+    flux = 1 - (1 - flux) * scale
+    meta["mes"] = multiple_event_statistic(flux, sigma, noise)
+    meta["depth"] = float(1 - flux.min())
+    meta["scaled"] = float(scale)
     return flux, meta
 
 
@@ -97,16 +156,26 @@ def eclipsing_binary_signal(t, rng, background: bool = False) -> tuple[np.ndarra
     false positive that depth alone cannot tell from a planet (Kepler's commonest after EBs).
     """
     period = float(np.exp(rng.uniform(np.log(0.4), np.log(25.0))))
-    a = max(_a_over_rs(period, 1.0) * rng.uniform(0.5, 1.5), 2.5)
+    # binaries wider than a few days are not yet tidally circularised: eccentric orbits put the
+    # secondary eclipse off phase 0.5 and give the two eclipses different durations
+    ecc = float(min(rng.rayleigh(0.1), 0.5)) if period > 2.0 else 0.0
+    w = float(rng.uniform(0, 360))
+    a = max(_a_over_rs(period, 1.0) * rng.uniform(0.5, 1.5), 2.5 / (1 - ecc))
     ratio = rng.uniform(0.2, 1.0)
     grazing = rng.random() < 0.5
     b = rng.uniform(0.9, 1.0 + ratio * 0.8) if grazing else rng.uniform(0, 0.7)
     inc = float(np.degrees(np.arccos(min(b / a, 0.999))))
     t0 = rng.uniform(t[0], t[0] + min(period, t[-1] - t[0]))
     u = (float(rng.uniform(0.2, 0.6)), float(rng.uniform(0.1, 0.35)))
-    primary, _, _ = _batman_flux(t, t0, period, ratio, a, inc, u)
-    secondary, _, _ = _batman_flux(t, t0 + period / 2, period, ratio, a, inc, u)
-    sb = rng.uniform(0.02, 1.0)  # surface-brightness ratio of the companion
+    primary, _, _ = _batman_flux(t, t0, period, ratio, a, inc, u, ecc=ecc, w=w)
+    # the secondary eclipse: the same orbit seen from the other star (argument of periastron
+    # + 180°), centred half an orbit later plus Sterne's (1939) eccentric offset
+    t_sec = t0 + period / 2 * (1 + 4 / np.pi * ecc * np.cos(np.radians(w)))
+    secondary, _, _ = _batman_flux(t, t_sec, period, ratio, a, inc, u, ecc=ecc, w=(w + 180) % 360)
+    # surface-brightness ratio of the companion, log-uniform: low-mass (M-dwarf) companions are
+    # ~100x fainter per area than a Sun-like primary and leave no visible secondary, the EBs that
+    # look most like giant planets
+    sb = float(np.exp(rng.uniform(np.log(0.003), np.log(1.0))))
     flux = primary - sb * (1 - secondary)
     ellip = rng.uniform(0, 0.004) * np.cos(4 * np.pi * (t - t0) / period)
     flux = flux - ellip
@@ -251,10 +320,10 @@ def _simulate_chunk(n, seed, positive_fraction, eb_fraction, n_points, beb_fract
     info = []
     for i in range(n):
         rel, _ = stellar_noise(t, rng)
-        # point-to-point scatter: white noise plus the short-timescale part of granulation
-        sigma = float(1.4826 * np.median(np.abs(np.diff(rel) - np.median(np.diff(rel)))) / np.sqrt(2))
         if labels[i] == 1:
-            sig, meta = planet_signal(t, rng, sigma=sigma)
+            # detectable against the star's own noise on the transit's time scale (red noise and
+            # variability included), as Kepler's MES is: a planet below it would not be a TCE
+            sig, meta = planet_signal(t, rng, noise=rel - 1.0)
             if rng.random() < MULTI_FRACTION:  # a second planet, detectable or not
                 sig = sig * planet_signal(t, rng)[0]
         elif (u := rng.random()) < eb_fraction + beb_fraction:

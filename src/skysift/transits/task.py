@@ -12,7 +12,7 @@ from . import INFO, io
 from .augment import augment, inject_eclipsing_binary, inject_raw, inject_transit
 from .models import MODELS
 from .preprocess import clean_batch, to_channels
-from .search import SCALAR_NAMES, SearchSettings, views_cached
+from .search import SCALAR_NAMES, SearchSettings, candidate_scalars, views_cached
 from .simulate import N_POINTS
 
 
@@ -59,10 +59,15 @@ class ViewsDataset(Dataset):
         self.train = train
         s = settings
         g, lo = s.n_global, s.n_local
-        self.flip = np.concatenate([np.arange(g)[::-1]] + [g + c * lo + np.arange(lo)[::-1] for c in range(4)])
-        self.odd = g + lo + np.arange(lo)
-        self.even = g + 2 * lo + np.arange(lo)
-        self.odd_even = g + 4 * lo + list(SCALAR_NAMES).index("odd_even_sigma")
+        # the same indices in every candidate's block
+        base = [k * s.n_per_candidate for k in range(s.n_candidates)]
+        self.flip_src = np.concatenate([b + np.concatenate([np.arange(g)[::-1]] + [g + c * lo + np.arange(lo)[::-1]
+                                                                                   for c in range(4)])
+                                        for b in base])
+        self.flip_dst = np.concatenate([b + np.arange(g + 4 * lo) for b in base])
+        self.odd = np.concatenate([b + g + lo + np.arange(lo) for b in base])
+        self.even = np.concatenate([b + g + 2 * lo + np.arange(lo) for b in base])
+        self.odd_even = np.array([b + g + 4 * lo + list(SCALAR_NAMES).index("odd_even_sigma") for b in base])
 
     def __len__(self):
         return len(self.feats)
@@ -74,8 +79,7 @@ class ViewsDataset(Dataset):
             rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
             x = x.copy()
             if rng.random() < 0.5:
-                n = len(self.flip)
-                x[:n] = x[self.flip]
+                x[self.flip_dst] = x[self.flip_src]
             if rng.random() < 0.5:
                 x[self.odd], x[self.even] = x[self.even].copy(), x[self.odd].copy()
                 x[self.odd_even] = -x[self.odd_even]
@@ -139,7 +143,7 @@ def transit_features(data: TaskData, stats: dict, params: dict) -> np.ndarray:
     deep points."""
     if (stats or {}).get("input") == "views":
         s = SearchSettings.from_stats(stats)
-        return transit_views(data, stats)[:, -s.n_scalars:]
+        return candidate_scalars(transit_views(data, stats), s)
     rel, sigma = _clean(data, stats or {"length": data.x.shape[1]})
     x = rel / sigma[:, None]
     q = np.percentile(x, [0.1, 1, 5, 50, 95], axis=1).T
@@ -188,7 +192,7 @@ class TransitsTask(Task):
     def fit_preprocessing(self, train: TaskData, params: dict) -> dict:
         if params.get("input") == "views":
             # every choice of the search and the views, fixed here and stored in the bundle
-            overrides = {k: params[k] for k in ("detrend", "window_days") if k in params}
+            overrides = {k: params[k] for k in ("detrend", "window_days", "n_candidates") if k in params}
             return {"input": "views", **SearchSettings(length=int(train.x.shape[1]), **overrides).to_dict()}
         return {"length": int(train.x.shape[1]), "detrend": "biweight", "window_days": 0.75, "clip_sigma": 4.0}
 

@@ -1,7 +1,8 @@
 """The network on transit-search views (AstroNet-style two-branch CNN plus the search's scalars).
 
-Input: the flat ``(B, n_global + 4 n_local + n_scalars)`` vector of :mod:`.search` (one tensor, so
-that batching, test-time views and ONNX export need nothing special).
+Input: the flat ``(B, n_candidates × (n_global + 4 n_local + n_scalars))`` vector of :mod:`.search`
+(one tensor, so that batching, test-time views and ONNX export need nothing special): the views of
+each transit candidate the iterated search found, strongest first.
 """
 from __future__ import annotations
 
@@ -42,9 +43,11 @@ class ViewsNet(nn.Module):
     the filters compare odd with even and primary with secondary at each phase); scalars → MLP."""
 
     def __init__(self, n_classes: int, n_global: int, n_local: int, n_scalars: int, width: int = 16,
-                 dropout: float = 0.2):
+                 dropout: float = 0.2, n_candidates: int = 1):
         super().__init__()
         self.n_global, self.n_local, self.n_scalars = n_global, n_local, n_scalars
+        self.n_candidates = n_candidates
+        self.n_per = n_global + 4 * n_local + n_scalars
         self.global_net = _branch(1, width, 3, 6)
         self.local_net = _branch(5, width, 2, 6)
         # the scalars are log-scaled by the search already; batch norm adapts their remaining scale
@@ -54,6 +57,18 @@ class ViewsNet(nn.Module):
                                   nn.Linear(128, n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.n_candidates == 1:
+            return self.score(x)
+        # multiple-instance learning: a star hosts a planet if any of its candidates is one, so the
+        # same network scores every candidate and the star takes the most planet-like candidate's
+        # logits (trained on star labels alone: which candidate is the planet is never needed)
+        logits = self.score(x.reshape(-1, self.n_per)).reshape(-1, self.n_candidates, self.head[-1].out_features)
+        margin = logits[..., 1:].amax(dim=-1) - logits[..., 0]
+        idx = margin.argmax(dim=1, keepdim=True).unsqueeze(-1).expand(-1, 1, logits.shape[-1])
+        return torch.gather(logits, 1, idx).squeeze(1)
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of single candidates ``(M, n_per)``."""
         g = x[:, : self.n_global].unsqueeze(1)
         lo = self.n_global + 4 * self.n_local
         local = x[:, self.n_global: lo].reshape(-1, 4, self.n_local)  # -1: ONNX keeps the batch dynamic
