@@ -3,7 +3,7 @@
     python benchmarks/technosignatures_real.py stats                     # real vs simulated statistics
     python benchmarks/technosignatures_real.py build --out DIR [--n-sim 800] [--n-inj 1200] [--n-test 1200]
     skysift train technosignatures --model cadence-tracks --data DIR/train --out RUN
-    python benchmarks/technosignatures_real.py evaluate --data DIR --run RUN [--cnn-run RUN2]
+    python benchmarks/technosignatures_real.py evaluate --data DIR --run RUN [--cnn-run RUN2] [--extra NAME=RUN]
 
 Protocol (backgrounds kept apart, by id):
 
@@ -119,7 +119,9 @@ def evaluate(args) -> None:
     from skysift.technosignatures.dedoppler import DedopplerBaseline
 
     task = skysift.get_task("technosignatures")
-    runs = {"cadence-tracks": args.run, **({"cadence-cnn": args.cnn_run} if args.cnn_run else {})}
+    runs = {**({"cadence-tracks": args.run} if args.run else {}),
+            **({"cadence-cnn": args.cnn_run} if args.cnn_run else {}),
+            **dict(e.split("=", 1) for e in args.extra)}
     base = DedopplerBaseline()
     sets = {"six real labelled": task.load(SETI, labelled=True),
             "real-background injections": task.load(Path(args.data) / "inj_test", labelled=True),
@@ -128,7 +130,8 @@ def evaluate(args) -> None:
     for set_name, data in sets.items():
         y = data.hard_labels
         scorers = {name: (lambda d, r=run: _scores(r, d)) for name, run in runs.items()}
-        scorers["de-Doppler baseline"] = lambda d: base.scores(d.x)
+        if not args.no_baseline:
+            scorers["de-Doppler baseline"] = lambda d: base.scores(d.x)
         for name, fn in scorers.items():
             c0, w0 = cpu_seconds(), time.perf_counter()
             s = fn(data)
@@ -159,8 +162,10 @@ def main() -> None:
     b.add_argument("--seed", type=int, default=0)
     c = sub.add_parser("evaluate")
     c.add_argument("--data", required=True)
-    c.add_argument("--run", required=True)
-    c.add_argument("--cnn-run", default=None)
+    c.add_argument("--run", default=None, help="a cadence-tracks run")
+    c.add_argument("--cnn-run", default=None, help="a cadence-cnn run")
+    c.add_argument("--extra", action="append", default=[], help="NAME=RUN: any other run to score")
+    c.add_argument("--no-baseline", action="store_true")
     args = ap.parse_args()
     os.environ["SKYSIFT_NO_PROGRESS"] = "1"
     {"stats": stats, "build": build, "evaluate": evaluate}[args.mode](args)

@@ -92,7 +92,15 @@ def add_signal(background: np.ndarray, rng: np.random.Generator, *, scans, snr: 
     active[list(scans)] = 1.0
     sigma = pixel_noise(background)
     levels = snr * sigma / np.sqrt(t_scan)  # setigen: SNR over one scan → per-pixel intensity
-    c0 = rng.uniform(10, n_chan - 10) if start_channel is None else float(start_channel)
+    if start_channel is None:
+        # where the linear part stays inside the band over the active scans when possible (a
+        # needle that has left the band in two ON scans is not "in the ON scans"); frequency
+        # falls with channel index, so a positive drift in Hz/s moves to lower channels
+        span = -drift_hz_s * t_scan_s * max(scans) / DF_HZ
+        lo_c, hi_c = 10 + max(0.0, -span), n_chan - 10 - max(0.0, span)
+        c0 = rng.uniform(lo_c, hi_c) if hi_c > lo_c else rng.uniform(10, n_chan - 10)
+    else:
+        c0 = float(start_channel)
     f0 = frame.get_frequency(c0)
     if path == "per_scan":
         # a separate segment per scan: its own start channel and drift (same sign and size range)

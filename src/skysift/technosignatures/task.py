@@ -162,7 +162,8 @@ def scan_gallery(data: TaskData, rows: list[tuple[int, str]], score: np.ndarray,
                  params: dict | None = None) -> Path | None:
     """One row per object: its six scans (flattened as the detector sees them) side by side, and a
     bar chart of the per-scan line strength along its best drift track (ON scans: the track's own
-    value; OFF scans: the brightest line the track crosses there)."""
+    value; OFF scans: the brightest line the track crosses there), with each ON scan's own best
+    line after the OFF veto (the "loose" evidence) as a marker."""
     if not rows:
         return None
     from ..core.plots import plt, save
@@ -183,9 +184,13 @@ def scan_gallery(data: TaskData, rows: list[tuple[int, str]], score: np.ndarray,
                 ax.set_title(("ON" if k in io.ON_SCANS else "OFF") + f" {k}", fontsize=8)
         ax = axes[r, 0]
         ax.set_ylabel(f"{str(data.ids[i])[:15]}\n{what}\nP={score[i]:.3f}", fontsize=7)
-        per = per_scan_scores(x, p)
+        per, loose = per_scan_scores(x, p, loose=True)
         bar = axes[r, 6]
-        bar.bar(range(6), per, color=["tab:orange" if k in io.ON_SCANS else "tab:blue" for k in range(6)])
+        bar.bar(range(6), per, color=["tab:orange" if k in io.ON_SCANS else "tab:blue" for k in range(6)],
+                label="best track")
+        bar.plot(range(6), loose, "kD", ms=4, label="scan's own best line, OFF-vetoed")
+        if r == 0:
+            bar.legend(fontsize=5, loc="upper right")
         bar.set_xticks(range(6), ["ON", "OFF"] * 3, fontsize=6)
         bar.tick_params(labelsize=6)
         bar.set_ylabel("line σ", fontsize=6)

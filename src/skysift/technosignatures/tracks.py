@@ -96,11 +96,12 @@ def flatten_scans(x: np.ndarray, bandpass_window: int = 15, clip: float = 30.0, 
     med = np.median(z, axis=(1, 2), keepdims=True)
     mad = 1.4826 * np.median(np.abs(z - med), axis=(1, 2), keepdims=True)
     z = np.clip((z - med) / np.maximum(mad, 1e-6), -clip, clip)
-    # a channel bright in all six scans is interference by the cadence rule itself (e.g. the
-    # DC spike of a coarse channel, in most real snippets): blank it (and its neighbours) before
-    # the search, so that the drift sums of real lines crossing it are not swamped
-    level = np.median(z, axis=1).min(axis=0)  # (F,) the faintest scan's level of each channel
-    bad = np.flatnonzero(level > persistent)
+    # a channel bright all scan long in two or more OFF scans is interference by the cadence rule
+    # itself (e.g. the DC spike of a coarse channel, in most real snippets, whose brightness varies
+    # from scan to scan): blank it (and its neighbours) in every scan before the search, so that
+    # the drift sums of real lines crossing it are not swamped. A needle is in no OFF scan.
+    level = np.median(z[list(OFF_SCANS)], axis=1)  # (3, F)
+    bad = np.flatnonzero((level > persistent).sum(axis=0) >= 2)
     if len(bad):
         cols = np.unique(np.clip(np.concatenate([bad - 1, bad, bad + 1]), 0, z.shape[2] - 1))
         z[:, :, cols] = 0.0
@@ -201,6 +202,7 @@ def _vetoed(on: np.ndarray, off: np.ndarray) -> np.ndarray:
 
 
 def _features_from(tv: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``(features, (2, 6) per-scan values)`` of :func:`track_values`' output."""
     on, off = tv["on"], tv["off"]
     on_min = on.min(axis=0)
     off_max = off.max(axis=0)
@@ -211,15 +213,26 @@ def _features_from(tv: dict) -> tuple[np.ndarray, np.ndarray]:
     d_best, f_best = np.unravel_index(int(np.argmax(score)), score.shape)
     best_on = on[:, d_best, f_best]
     best_off = off[:, d_best, f_best]
-    # loose: each ON scan's best line (whole scan or either half) minus any OFF line at the same
-    # place with a similar drift (± 3 drift steps, ± margin channels), in any OFF scan; no common
-    # drift across the cadence (real injected needles need not line up from scan to scan)
+    # loose: each ON scan's best line (whole scan or either half) minus any OFF line with a similar
+    # drift (± 3 drift steps, ± margin channels) at the same place or where that line would have
+    # drifted to by the OFF scan's time (a drifting RFI line moves between scans); no common drift
+    # across the ON scans (the competition's injected needles need not line up from scan to scan)
     seg = tv["seg"]
     margin = int(tv["off_margin"])
-    off_near = maximum_filter(seg[list(OFF_SCANS)].max(axis=0), size=(7, 2 * margin + 1))
+    n_half = int(tv["n_half"])
+    n_drift, n_chan = seg.shape[1:]
+    near = maximum_filter(seg[list(OFF_SCANS)], size=(1, 7, 2 * margin + 1))  # (3, nd, F)
+    same_place = near.max(axis=0)
+    drift_ch = np.arange(-n_half, n_half + 1)[:, None]
+    f = np.arange(n_chan)[None, :]
     loose = []
     for k in ON_SCANS:
-        v = np.where(_vetoed(seg[k], off_near), -np.inf, seg[k] - np.maximum(off_near, 0))
+        veto = same_place.copy()
+        for j, off_k in enumerate(OFF_SCANS):
+            pos = f + drift_ch * (off_k - k)
+            ok = (pos >= 0) & (pos < n_chan)
+            veto = np.maximum(veto, np.where(ok, np.take_along_axis(near[j], np.clip(pos, 0, n_chan - 1), axis=1), 0))
+        v = np.where(_vetoed(seg[k], veto), -np.inf, seg[k] - np.maximum(veto, 0))
         loose.append(float(v.max()) if np.isfinite(v).any() else 0.0)
     loose_a = np.sort(loose)
     feats = np.array([
@@ -227,9 +240,11 @@ def _features_from(tv: dict) -> tuple[np.ndarray, np.ndarray]:
         loose_a[0], loose_a[1], loose_a.mean(), float((best_on > 5).sum()),
     ], dtype=np.float32)
     # per-scan values along the best track, in cadence order (for galleries)
-    per_scan = np.empty(6, dtype=np.float32)
-    per_scan[list(ON_SCANS)] = best_on
-    per_scan[list(OFF_SCANS)] = best_off
+    per_scan = np.empty((2, 6), dtype=np.float32)
+    per_scan[0, list(ON_SCANS)] = best_on
+    per_scan[0, list(OFF_SCANS)] = best_off
+    per_scan[1] = np.nan
+    per_scan[1, list(ON_SCANS)] = loose
     return feats, per_scan
 
 
@@ -238,10 +253,12 @@ def track_features(x: np.ndarray, params: dict | None = None) -> np.ndarray:
     return _features_from(track_values(x, params))[0]
 
 
-def per_scan_scores(x: np.ndarray, params: dict | None = None) -> np.ndarray:
+def per_scan_scores(x: np.ndarray, params: dict | None = None, *, loose: bool = False) -> np.ndarray:
     """``(6,)`` line strength (σ) of each scan along the snippet's best track: ON scans the track's
-    own value, OFF scans the brightest line it crosses there."""
-    return _features_from(track_values(x, params))[1]
+    own value, OFF scans the brightest line it crosses there. With ``loose``, ``(2, 6)``: that and,
+    for each ON scan (NaN for OFF), its best line after the OFF veto with no common drift."""
+    both = _features_from(track_values(x, params))[1]
+    return both if loose else both[0]
 
 
 def feature_matrix(x, params: dict | None = None) -> np.ndarray:
