@@ -154,8 +154,8 @@ def track_values(x: np.ndarray, params: dict | None = None) -> dict:
     # segments: the same search over each half of every scan (same channels-per-scan grid, so a
     # half's drift index means twice the rate) finds needles that last part of a scan only
     half = zb.shape[1] // 2
-    halves = np.maximum(_calibrated(drift_maps(zb[:, :half], n_half)),
-                        _calibrated(drift_maps(zb[:, half:2 * half], n_half)))
+    seg = np.maximum(maps, np.maximum(_calibrated(drift_maps(zb[:, :half], n_half)),
+                                      _calibrated(drift_maps(zb[:, half:2 * half], n_half))))
     nd = maps.shape[1]
     tol = int(p["on_tolerance"])
     # ON: tolerant by ±tol channels and one drift step; OFF: the brightest line at any drift
@@ -188,7 +188,7 @@ def track_values(x: np.ndarray, params: dict | None = None) -> dict:
         # a track outside the band in an OFF scan cannot be vetoed there
         off_vals[j] = np.where(inside, track, 0.0)
     return {"on": on_vals, "off": off_vals, "maps": maps, "n_half": n_half, "off_margin": margin,
-            "halves": halves}
+            "seg": seg}
 
 
 #: an OFF line vetoes an ON line (turboSETI's rule: "also seen in an OFF scan") when it is above
@@ -199,30 +199,6 @@ OFF_ABS, OFF_REL = 6.0, 0.15
 
 def _vetoed(on: np.ndarray, off: np.ndarray) -> np.ndarray:
     return off > np.maximum(OFF_ABS, OFF_REL * on)
-
-
-def _loose(maps: np.ndarray, k: int, margin: int, n_half: int, per_scan: int) -> float:
-    """ON scan ``k``'s best line in ``maps`` minus the brightest OFF line, at any drift, starting
-    within the channels that line covers in its own scan or would cover by each OFF scan's time
-    (± margin): a drifting RFI line moves between scans, and any drift is searched in the OFF
-    scans because a bright line also gives partial sums at mismatched drifts ("sidelobes") that
-    must be vetoed with it. ``per_scan``: channels per scan of one drift index step (2 for
-    half-scan maps, whose index counts channels per half scan)."""
-    n_chan = maps.shape[2]
-    any_drift = maps[list(OFF_SCANS)].max(axis=1)  # (3, F): brightest OFF line starting at each channel
-    drift_ch = per_scan * np.arange(-n_half, n_half + 1)
-    f = np.arange(n_chan)
-    veto = np.zeros(maps.shape[1:], dtype=np.float32)
-    for di, s in enumerate(drift_ch):
-        half = int(np.ceil(abs(s) / 2)) + margin
-        for j, off_k in enumerate(list(OFF_SCANS)):
-            win = maximum_filter1d(any_drift[j], size=2 * half + 1, mode="constant", cval=0.0)
-            for dk in {off_k - k, 0}:  # where the line would be by then, and the same place
-                pos = f + int(np.rint(s * dk + s / 2))
-                ok = (pos >= 0) & (pos < n_chan)
-                veto[di] = np.maximum(veto[di], np.where(ok, win[np.clip(pos, 0, n_chan - 1)], 0.0))
-    v = np.where(_vetoed(maps[k], veto), -np.inf, maps[k] - np.maximum(veto, 0))
-    return float(v.max()) if np.isfinite(v).any() else 0.0
 
 
 def _features_from(tv: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -241,10 +217,23 @@ def _features_from(tv: dict) -> tuple[np.ndarray, np.ndarray]:
     # drift (± 3 drift steps, ± margin channels) at the same place or where that line would have
     # drifted to by the OFF scan's time (a drifting RFI line moves between scans); no common drift
     # across the ON scans (the competition's injected needles need not line up from scan to scan)
+    seg = tv["seg"]
     margin = int(tv["off_margin"])
     n_half = int(tv["n_half"])
-    loose = [max(_loose(tv["maps"], k, margin, n_half, 1), _loose(tv["halves"], k, margin, n_half, 2))
-             for k in ON_SCANS]
+    n_drift, n_chan = seg.shape[1:]
+    near = maximum_filter(seg[list(OFF_SCANS)], size=(1, 7, 2 * margin + 1))  # (3, nd, F)
+    same_place = near.max(axis=0)
+    drift_ch = np.arange(-n_half, n_half + 1)[:, None]
+    f = np.arange(n_chan)[None, :]
+    loose = []
+    for k in ON_SCANS:
+        veto = same_place.copy()
+        for j, off_k in enumerate(OFF_SCANS):
+            pos = f + drift_ch * (off_k - k)
+            ok = (pos >= 0) & (pos < n_chan)
+            veto = np.maximum(veto, np.where(ok, np.take_along_axis(near[j], np.clip(pos, 0, n_chan - 1), axis=1), 0))
+        v = np.where(_vetoed(seg[k], veto), -np.inf, seg[k] - np.maximum(veto, 0))
+        loose.append(float(v.max()) if np.isfinite(v).any() else 0.0)
     loose_a = np.sort(loose)
     feats = np.array([
         score[d_best, f_best], best_on.min(), best_on.mean(), best_off.max(), best_off.mean(),
