@@ -2,6 +2,7 @@
 
     python benchmarks/technosignatures_real.py stats                     # real vs simulated statistics
     python benchmarks/technosignatures_real.py build --out DIR [--n-sim 800] [--n-inj 1200] [--n-test 1200]
+        [--test-seed 12 --test-only]   (a second injection test set)
     skysift train technosignatures --model cadence-tracks --data DIR/train --out RUN
     python benchmarks/technosignatures_real.py evaluate --data DIR --run RUN [--cnn-run RUN2] [--extra NAME=RUN]
 
@@ -83,14 +84,16 @@ def build(args) -> None:
     train_bg = real_snippets("test")
     test_bg = real_snippets("negatives")
     # the harsher simulator, then the injections into the training backgrounds, in one folder
-    simulate(out / "train", n=args.n_sim, seed=args.seed, cfg=harsh_config())
-    inject_dataset(train_bg, out / "_inj", n=args.n_inj, seed=args.seed + 1)
-    _merge(out / "_inj", out / "train")
-    inject_dataset(test_bg, out / "inj_test", n=args.n_test, seed=args.seed + 2)
-    simulate(out / "sim_test", n=args.n_sim_test, seed=args.seed + 3)
+    test_seed = args.seed + 2 if args.test_seed is None else args.test_seed
+    if not args.test_only:
+        simulate(out / "train", n=args.n_sim, seed=args.seed, cfg=harsh_config())
+        inject_dataset(train_bg, out / "_inj", n=args.n_inj, seed=args.seed + 1)
+        _merge(out / "_inj", out / "train")
+        simulate(out / "sim_test", n=args.n_sim_test, seed=args.seed + 3)
+    inject_dataset(test_bg, out / "inj_test", n=args.n_test, seed=test_seed)
     protocol = {"train_backgrounds": sorted(train_bg), "test_backgrounds": sorted(test_bg),
                 "n_harsh_sim": args.n_sim, "n_train_injections": args.n_inj, "n_test_injections": args.n_test,
-                "n_sim_test": args.n_sim_test, "seed": args.seed}
+                "n_sim_test": args.n_sim_test, "seed": args.seed, "test_seed": test_seed}
     (out / "protocol.json").write_text(json.dumps(protocol, indent=2))
     print(json.dumps(protocol, indent=2))
     print(f"build: {cpu_seconds() - t0:.0f} CPU s, {time.perf_counter() - w0:.0f} s wall, load {os.getloadavg()}")
@@ -160,6 +163,8 @@ def main() -> None:
     b.add_argument("--n-test", type=int, default=1200)
     b.add_argument("--n-sim-test", type=int, default=1000)
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--test-seed", type=int, default=None, help="seed of the injection test set (seed + 2)")
+    b.add_argument("--test-only", action="store_true", help="write the injection test set only")
     c = sub.add_parser("evaluate")
     c.add_argument("--data", required=True)
     c.add_argument("--run", default=None, help="a cadence-tracks run")
