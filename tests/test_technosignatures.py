@@ -208,7 +208,8 @@ def test_parse_request():
 def test_train_through_core(sim_dir, tmp_path):
     import skysift
 
-    model = skysift.train("technosignatures", sim_dir, tmp_path / "run", epochs=1, batch_size=16, tta=True,
+    model = skysift.train("technosignatures", sim_dir, tmp_path / "run", model="cadence-cnn", epochs=1,
+                          batch_size=16, tta=True,
                           model_params={"mixup_prob": 0.3, "cutmix_prob": 0.3})
     proba = model.predict_proba(sim_dir)
     assert proba.shape == (40, 2) and np.allclose(proba.sum(axis=1), 1)

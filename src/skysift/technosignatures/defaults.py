@@ -7,3 +7,6 @@ from __future__ import annotations
 VIEWS = {"all": 6, "on": 3, "diff": 3}
 PREPROCESS_DEFAULTS = {"view": "all", "flatten": "off_median", "size": [32, 64]}
 AUGMENT_DEFAULTS = {"flip_prob": 0.5, "swap_prob": 0.5, "mixup_prob": 0.0, "cutmix_prob": 0.0, "mix_alpha": 1.0}
+#: parameters of the per-scan drift search of the ``cadence-tracks`` model (see :mod:`.tracks`)
+TRACK_DEFAULTS = {"max_drift": 0.13, "time_bin": 3, "bandpass_window": 15, "on_tolerance": 2,
+                  "off_margin": 3, "clip": 30.0}

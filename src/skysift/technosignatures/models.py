@@ -1,7 +1,11 @@
-"""Models of the technosignatures task by name. Inputs ``(B, C, t, f)`` (C = 6 scans, or 3 for the ON / ON−OFF
-views); outputs ``(B, 2)`` logits.
+"""Models of the technosignatures task by name. Networks take ``(B, C, t, f)`` (C = 6 scans, or 3 for the
+ON / ON−OFF views) and give ``(B, 2)`` logits.
 
-* ``cadence-cnn`` (default): a compact VGG-style CNN (about 11 M multiply-adds at the default 32 × 64) that
+* ``cadence-tracks`` (default, an estimator): the ON/OFF rule by construction — a per-scan
+  de-Doppler search, each candidate track checked in the ON scans and vetoed by the OFF scans
+  (:mod:`.tracks`), and a logistic head on that evidence (:mod:`.head`). No network can learn to
+  ignore the cadence: a line also present in an OFF scan scores low whatever it looks like.
+* ``cadence-cnn``: a compact VGG-style CNN (about 11 M multiply-adds at the default 32 × 64) that
   trains in minutes on 2 CPU cores. The scans are input channels, so the first layers can compare
   ON with OFF at each time × frequency pixel; global average + max pooling makes it independent of
   where the needle lies.
@@ -20,10 +24,11 @@ from typing import TYPE_CHECKING
 
 from ..core.backbones import resolve_pretrained, timm_fallback
 from ..core.registry import ModelRegistry, register_model
-from .defaults import AUGMENT_DEFAULTS, PREPROCESS_DEFAULTS, VIEWS
+from .defaults import AUGMENT_DEFAULTS, PREPROCESS_DEFAULTS, TRACK_DEFAULTS, VIEWS
 
 if TYPE_CHECKING:
     from ..core.networks import TimmNet
+    from .head import TrackHead
     from .networks import CadenceCNN
 
 #: what the data pipeline reads (preprocessing, then augmentation); ``view`` is read by the
@@ -58,10 +63,25 @@ MODELS = ModelRegistry(fallback=timm_fallback(_timm_builder, data_defaults=DATA_
 @register_model(MODELS, data_defaults=DATA_DEFAULTS)
 def cadence_cnn(n_classes: int, stats: dict, *, widths: list = [16, 32, 48, 64], dropout: float = 0.2,  # noqa: B006
                 view: str = "all") -> CadenceCNN:
-    """compact CNN over the six scans as channels (default; fast on CPU)"""
+    """compact CNN over the six scans as channels (fast on CPU)"""
     from .networks import CadenceCNN
 
     return CadenceCNN(_in_channels(view), n_classes, tuple(widths), dropout)
 
 
-__all__ = ["DATA_DEFAULTS", "MODELS", "resolve_pretrained"]
+#: the cadence-tracks model reads the snippets through the task's ``features`` hook with these
+TRACK_DATA_DEFAULTS = {"features": "tracks", **TRACK_DEFAULTS}
+
+
+@register_model(MODELS, kind="estimator", data_defaults=TRACK_DATA_DEFAULTS)
+def cadence_tracks(n_classes: int, stats: dict, *, C: float = 1.0, max_iter: int = 2000) -> TrackHead:
+    """per-scan drift search + ON/OFF cadence rule + logistic head (no network)"""
+    from ..errors import ConfigError
+    from .head import TrackHead
+
+    if n_classes != 2:
+        raise ConfigError(f"cadence-tracks is a two-class (noise / signal) model, got {n_classes} classes")
+    return TrackHead(C=C, max_iter=max_iter)
+
+
+__all__ = ["DATA_DEFAULTS", "TRACK_DATA_DEFAULTS", "MODELS", "resolve_pretrained"]

@@ -47,6 +47,21 @@ class SimulationConfig:
     rfi_lines_mean: float = 1.5  # Poisson mean of persistent narrow-band RFI lines per snippet
     rfi_snr_range: tuple[float, float] = (15.0, 200.0)
     broadband_prob: float = 0.2
+    # ---- the harsher population (all off by default: the default simulator is unchanged) ----
+    #: scale of the bandpass roll-off / slope (1 = the default's) and the amplitude of a fine
+    #: ripple (period 6–40 channels) that is the same in every scan, as in real snippets
+    bandpass_scale: float = 1.0
+    fine_ripple: float = 0.0
+    #: Poisson mean of intermittent RFI lines: in a random subset of scans that includes an OFF
+    #: one (never in the three ON scans alone), drifting or not, for part of each scan
+    intermittent_rfi_mean: float = 0.0
+    #: scan-to-scan gain: each scan's gain drawn from [1 − g, 1 + g]
+    gain_jump: float = 0.0
+    #: per-time-step gain stripes over part of the band, relative amplitude
+    gain_stripes: float = 0.0
+    #: probability of a saturated (clipped) snippet, and of a DC spike (one bright constant channel)
+    saturate_prob: float = 0.0
+    dc_spike_prob: float = 0.0
 
     def __post_init__(self):
         if not 0 <= self.positive_fraction <= 1:
@@ -62,7 +77,19 @@ def _template():
     return stg.Frame(fchans=N_CHAN, tchans=N_SCANS * T_SCAN, df=DF_HZ, dt=DT_S, fch1=FCH1_HZ)
 
 
-def _frame(rng: np.random.Generator):
+#: a population as hard as the real snippets: strong slopes and ripples, intermittent RFI in ON
+#: and OFF, frequent broadband bursts, gain jumps and stripes, saturation, DC spikes (levels set
+#: against the real snippets; ``benchmarks/technosignatures_real.py stats`` prints both)
+HARSH = dict(positive_fraction=0.5, snr_range=(12.0, 150.0), rfi_lines_mean=2.0, rfi_snr_range=(15.0, 400.0),
+             broadband_prob=0.5, bandpass_scale=3.0, fine_ripple=0.03, intermittent_rfi_mean=1.5,
+             gain_jump=0.3, gain_stripes=0.05, saturate_prob=0.2, dc_spike_prob=0.5)
+
+
+def harsh_config(**overrides) -> SimulationConfig:
+    return SimulationConfig(**{**HARSH, **overrides})
+
+
+def _frame(rng: np.random.Generator, cfg: SimulationConfig | None = None):
     """A fresh setigen Frame of the whole cadence holding chi-squared noise × bandpass.
 
     Building a Frame costs ~15 ms (astropy units and sigma-clipped statistics), more than the
@@ -73,17 +100,24 @@ def _frame(rng: np.random.Generator):
     frame = copy.copy(_template())
     dof = frame.chi2_df
     noise = rng.standard_gamma(dof / 2, size=frame.shape, dtype=np.float32) * np.float32(2 * X_MEAN / dof)
-    frame.data = (noise * bandpass(rng)[None, :].astype(np.float32)).astype(np.float64)
+    bp = bandpass(rng) if cfg is None or (cfg.bandpass_scale == 1 and cfg.fine_ripple == 0) else \
+        bandpass(rng, cfg.bandpass_scale, cfg.fine_ripple)
+    frame.data = (noise * bp[None, :].astype(np.float32)).astype(np.float64)
     frame.noise_mean, frame.noise_std = X_MEAN, np.sqrt(2 * dof) * X_MEAN / dof
     return frame
 
 
-def bandpass(rng: np.random.Generator) -> np.ndarray:
-    """``(N_CHAN,)`` smooth multiplicative bandpass: a random quadratic roll-off and a ripple."""
+def bandpass(rng: np.random.Generator, scale: float = 1.0, fine: float = 0.0) -> np.ndarray:
+    """``(N_CHAN,)`` multiplicative bandpass: a random quadratic roll-off and slope (× ``scale``),
+    a slow ripple and, with ``fine`` > 0, a fine ripple of that relative amplitude."""
     u = np.linspace(-1, 1, N_CHAN)
-    roll = 1.0 - rng.uniform(0.05, 0.3) * u**2 + rng.uniform(-0.1, 0.1) * u
+    roll = 1.0 - scale * rng.uniform(0.05, 0.3) * u**2 + scale * rng.uniform(-0.1, 0.1) * u
     ripple = 1.0 + rng.uniform(0, 0.05) * np.sin(2 * np.pi * rng.uniform(0.5, 3) * u + rng.uniform(0, 2 * np.pi))
-    return roll * ripple
+    out = roll * ripple
+    if fine > 0:
+        period = rng.uniform(6, 40) / N_CHAN * 2
+        out = out * (1.0 + rng.uniform(0.3, 1.0) * fine * np.sin(2 * np.pi * u / period + rng.uniform(0, 2 * np.pi)))
+    return np.maximum(out, 0.05)
 
 
 def _on_mask(t: np.ndarray) -> np.ndarray:
@@ -126,7 +160,7 @@ def simulate_snippet(rng: np.random.Generator, positive: bool, cfg: SimulationCo
     import setigen as stg
 
     cfg = cfg or SimulationConfig()
-    frame = _frame(rng)
+    frame = _frame(rng, cfg)
     total_s = N_SCANS * T_SCAN * DT_S
     truth: dict = {"path": "", "snr": 0.0, "drift_hz_s": 0.0, "width_hz": 0.0, "start_channel": -1}
     per_scan = frame.noise_std / np.sqrt(T_SCAN)  # setigen's SNR→intensity, per 273-step scan
@@ -138,6 +172,26 @@ def simulate_snippet(rng: np.random.Generator, positive: bool, cfg: SimulationCo
         width = rng.uniform(2, 30)
         _add(frame, stg.constant_path(f_start=frame.get_frequency(c), drift_rate=drift),
              stg.constant_t_profile(level=level), width)
+    for _ in range(rng.poisson(cfg.intermittent_rfi_mean) if cfg.intermittent_rfi_mean > 0 else 0):
+        # a subset of scans holding at least one OFF scan: never "ON only", so never a needle
+        scans = {int(rng.choice([1, 3, 5]))} | {int(k) for k in np.flatnonzero(rng.random(N_SCANS) < 0.4)}
+        mask = np.zeros(N_SCANS)
+        mask[sorted(scans)] = 1.0
+        a = rng.uniform(0, 0.5)
+        b = a + rng.uniform(0.2, 1.0 - a)
+        c = rng.uniform(0, N_CHAN)
+        drift = 0.0 if rng.random() < 0.4 else rng.uniform(-0.3, 0.3)
+        level = rng.uniform(*cfg.rfi_snr_range) * per_scan
+
+        def t_prof(t, mask=mask, a=a, b=b, level=level):
+            t = np.asarray(t)
+            k = np.clip((t // (T_SCAN * DT_S)).astype(int), 0, N_SCANS - 1)
+            frac = t / (T_SCAN * DT_S) - k
+            return level * mask[k] * ((frac >= a) & (frac < b))
+
+        _add(frame, stg.constant_path(f_start=frame.get_frequency(c), drift_rate=drift), t_prof, rng.uniform(2, 20))
+    if cfg.dc_spike_prob > 0 and rng.random() < cfg.dc_spike_prob:
+        frame.data[:, int(rng.integers(0, N_CHAN))] += rng.uniform(5, 60) * frame.noise_std
     if rng.random() < cfg.broadband_prob:
         # a broadband burst: every channel, a few seconds, at any time of the cadence
         t0, dur = rng.uniform(0, total_s), rng.uniform(2, 15)
@@ -161,9 +215,24 @@ def simulate_snippet(rng: np.random.Generator, positive: bool, cfg: SimulationCo
         _add(frame, _path(kind, f0, drift, rng), lambda t: level * _on_mask(t), width)
         truth = {"path": kind, "snr": snr, "drift_hz_s": float(drift), "width_hz": width, "start_channel": float(c0)}
     x = frame.data.reshape(N_SCANS, T_SCAN, N_CHAN)
+    if cfg.gain_stripes > 0:
+        # per-time-step gain over a random part of the band (the horizontal stripes of real data)
+        lo = int(rng.integers(0, N_CHAN // 2))
+        hi = int(rng.integers(lo + N_CHAN // 4, N_CHAN + 1))
+        g = 1.0 + cfg.gain_stripes * rng.standard_normal((N_SCANS, T_SCAN, 1))
+        x[:, :, lo:hi] *= g
+    if cfg.gain_jump > 0:
+        x = x * rng.uniform(1 - cfg.gain_jump, 1 + cfg.gain_jump, size=(N_SCANS, 1, 1))
+    if cfg.saturate_prob > 0 and rng.random() < cfg.saturate_prob:
+        x = np.minimum(x, np.quantile(x, rng.uniform(0.995, 0.9999)))
     # standardise each scan like the competition's snippets (mean 0, unit variance)
     x = (x - x.mean(axis=(1, 2), keepdims=True)) / x.std(axis=(1, 2), keepdims=True)
     return x.astype(np.float32), truth
+
+
+def simulate_harsh(out, n: int = 2000, seed: int = 0) -> Path:
+    """:func:`simulate` with the harsher population :data:`HARSH`."""
+    return simulate(out, n=n, seed=seed, cfg=harsh_config())
 
 
 def simulate(out, n: int = 2000, seed: int = 0, cfg: SimulationConfig | None = None) -> Path:

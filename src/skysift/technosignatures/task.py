@@ -20,7 +20,12 @@ MAX_REQUEST_OBJECTS = 64
 
 def cadence_features(data: TaskData, stats: dict, params: dict) -> np.ndarray:
     """``(N, 3·8·32)`` coarse ON − OFF maps (bandpass-flattened, per-scan standardised): a small
-    fixed view for SMOTE and PCA."""
+    fixed view for SMOTE and PCA; or, when the model's data parameter ``features`` is
+    ``"tracks"`` (the ``cadence-tracks`` model), the cadence-rule features of :mod:`.tracks`."""
+    if params.get("features") == "tracks":
+        from .tracks import feature_matrix
+
+        return feature_matrix(data.x, params)
     rows = []
     for i in range(len(data)):
         z = normalise(resize(np.asarray(data.x[i], dtype=np.float32), [8, 32]), "off_median")
@@ -106,9 +111,21 @@ class TechnosignaturesTask(Task):
         return pd.DataFrame({"id": np.asarray(ids), "target": np.asarray(proba)[:, 1]})
 
     def figures(self, data: TaskData, proba: np.ndarray, out_dir: Path) -> list[Path]:
-        idx = np.argsort(-proba[:, 1], kind="stable")[:6]
-        p = self.plot_gallery(data, idx, Path(out_dir) / "gallery_top.png", proba=proba[idx],
-                              title="highest P(signal)")
+        """With labels: the highest-scoring negatives and the lowest-scoring positives, scan by scan,
+        each row with its per-scan line strengths along the best drift track beside it (what the
+        cadence rule saw); without: the highest P(signal)."""
+        out_dir = Path(out_dir)
+        score = proba[:, 1]
+        if not data.has_labels:
+            idx = np.argsort(-score, kind="stable")[:6]
+            p = self.plot_gallery(data, idx, out_dir / "gallery_top.png", proba=proba[idx], title="highest P(signal)")
+            return [p] if p else []
+        y = data.hard_labels
+        neg, pos = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
+        rows = [(int(i), "negative") for i in neg[np.argsort(-score[neg], kind="stable")][:4]]
+        rows += [(int(i), "positive") for i in pos[np.argsort(score[pos], kind="stable")][:4]]
+        p = scan_gallery(data, rows, score, out_dir / "gallery_hardest.png",
+                         "highest-scoring negatives and lowest-scoring positives")
         return [p] if p else []
 
     def object_statistics(self, data: TaskData) -> dict[str, np.ndarray]:
@@ -139,6 +156,46 @@ class TechnosignaturesTask(Task):
                       ["ON" if s in io.ON_SCANS else "OFF" for s in range(n_scans)], fontsize=6)
         ax.set_xticks([])
         ax.set_xlabel("frequency", fontsize=7)
+
+
+def scan_gallery(data: TaskData, rows: list[tuple[int, str]], score: np.ndarray, out: Path, title: str,
+                 params: dict | None = None) -> Path | None:
+    """One row per object: its six scans (flattened as the detector sees them) side by side, and a
+    bar chart of the per-scan line strength along its best drift track (ON scans: the track's own
+    value; OFF scans: the brightest line the track crosses there), with each ON scan's own best
+    line after the OFF veto (the "loose" evidence) as a marker."""
+    if not rows:
+        return None
+    from ..core.plots import plt, save
+    from .tracks import check_track_params, flatten_scans, per_scan_scores
+
+    p = check_track_params(params or {})
+    fig, axes = plt.subplots(len(rows), 7, figsize=(16, 1.9 * len(rows) + 0.6), squeeze=False,
+                             gridspec_kw={"width_ratios": [1] * 6 + [1.4]}, layout="constrained")
+    for r, (i, what) in enumerate(rows):
+        x = np.asarray(data.x[i], dtype=np.float32)
+        z = flatten_scans(x, int(p["bandpass_window"]), float(p["clip"]))
+        for k in range(6):
+            ax = axes[r, k]
+            ax.imshow(z[k], aspect="auto", cmap="viridis", vmin=-1, vmax=4, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(("ON" if k in io.ON_SCANS else "OFF") + f" {k}", fontsize=8)
+        ax = axes[r, 0]
+        ax.set_ylabel(f"{str(data.ids[i])[:15]}\n{what}\nP={score[i]:.3f}", fontsize=7)
+        per, loose = per_scan_scores(x, p, loose=True)
+        bar = axes[r, 6]
+        bar.bar(range(6), per, color=["tab:orange" if k in io.ON_SCANS else "tab:blue" for k in range(6)],
+                label="best track")
+        bar.plot(range(6), loose, "kD", ms=4, label="scan's own best line, OFF-vetoed")
+        if r == 0:
+            bar.legend(fontsize=5, loc="upper right")
+        bar.set_xticks(range(6), ["ON", "OFF"] * 3, fontsize=6)
+        bar.tick_params(labelsize=6)
+        bar.set_ylabel("line σ", fontsize=6)
+    fig.suptitle(title, fontsize=10)
+    return save(fig, out)
 
 
 TASK = TechnosignaturesTask()

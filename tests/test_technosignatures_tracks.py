@@ -1,0 +1,136 @@
+"""technosignatures: the ON/OFF-aware cadence-tracks detector, setigen injection into backgrounds,
+the harsher simulator and the per-scan gallery."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skysift.core.task import get_task
+from skysift.errors import ConfigError, DataError
+from skysift.technosignatures.head import TrackHead
+from skysift.technosignatures.inject import add_signal, draw_injection, inject_dataset, pixel_noise, variants
+from skysift.technosignatures.io import OFF_SCANS, ON_SCANS
+from skysift.technosignatures.simulate import harsh_config, simulate_snippet
+from skysift.technosignatures.tracks import FEATURE_NAMES, check_track_params, per_scan_scores, track_features
+
+TASK = get_task("technosignatures")
+
+
+def _background(seed: int = 0) -> np.ndarray:
+    """A needle-free cadence with a harsh bandpass, a persistent RFI line and gain jumps."""
+    rng = np.random.default_rng(seed)
+    while True:
+        x, truth = simulate_snippet(rng, False, harsh_config(intermittent_rfi_mean=0.0))
+        if truth["path"] == "":
+            return x
+
+
+def _score(x: np.ndarray) -> float:
+    return float(track_features(x)[FEATURE_NAMES.index("best_score")])
+
+
+@pytest.mark.parametrize("drift", [0.0, 0.12])
+def test_needle_in_on_scans_scores_high_and_in_all_six_low(drift):
+    bg = _background(1)
+    rng = np.random.default_rng(3)
+    on, _ = add_signal(bg, rng, scans=ON_SCANS, snr=40, drift_hz_s=drift, width_hz=4, start_channel=120)
+    all6, _ = add_signal(bg, rng, scans=range(6), snr=40, drift_hz_s=drift, width_hz=4, start_channel=120)
+    s_bg, s_on, s_all = _score(bg), _score(on), _score(all6)
+    assert s_on > 10 and s_on > s_bg + 8
+    assert s_all < 3  # the same line, also in the OFF scans: interference
+    per = per_scan_scores(on)
+    assert per[list(ON_SCANS)].min() > 3 * max(per[list(OFF_SCANS)].max(), 1)
+
+
+def test_injection_keeps_the_background_outside_the_signal():
+    bg = _background(2)
+    x, truth = add_signal(bg, np.random.default_rng(0), scans=ON_SCANS, snr=60, drift_hz_s=-0.1,
+                          width_hz=3, start_channel=100)
+    lo, hi = truth["channels"]
+    outside = np.ones(bg.shape[2], dtype=bool)
+    outside[lo:hi] = False
+    assert 0 < hi - lo < bg.shape[2] // 2
+    np.testing.assert_array_equal(x[:, :, outside], bg[:, :, outside])  # bit for bit
+    np.testing.assert_array_equal(x[list(OFF_SCANS)], bg[list(OFF_SCANS)])  # OFF scans untouched
+    assert (x[list(ON_SCANS)][:, :, lo:hi] != bg[list(ON_SCANS)][:, :, lo:hi]).any()
+    # the per-scan noise level is the background's, within the statistical wiggle of the line
+    np.testing.assert_allclose(pixel_noise(x[:, :, outside]), pixel_noise(bg[:, :, outside]))
+
+
+def test_variants_and_draws_keep_shapes_and_labels(tmp_path):
+    bg = _background(3)
+    rng = np.random.default_rng(0)
+    v = variants(bg, rng)
+    assert v.shape == bg.shape and np.isclose(np.sort(v.ravel()), np.sort(bg.ravel())).all()
+    for kind in ("needle", "rfi", "plain"):
+        x, t = draw_injection(bg, rng, kind)
+        assert x.shape == bg.shape and t["kind"] == kind and np.isfinite(x).all()
+    with pytest.raises(ConfigError):
+        draw_injection(bg, rng, "alien")
+    with pytest.raises(DataError, match="background"):
+        add_signal(bg[:5], rng, scans=ON_SCANS, snr=10, drift_hz_s=0, width_hz=3)
+    out = inject_dataset({"a": bg, "b": _background(4)}, tmp_path / "inj", n=6, seed=1)
+    data = TASK.load(out, labelled=True)
+    assert len(data) == 6 and data.x[0].shape == bg.shape
+    truth = (out / "truth.csv").read_text().splitlines()
+    assert truth[0].startswith("id,target,background,kind") and len(truth) == 7
+
+
+def test_harsh_simulator_is_harsher_and_the_default_unchanged():
+    a, _ = simulate_snippet(np.random.default_rng(7), True)
+    b, _ = simulate_snippet(np.random.default_rng(7), True, harsh_config(positive_fraction=0.1))
+    assert a.shape == b.shape == (6, 273, 256) and not np.allclose(a, b)
+    # the default config draws the same numbers as before the harsh options existed
+    c, _ = simulate_snippet(np.random.default_rng(7), True)
+    np.testing.assert_array_equal(a, c)
+
+
+def test_track_params_are_checked():
+    with pytest.raises(ConfigError, match="max_drift"):
+        check_track_params({"max_drift": -1})
+    with pytest.raises(ConfigError, match="time_bin"):
+        check_track_params({"time_bin": 0})
+
+
+def test_head_state_round_trip_without_pickle():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, len(FEATURE_NAMES)))
+    y = (X[:, 0] > 0).astype(int)
+    head = TrackHead().fit(X, y, X[:10], y[:10])
+    other = TrackHead()
+    other.load_state(head.state())
+    np.testing.assert_allclose(other.predict_logits(X), head.predict_logits(X))
+    assert all(isinstance(v, np.ndarray) for v in head.state().values())
+    with pytest.raises(DataError, match="features"):
+        head.predict_logits(X[:, :3])
+
+
+def test_cadence_tracks_trains_through_core_and_ranks_on_only_needles(tmp_path):
+    import skysift
+    from skysift.technosignatures.simulate import SimulationConfig, simulate
+
+    path = simulate(tmp_path / "sim", n=40, seed=2, cfg=SimulationConfig(positive_fraction=0.5))
+    model = skysift.train("technosignatures", path, tmp_path / "run", model="cadence-tracks", progress=False)
+    assert model.card["model"]["name"] == "cadence-tracks"
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    bg = _background(5)
+    rng = np.random.default_rng(1)
+    on, _ = add_signal(bg, rng, scans=ON_SCANS, snr=50, drift_hz_s=0.05, width_hz=4, start_channel=60)
+    all6, _ = add_signal(bg, rng, scans=range(6), snr=50, drift_hz_s=0.05, width_hz=4, start_channel=60)
+    from skysift.core.data import TaskData
+
+    d = TaskData(ids=np.array(["on", "all6"]), x=np.stack([on, all6]), y=None, class_names=["noise", "signal"])
+    p = skysift.load(tmp_path / "run").predict_proba(d)[:, 1]
+    assert p[0] > 0.5 > p[1]
+    figs = TASK.figures(TASK.load(path, labelled=True), model.predict_proba(path), tmp_path / "figs")
+    assert [f.name for f in figs] == ["gallery_hardest.png"] and figs[0].stat().st_size > 10_000
+
+
+@pytest.mark.realdata
+def test_real_negative_background_needle_on_vs_all_six(shared_data):
+    f = next((shared_data / "seti" / "train").glob("*/0000799a2b2c42d.npy"))
+    bg = np.load(f).astype(np.float32)
+    rng = np.random.default_rng(0)
+    on, _ = add_signal(bg, rng, scans=ON_SCANS, snr=40, drift_hz_s=0.1, width_hz=4, start_channel=60)
+    all6, _ = add_signal(bg, rng, scans=range(6), snr=40, drift_hz_s=0.1, width_hz=4, start_channel=60)
+    assert _score(on) > 10 > 3 > _score(all6)
