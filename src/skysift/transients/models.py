@@ -20,9 +20,12 @@ if TYPE_CHECKING:
 
 MODELS = task_registry("transients")
 
-#: the data parameter of ``lgbm``: which features :func:`~skysift.transients.features.extract_features`
-#: computes (the task's ``features`` hook reads it)
-LGBM_DATA_DEFAULTS: dict = {"feature_set": "full"}
+#: the data parameters of ``lgbm``: which features :func:`~skysift.transients.features.extract_features`
+#: computes (the task's ``features`` hook reads it), and the survey-like copies the model is trained
+#: and validated on (``survey_copies`` per training object, 0 = none; ``survey_val_copies`` per
+#: validation object; see :mod:`.survey_shift` for the rest of ``survey_*``)
+LGBM_DATA_DEFAULTS: dict = {"feature_set": "full", "survey_copies": 4, "survey_val_copies": 2,
+                            "survey_z_factor": 3.0}
 #: observations kept per object by the sequence models (why 128: see :mod:`.sequence`)
 DEFAULT_MAX_LEN = 128
 
