@@ -87,7 +87,7 @@ class Model:
                        batch_size: int = 256) -> np.ndarray:
         """Uncalibrated ``(N, K)`` logits."""
         data = self._as_data(data, labelled=None)
-        self._check_classes(data)
+        self._check_classes(data, self._output_only_classes())
         return self.backend.logits(self.task, data, self.stats, self.data_params,
                                    tta=self.tta if tta is None else tta, batch_size=batch_size)
 
@@ -154,18 +154,15 @@ class Model:
 
         data = self._as_data(data, labelled=True)
         output_metrics = getattr(self.task, "output_metrics", None)
-        extra: list[str] = []
-        if self.task.open_set is not None and self.extras and output_metrics is not None:
-            extra = self.output_from_logits(np.zeros((1, len(self.class_names))))[1][len(self.class_names):]
+        extra = self._output_only_classes() if output_metrics is not None else []
         self._check_classes(data, extra)
         official = {}
         if extra:
-            if logits is None and proba is None:
+            if logits is None:
                 logits = self.predict_logits(data, tta=tta)
-            if logits is not None:
-                out, names = self.output_from_logits(logits)
-                official = output_metrics(data, out, names)
-                proba = self.calibrate(logits) if proba is None else proba
+            out, names = self.output_from_logits(logits)
+            official = output_metrics(data, out, names)
+            proba = self.calibrate(logits) if proba is None else proba
             known = np.isin(np.asarray(data.class_names)[data.hard_labels], self.class_names)
             if not known.all():
                 data = data.subset(np.flatnonzero(known))
@@ -184,6 +181,12 @@ class Model:
                            threshold=self.threshold)
             self.task.plots(data, proba, Path(plots_dir))
         return metrics
+
+    def _output_only_classes(self) -> list[str]:
+        """Output columns of the open-set head that are no trained class (PLAsTiCC's 99)."""
+        if self.task.open_set is None or not self.extras:
+            return []
+        return self.output_from_logits(np.zeros((1, len(self.class_names))))[1][len(self.class_names):]
 
     def _check_classes(self, data: TaskData, output_only: list[str] | None = None) -> None:
         if data.has_labels and list(data.class_names) != self.class_names:

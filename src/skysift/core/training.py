@@ -153,8 +153,9 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
     if len(test):
         # the headline: objects no choice touched (early stopping, calibration, threshold and the
         # open-set fit all saw the validation split only)
-        test_proba = model.predict_proba(test)
-        card["test_metrics"] = model.evaluate(test, proba=test_proba)
+        test_logits = model.predict_logits(test)
+        test_proba = model.calibrate(test_logits)
+        card["test_metrics"] = model.evaluate(test, proba=test_proba, logits=test_logits)
         if shifted:
             card["test_metrics_test_like"] = model.evaluate(task.shift.test_like(test, all_params, cfg.seed + 2))
     if shifted:
