@@ -9,7 +9,9 @@
 ``cv``: stratified k-fold CV through the package's own path. For each fold ``skysift.train`` fits the
 default ``lgbm`` (survey-like training copies, test-like validation for early stopping, calibration
 and the class-99 scorer: ``test_frac=0``, the core's own validation split) on the other folds, and
-``Model.output_from_logits`` gives exactly what ``predict`` writes (15 columns). The held-out fold is
+``Model.output_from_logits`` gives exactly what ``predict`` writes (15 columns). Every fold uses
+the same seed, so an object's survey-like copies are the same whichever fold trains on it, and a
+per-object memo (``transients.cache.object_memo``) computes each object's copies and features once. The held-out fold is
 scored twice: *as-is* (the objects as they are, training-like) and *test-like* (one survey-like copy
 of each held-out object — the task's own ``DomainShift.test_like`` with the **default** survey
 settings and a seed no training run uses — so every model in a comparison is scored on the same
@@ -159,11 +161,14 @@ def cmd_cv(args) -> None:
     parts: dict[str, list] = {"as-is": [], "test-like": []}
     per_fold: dict[str, list] = {"as-is": [], "test-like": []}
     train_cpu = []
+    from skysift.transients.cache import object_memo
+
+    memo = object_memo().__enter__()  # each object's copies and features once across the folds
     for fold, (tr, te) in enumerate(skf.split(np.zeros(len(data)), data.hard_labels)):
         run_dir = Path(tempfile.mkdtemp(prefix=f"fold{fold}_", dir=out))
         c1, w1 = cpu_all(), time.time()
         m = skysift.train("transients", data.subset(tr), run_dir, model="lgbm", model_params=opts,
-                          test_frac=0.0, seed=args.seed + fold, progress=args.progress)
+                          test_frac=0.0, seed=args.seed, progress=args.progress)
         train_cpu.append((cpu_all() - c1, time.time() - w1))
         res = score_fold(task, m, data.subset(te), _default_shift_params(), seed=900_000 + fold)
         for label, r in res.items():
@@ -172,6 +177,7 @@ def cmd_cv(args) -> None:
         print(f"fold {fold}: train {train_cpu[-1][0]:.0f} CPU s / {train_cpu[-1][1]:.0f} s wall; as-is "
               + ", ".join(f"{k} {v:.3f}" for k, v in per_fold["as-is"][-1].items())
               + "; test-like " + ", ".join(f"{k} {v:.3f}" for k, v in per_fold["test-like"][-1].items()), flush=True)
+    memo.__exit__(None, None, None)
     pooled = {label: _concat(p) for label, p in parts.items()}
     rows = summarise(pooled, per_fold, args.n_boot)
     cpu, wall = cpu_all() - c0, time.time() - t0

@@ -56,10 +56,10 @@ def _write_parquet(table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def cached_features(lc: LightCurves, feature_set: str, compute: Callable[[], tuple[np.ndarray, list[str]]]
-                    ) -> tuple[np.ndarray, list[str]]:
+def cached_features(lc: LightCurves, feature_set: str, compute: Callable[[], tuple[np.ndarray, list[str]]],
+                    modules: tuple[str, ...] = ("skysift.transients.features",)) -> tuple[np.ndarray, list[str]]:
     """``compute()`` (a feature matrix and its names) through the cache, keyed by the light curves,
-    the feature set and the source of :mod:`.features`."""
+    the feature set name and the source of the ``modules`` that compute it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -68,7 +68,8 @@ def cached_features(lc: LightCurves, feature_set: str, compute: Callable[[], tup
         return compute()
     h = lightcurves_digest(lc)
     h.update(feature_set.encode())
-    h.update(_module_source("skysift.transients.features"))
+    for mod in modules:
+        h.update(_module_source(mod))
     path = root / f"features_{feature_set}_{h.hexdigest()}.parquet"
     if path.exists():
         try:
@@ -118,3 +119,57 @@ def cached_survey_like(lc: LightCurves, ids, settings_key: str, n_copies: int, s
 
 
 __all__ = ["cache_dir", "cached_features", "cached_survey_like", "lightcurves_digest"]
+
+
+# ---- per-object memo (cross-validation) --------------------------------------------------------------
+# Cross-validation trains k models whose training sets overlap by (k-2)/(k-1): the survey-like copies
+# and the features of an object are the same in every fold (both depend on that object alone and on
+# the seed), so a per-object memo computes each once. Opt-in and in memory only, for the length of a
+# ``with object_memo():`` block, so a server or a single training run never accumulates state.
+_MEMO: dict | None = None
+
+
+class object_memo:
+    """``with object_memo(): ...`` memoises per-object copies and feature rows inside the block."""
+
+    def __enter__(self):
+        global _MEMO
+        self._old, _MEMO = _MEMO, {}
+        return self
+
+    def __exit__(self, *exc):
+        global _MEMO
+        _MEMO = self._old
+        return False
+
+
+def memo_active() -> bool:
+    return _MEMO is not None
+
+
+def object_digests(lc: LightCurves, ids=None) -> list[bytes]:
+    """One digest per object over its observations and metadata (and id when given)."""
+    out = []
+    meta = np.column_stack([lc.meta[c] for c in META_COLUMNS]) if len(lc) else np.zeros((0, len(META_COLUMNS)))
+    for i in range(len(lc)):
+        s = lc.rows(i)
+        h = hashlib.blake2b(digest_size=16)
+        for k in _OBS:
+            h.update(np.ascontiguousarray(getattr(lc, k)[s]).tobytes())
+        h.update(meta[i].tobytes())
+        if ids is not None:
+            h.update(str(ids[i]).encode())
+        out.append(h.digest())
+    return out
+
+
+def memoised(kind: str, keys: list[bytes], compute: Callable[[np.ndarray], list]) -> list:
+    """Per-object results for ``keys``: ``compute(missing_positions)`` returns one result per
+    missing position; without an active memo everything is computed."""
+    if _MEMO is None:
+        return compute(np.arange(len(keys)))
+    missing = [i for i, k in enumerate(keys) if (kind, k) not in _MEMO]
+    if missing:
+        for i, r in zip(missing, compute(np.asarray(missing, dtype=np.int64))):
+            _MEMO[(kind, keys[i])] = r
+    return [_MEMO[(kind, k)] for k in keys]

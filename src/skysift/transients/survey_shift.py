@@ -122,10 +122,13 @@ class LightCurveGP:
     def _x(self, t, log_wave) -> np.ndarray:
         return np.column_stack([np.asarray(t, dtype=np.float64) - self.t0, np.asarray(log_wave, np.float64)])
 
-    def predict(self, t, log_wave) -> tuple[np.ndarray, np.ndarray]:
-        """GP mean and standard deviation at times ``t`` [MJD] and ln-wavelengths ``log_wave`` [ln nm]."""
+    def predict(self, t, log_wave, *, std: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """GP mean and standard deviation (None unless ``std``) at times ``t`` [MJD] and
+        ln-wavelengths ``log_wave`` [ln nm]."""
         if len(t) == 0:
             return np.zeros(0), np.zeros(0)
+        if not std:
+            return self.gp.predict(self._x(t, log_wave)), None
         mu, sd = self.gp.predict(self._x(t, log_wave), return_std=True)
         return mu, sd
 
@@ -257,26 +260,37 @@ def survey_like(data: TaskData, settings: ShiftSettings, *, n_copies: int | None
     n_copies = settings.copies if n_copies is None else int(n_copies)
     lc = data.x
 
-    def compute() -> tuple[LightCurves, np.ndarray, np.ndarray]:
+    def copies_of(idx: np.ndarray) -> list[list]:
+        """Per object of ``idx``: its ``(copy, object)`` pairs."""
         from concurrent.futures import ProcessPoolExecutor
 
         from ..core.parallel import pool_context
         from ..core.progress import track
 
         chunk = 100
-        starts = list(range(0, len(lc), chunk))
-        jobs = [(lc.take(np.arange(a, min(a + chunk, len(lc)))), data.ids[a:a + chunk],
-                 np.arange(a, min(a + chunk, len(lc))), settings, n_copies, seed) for a in starts]
+        jobs = [(lc.take(part), data.ids[part], part, settings, n_copies, seed)
+                for part in (idx[a:a + chunk] for a in range(0, len(idx), chunk))]
         ctx, n_workers = pool_context(), _workers()
-        results: list = []
-        desc = f"survey-like copies of {len(lc):,} {what}"
+        flat: list = []
+        desc = f"survey-like copies of {len(idx):,} {what}"
         if ctx is None or n_workers <= 1 or len(jobs) < 2:
             for r in track(map(_copies_of_chunk, jobs), desc, total=len(jobs), unit="chunks"):
-                results.extend(r)
+                flat.extend(r)
         else:
             with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
                 for r in track(pool.map(_copies_of_chunk, jobs), desc, total=len(jobs), unit="chunks"):
-                    results.extend(r)
+                    flat.extend(r)
+        per: dict[int, list] = {int(i): [] for i in idx}
+        for row, c, o in flat:
+            per[row].append((c, o))
+        return [per[int(i)] for i in idx]
+
+    def compute() -> tuple[LightCurves, np.ndarray, np.ndarray]:
+        from .cache import memoised, object_digests
+
+        key = f"survey:{settings.key()}|{n_copies}|{seed}"
+        per_object = memoised(key, object_digests(lc, data.ids), copies_of)
+        results = [(i, c, o) for i, pairs in enumerate(per_object) for c, o in pairs]
         results.sort(key=lambda r: (r[1], r[0]))  # copy-major, as the core's index order
         aug = objects_to_lightcurves([o for _, _, o in results]) if results else lc.take(np.zeros(0, np.int64))
         return (aug, np.array([r[0] for r in results], dtype=np.int64),

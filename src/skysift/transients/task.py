@@ -54,11 +54,35 @@ def light_curve_features(data: TaskData, stats: dict, params: dict) -> np.ndarra
     from .features import extract_features
 
     feature_set = params.get("feature_set", "full")
-    if len(data) < CACHE_MIN_OBJECTS:
-        return extract_features(data.x, feature_set)[0]
-    from .cache import cached_features
+    use_gp = bool(params.get("gp_features", False))
 
-    return cached_features(data.x, feature_set, lambda: extract_features(data.x, feature_set))[0]
+    def compute() -> tuple[np.ndarray, list[str]]:
+        x, names = extract_features(data.x, feature_set)
+        if use_gp:
+            from .gp_features import gp_features
+
+            g, gnames = gp_features(data.x)
+            x, names = np.concatenate([x, g], axis=1), [*names, *gnames]
+        return x, names
+
+    from .cache import cached_features, memo_active, memoised, object_digests
+
+    if memo_active():  # cross-validation: each object's row once (features depend on it alone)
+        name = feature_set + ("+gp" if use_gp else "")
+
+        def rows(idx: np.ndarray) -> list:
+            sub = TaskData(ids=data.ids[idx], x=data.x.take(idx), y=None, class_names=data.class_names)
+            return list(light_curve_features(sub, stats, {**params, "_no_memo": True}))
+
+        if not params.get("_no_memo"):
+            got = memoised(f"features:{name}", object_digests(data.x), rows)
+            return np.stack(got).astype(np.float32) if got else compute()[0]
+    if len(data) < CACHE_MIN_OBJECTS:
+        return compute()[0]
+
+    modules = ("skysift.transients.features",) + (
+        ("skysift.transients.gp_features", "skysift.transients.survey_shift") if use_gp else ())
+    return cached_features(data.x, feature_set + ("+gp" if use_gp else ""), compute, modules)[0]
 
 
 class SurveyShift:
