@@ -147,9 +147,9 @@ def _default_shift_params() -> dict:
 
 
 def cmd_cv(args) -> None:
-    import skysift
     from sklearn.model_selection import StratifiedKFold
 
+    import skysift
     from skysift.core.io import write_json
 
     task, data = load(args)
@@ -210,8 +210,9 @@ def cmd_cv(args) -> None:
 
 
 def cmd_select(args) -> None:
-    import skysift
     from sklearn.model_selection import train_test_split
+
+    import skysift
 
     task, data = load(args)
     ids = np.asarray(data.ids)
@@ -244,7 +245,6 @@ def cmd_select(args) -> None:
 
 def cmd_outer(args) -> None:
     import skysift
-
     from skysift.core.io import write_json
 
     task, data = load(args)

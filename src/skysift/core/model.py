@@ -156,8 +156,8 @@ class Model:
         output_metrics = getattr(self.task, "output_metrics", None)
         extra = self._output_only_classes() if output_metrics is not None else []
         self._check_classes(data, extra)
-        official = {}
-        if extra:
+        official: dict = {}
+        if extra and output_metrics is not None:
             if logits is None:
                 logits = self.predict_logits(data, tta=tta)
             out, names = self.output_from_logits(logits)

@@ -90,10 +90,11 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
     # a task whose training data are unlike the data it must classify replaces the training and
     # validation splits by test-like copies made from each split's own objects (see DomainShift)
     all_params = {**params, **data_params}
-    shifted = task.shift is not None and task.shift.enabled(all_params)
+    shift = task.shift if task.shift is not None and task.shift.enabled(all_params) else None
+    shifted = shift is not None
     val_as_is = val
-    if shifted:
-        job.train, job.val = task.shift.train_val(train, val, all_params, cfg.seed)
+    if shift is not None:
+        job.train, job.val = shift.train_val(train, val, all_params, cfg.seed)
         train, val = job.train, job.val
         shared = set(np.asarray(train.groups).tolist()) & set(np.asarray(val.groups).tolist())
         if shared:
@@ -156,8 +157,8 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
         test_logits = model.predict_logits(test)
         test_proba = model.calibrate(test_logits)
         card["test_metrics"] = model.evaluate(test, proba=test_proba, logits=test_logits)
-        if shifted:
-            card["test_metrics_test_like"] = model.evaluate(task.shift.test_like(test, all_params, cfg.seed + 2))
+        if shift is not None:
+            card["test_metrics_test_like"] = model.evaluate(shift.test_like(test, all_params, cfg.seed + 2))
     if shifted:
         # the same figures on the validation objects as they are (not used for any choice)
         card["validation_metrics_as_is"] = model.evaluate(val_as_is)
