@@ -92,7 +92,7 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
     all_params = {**params, **data_params}
     shift = task.shift if task.shift is not None and task.shift.enabled(all_params) else None
     shifted = shift is not None
-    val_as_is = val
+    val_as_is, n_train_objects = val, len(train)
     if shift is not None:
         job.train, job.val = shift.train_val(train, val, all_params, cfg.seed)
         train, val = job.train, job.val
@@ -134,7 +134,7 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
                         "bias": bias, "threshold": threshold},
         "train_config": cfg.to_dict(),
         "data": {"source": str(data.source), "n": len(data), "class_counts": data.class_counts(),
-                 "n_train": len(train), "n_val": len(val), "n_test": len(test), **data.meta.get("card", {})},
+                 "n_train": n_train_objects, "n_val": len(val_as_is), "n_test": len(test), **data.meta.get("card", {})},
         "protocol": _protocol(cfg, len(test)) + (
             "; training and validation on test-like copies of their own split's objects "
             "(validation_metrics are test-like, validation_metrics_as_is on the objects as they are; "
