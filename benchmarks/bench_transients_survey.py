@@ -306,7 +306,7 @@ def cmd_openset(args) -> None:
             test_idx = np.sort(np.concatenate([te, np.flatnonzero(unknown)]))
             test = data.subset(test_idx)
             t99 = np.where(np.isin(targets[test_idx], held), 99, targets[test_idx])
-            test = TaskData(test.ids, test.x, np.zeros(len(test), np.int64), ["0"], source=test.source)
+            test = TaskData(test.ids, test.x, None, names, source=test.source)  # unlabelled: truth is t99
             row = {"pair": name}
             for label, d, t in (("as-is", test, t99), ("test-like", None, None)):
                 if d is None:
