@@ -33,7 +33,10 @@ issue 17 and includes the selection objects, which the report says.
 the rest; the Π(1−pᵢ) class-99 scorer fitted on the test-like validation (the default) against the same
 rule fitted on the as-is validation objects, on the same outputs: official log-loss incl. class 99.
 
-CPU seconds (this process + worker processes) are printed beside wall time; run under ``nice``.
+CPU seconds are printed beside wall time (this process and its reaped children: the process-pool
+workers of the survey-like copies live under multiprocessing's forkserver and are *not* counted, so
+measure a training cost with ``SKYSIFT_WORKERS=0``, which keeps everything in this process); run under
+``nice``.
 """
 from __future__ import annotations
 
