@@ -34,8 +34,14 @@ def test_metric_hand_computed():
 def test_metric_renormalises_rows_and_ignores_absent_classes():
     # rows scaled by 0.5, 0.2, 0.25 (not summing to 1) give the same loss after renormalisation
     assert plasticc_log_loss(Y3, P3 * np.array([[0.5], [0.2], [0.25]]), [6, 15]) == pytest.approx(HAND, rel=1e-12)
-    # clipping comes first (as in the challenge): values above 1 − 1e-15 are cut, then renormalised
-    assert plasticc_log_loss([6], np.array([[3.0, 1.0]]), [6, 15]) == pytest.approx(math.log(2), rel=1e-9)
+    # Kaggle's order: each row divided by its sum first, then clipped to [1e-15, 1 − 1e-15]
+    assert plasticc_log_loss([6], np.array([[3.0, 1.0]]), [6, 15]) == pytest.approx(-math.log(0.75), rel=1e-9)
+    # a row [1, 1e-20]: renormalised to itself, then the 1e-20 is clipped up to 1e-15 (clip-first would
+    # give the same here, but −ln of the true class 15 is −ln 1e-15, not −ln 1e-20)
+    assert plasticc_log_loss([15], np.array([[1.0, 1e-20]]), [6, 15]) == pytest.approx(-math.log(1e-15), rel=1e-9)
+    # the unblinded release's 991..995 are scored as 99
+    P99 = np.array([[0.25, 0.25, 0.5]])
+    assert plasticc_log_loss([993], P99, [6, 15, 99]) == plasticc_log_loss([99], P99, [6, 15, 99])
     # an extra column of a class nobody has (42): clipped to 1e-15, renormalised, not counted
     P = np.column_stack([P3, np.zeros(3)])
     assert plasticc_log_loss(Y3, P, [6, 15, 42]) == pytest.approx(HAND, rel=1e-9)

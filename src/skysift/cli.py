@@ -169,8 +169,14 @@ def _train(task: str, data: Path, out: Path, logger: Optional[List[str]], resume
     card = model_obj.card
     sizes = card["data"]
     columns = {"validation": card["validation_metrics"]}
+    if card.get("validation_metrics_as_is"):  # trained on test-like copies: every figure twice
+        columns = {"validation (test-like)": card["validation_metrics"],
+                   "validation (as-is)": card["validation_metrics_as_is"]}
     if card.get("test_metrics"):
-        columns = {"test (headline)": card["test_metrics"], **columns}
+        test = {"test (headline)": card["test_metrics"]}
+        if card.get("test_metrics_test_like"):
+            test = {"test (as-is)": card["test_metrics"], "test (test-like)": card["test_metrics_test_like"]}
+        columns = {**test, **columns}
     _print_metrics(columns, title=f"{task} / {card['model']['name']} ({time.time() - t0:.0f} s): "
                                   f"train {sizes['n_train']} / validation {sizes['n_val']} / "
                                   f"test {sizes.get('n_test', 0)} objects")

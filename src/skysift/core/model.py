@@ -87,7 +87,7 @@ class Model:
                        batch_size: int = 256) -> np.ndarray:
         """Uncalibrated ``(N, K)`` logits."""
         data = self._as_data(data, labelled=None)
-        self._check_classes(data)
+        self._check_classes(data, self._output_only_classes())
         return self.backend.logits(self.task, data, self.stats, self.data_params,
                                    tta=self.tta if tta is None else tta, batch_size=batch_size)
 
@@ -165,19 +165,38 @@ class Model:
         return {"objects": len(df), "frame": df}
 
     def evaluate(self, data: TaskData | str | Path, *, tta: bool | None = None,
-                 plots_dir: str | Path | None = None, proba: np.ndarray | None = None) -> dict:
+                 plots_dir: str | Path | None = None, proba: np.ndarray | None = None,
+                 logits: np.ndarray | None = None) -> dict:
         """Metrics of the task on labelled ``data`` (figures in ``plots_dir`` when given);
-        ``proba`` reuses probabilities already computed for ``data``."""
+        ``logits`` / ``proba`` reuse what was already computed for ``data``.
+
+        With an open-set head, the labels may hold the head's class (PLAsTiCC's 99): the task's
+        ``output_metrics`` score exactly what ``predict`` writes (every output column, every
+        object), and the model's own classes are scored on the objects of those classes."""
         from .metrics import classification_metrics
 
         data = self._as_data(data, labelled=True)
-        self._check_classes(data)
+        output_metrics = getattr(self.task, "output_metrics", None)
+        extra = self._output_only_classes() if output_metrics is not None else []
+        self._check_classes(data, extra)
+        official: dict = {}
+        if extra and output_metrics is not None:
+            if logits is None:
+                logits = self.predict_logits(data, tta=tta)
+            out, names = self.output_from_logits(logits)
+            official = output_metrics(data, out, names)
+            proba = self.calibrate(logits) if proba is None else proba
+            known = np.isin(np.asarray(data.class_names)[data.hard_labels], self.class_names)
+            if not known.all():
+                data = data.subset(np.flatnonzero(known))
+                proba = None if proba is None else proba[known]
         data = data.with_class_names(self.class_names)
         if proba is None:
             proba = self.predict_proba(data, tta=tta)
         y = data.hard_labels
         metrics = classification_metrics(y, proba, self.class_names, threshold=self.threshold)
         metrics.update(self.task.metrics(data, proba))
+        metrics.update(official)
         if plots_dir is not None:
             from .plots import display_names, standard_plots
 
@@ -186,10 +205,16 @@ class Model:
             self.task.plots(data, proba, Path(plots_dir))
         return metrics
 
-    def _check_classes(self, data: TaskData) -> None:
+    def _output_only_classes(self) -> list[str]:
+        """Output columns of the open-set head that are no trained class (PLAsTiCC's 99)."""
+        if self.task.open_set is None or not self.extras:
+            return []
+        return self.output_from_logits(np.zeros((1, len(self.class_names))))[1][len(self.class_names):]
+
+    def _check_classes(self, data: TaskData, output_only: list[str] | None = None) -> None:
         if data.has_labels and list(data.class_names) != self.class_names:
             present = {data.class_names[i] for i in np.unique(data.hard_labels)}
-            extra = sorted(present - set(self.class_names))
+            extra = sorted(present - set(self.class_names) - set(output_only or []))
             if extra:
                 raise DataError(data.source, f"classes {extra} are not known to this model "
                                              f"(it knows {self.class_names})")

@@ -68,8 +68,9 @@ def evaluate_with_overlap(model, data: TaskData, *, tta: bool | None = None,
     """``model.evaluate(data)``, plus, when ``data`` overlaps the model's training or validation
     objects, ``"overlap"`` (counts) and ``"unseen"`` (the metrics of the unseen objects alone, None
     when there are none); ``warn(message)`` is called once with a one-line explanation."""
-    proba = model.predict_proba(data, tta=tta)  # once, for all objects and the unseen ones
-    metrics = model.evaluate(data, plots_dir=plots_dir, proba=proba)
+    logits = model.predict_logits(data, tta=tta)  # once, for all objects and the unseen ones
+    proba = model.calibrate(logits)
+    metrics = model.evaluate(data, plots_dir=plots_dir, proba=proba, logits=logits)
     ov = find_overlap(model.run_dir, data) if model.run_dir is not None else None
     if ov is None:
         return metrics
@@ -79,6 +80,6 @@ def evaluate_with_overlap(model, data: TaskData, *, tta: bool | None = None,
     unseen = None
     if ov.unseen.any():
         keep = np.flatnonzero(ov.unseen)
-        unseen = model.evaluate(data.subset(keep), proba=proba[keep])
+        unseen = model.evaluate(data.subset(keep), proba=proba[keep], logits=logits[keep])
     metrics["unseen"] = unseen
     return metrics

@@ -128,6 +128,24 @@ class StreamPredictor(Protocol):
         settings) is continued; one written with another identity is refused."""
 
 
+class DomainShift(Protocol):
+    """Test-like copies of labelled objects, for a task whose training data are not distributed like
+    the data it must classify (PLAsTiCC: a bright spectroscopic training set, a faint survey). The
+    core applies it after the split: the training and validation splits are replaced by their
+    copies (a copy keeps its original's split and group), and the test split is scored twice, as it
+    is and test-like."""
+
+    def enabled(self, params: dict) -> bool:
+        """Whether the model's parameters ask for test-like copies."""
+
+    def train_val(self, train: TaskData, val: TaskData, params: dict, seed: int) -> tuple[TaskData, TaskData]:
+        """The training set to fit on and the test-like validation set to stop, calibrate and fit
+        the open-set head on."""
+
+    def test_like(self, data: TaskData, params: dict, seed: int) -> TaskData:
+        """Test-like copies of held-out ``data`` (a seed of their own), for the second figure."""
+
+
 # ---- the task -------------------------------------------------------------------------------
 class Task:
     """Base class of a task: subclasses set ``info`` and ``models`` and implement ``dataset`` and
@@ -139,6 +157,7 @@ class Task:
     requests: RequestCodec | None = None
     open_set: OpenSetHead | None = None
     streaming: StreamPredictor | None = None
+    shift: DomainShift | None = None
     #: collates a list of dataset items into a batch (None: PyTorch's default collate)
     collate_fn: ClassVar[Callable | None] = None
 

@@ -24,7 +24,7 @@ from .calibration import expected_calibration_error, fit_bias_corrected_temperat
 from .config import TrainConfig, resolve_config
 from .data import TaskData
 from .io import write_json
-from .leakage import check_disjoint
+from .leakage import LeakError, check_disjoint
 from .metrics import best_f1_threshold, classification_metrics
 from .model import Model
 from .splits import train_val_test_split
@@ -87,6 +87,18 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
     job = FitJob(task, data, split, {}, data_params, cfg, run_dir, resume, progress_enabled(progress),
                  list(loggers or []), list(callbacks or []))
     train, val, test = job.train, job.val, data.subset(split["test"])
+    # a task whose training data are unlike the data it must classify replaces the training and
+    # validation splits by test-like copies made from each split's own objects (see DomainShift)
+    all_params = {**params, **data_params}
+    shift = task.shift if task.shift is not None and task.shift.enabled(all_params) else None
+    shifted = shift is not None
+    val_as_is, n_train_objects = val, len(train)
+    if shift is not None:
+        job.train, job.val = shift.train_val(train, val, all_params, cfg.seed)
+        train, val = job.train, job.val
+        shared = set(np.asarray(train.groups).tolist()) & set(np.asarray(val.groups).tolist())
+        if shared:
+            raise LeakError(f"test-like copies of {len(shared)} object(s) are in both training and validation")
 
     stats_path = run_dir / "preprocessing.json"
     if resume and stats_path.exists():
@@ -122,26 +134,43 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
                         "bias": bias, "threshold": threshold},
         "train_config": cfg.to_dict(),
         "data": {"source": str(data.source), "n": len(data), "class_counts": data.class_counts(),
-                 "n_train": len(train), "n_val": len(val), "n_test": len(test), **data.meta.get("card", {})},
-        "protocol": _protocol(cfg, len(test)),
+                 "n_train": n_train_objects, "n_val": len(val_as_is), "n_test": len(test), **data.meta.get("card", {})},
+        "protocol": _protocol(cfg, len(test)) + (
+            "; training and validation on test-like copies of their own split's objects "
+            "(validation_metrics are test-like, validation_metrics_as_is on the objects as they are; "
+            "test_metrics as they are, test_metrics_test_like on copies with a seed of their own)"
+            if shifted else ""),
         "validation_metrics": metrics,
         "history": history,
     }
     if task.open_set is not None:
         card["task_extras"] = task.open_set.fit(val, val_logits, proba)
     model = Model(task, card, backend, run_dir)
+    output_metrics = getattr(task, "output_metrics", None)
+    if output_metrics is not None and card.get("task_extras"):
+        # the figures of what predict writes (the open-set columns included), on validation too
+        metrics.update(output_metrics(val, *model.output_from_logits(val_logits)))
     test_proba = None
     if len(test):
         # the headline: objects no choice touched (early stopping, calibration, threshold and the
         # open-set fit all saw the validation split only)
-        test_proba = model.predict_proba(test)
-        card["test_metrics"] = model.evaluate(test, proba=test_proba)
+        test_logits = model.predict_logits(test)
+        test_proba = model.calibrate(test_logits)
+        card["test_metrics"] = model.evaluate(test, proba=test_proba, logits=test_logits)
+        if shift is not None:
+            card["test_metrics_test_like"] = model.evaluate(shift.test_like(test, all_params, cfg.seed + 2))
+    if shifted:
+        # the same figures on the validation objects as they are (not used for any choice)
+        card["validation_metrics_as_is"] = model.evaluate(val_as_is)
+        card["data"]["n_train_copies"], card["data"]["n_val_copies"] = len(train), len(val)
     card["train_seconds"] = round(time.time() - t0, 2)
     card["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     model.card = card = save_bundle(run_dir, backend.state(), card)
     write_json(run_dir / "metrics_val.json", metrics)
     if test_proba is not None:
         write_json(run_dir / "metrics_test.json", card["test_metrics"])
+    if "test_metrics_test_like" in card:
+        write_json(run_dir / "metrics_test_test_like.json", card["test_metrics_test_like"])
     try:
         from .plots import display_names, standard_plots
 

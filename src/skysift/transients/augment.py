@@ -146,7 +146,9 @@ def redshift(obj: dict, rng: np.random.Generator, *, z_new: float | None = None,
       ``z'`` is drawn (up to ``tries`` times) and after that the unchanged copy is returned.
 
     Not modelled: host-galaxy light, DDF→WFD cadence conversion, Milky-Way extinction changes
-    with wavelength (``mwebv`` is kept).
+    with wavelength (``mwebv`` is kept). The feature models' survey-like copies
+    (:mod:`.survey_shift`) add the cadence conversion, a 2-D Gaussian process in place of the
+    linear interpolation, and photo-z redrawn with the survey's error model.
     """
     if not is_extragalactic(obj):
         return _copy(obj)

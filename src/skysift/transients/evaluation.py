@@ -14,6 +14,115 @@ import numpy as np
 from ..core.data import TaskData
 from .data import LightCurves
 
+#: the supernova classes whose accuracy the survey figures single out (SN Ia, SN II, SN Ibc)
+SN_CLASSES = (90, 42, 62)
+SN_IA = 90
+
+
+def output_figures(targets, out: np.ndarray, columns) -> dict:
+    """The figures of exactly what ``predict`` writes: ``out`` (N, C) with its C column targets
+    (the 14 classes and 99), ``targets`` (N,) true PLAsTiCC targets (99 and 991..995 allowed).
+
+    * ``plasticc_log_loss``: the official weighted log-loss over every column (Kaggle's order:
+      rows renormalised, then clipped);
+    * ``accuracy_output``: top column == truth, over all objects (a known object whose top column
+      is 99 counts as wrong);
+    * ``class_99_top_fraction``: share of known-class objects whose top column is 99;
+    * ``sn_ia_auc``: SN Ia against the rest, ROC-AUC of the SN Ia column;
+    * ``accuracy_sn_ia_ii_ibc``: accuracy (top column) on the SN Ia, II and Ibc objects;
+    * ``class_99_auc``: when unknown objects are present, ROC-AUC of the 99 column, unknown vs known.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from .metrics import plasticc_log_loss
+
+    t = np.asarray(targets, dtype=np.int64)
+    t = np.where((t >= 991) & (t <= 995), 99, t)
+    cols = np.array([int(c) for c in columns], dtype=np.int64)
+    out = np.asarray(out, dtype=np.float64)
+    top = cols[out.argmax(axis=1)] if len(out) else np.zeros(0, np.int64)
+    res: dict = {"plasticc_log_loss": float(plasticc_log_loss(t, out, cols)),
+                 "accuracy_output": float((top == t).mean()) if len(t) else float("nan")}
+    known = t != 99
+    if 99 in cols.tolist():
+        res["class_99_top_fraction"] = float((top[known] == 99).mean()) if known.any() else float("nan")
+        if 0 < known.sum() < len(t):
+            res["class_99_auc"] = float(roc_auc_score(~known, out[:, list(cols).index(99)]))
+    if SN_IA in cols.tolist() and 0 < (t == SN_IA).sum() < len(t):
+        res["sn_ia_auc"] = float(roc_auc_score(t == SN_IA, out[:, list(cols).index(SN_IA)]))
+    sn = np.isin(t, SN_CLASSES)
+    if sn.any():
+        res["accuracy_sn_ia_ii_ibc"] = float((top[sn] == t[sn]).mean())
+    return res
+
+
+def object_snr_and_redshift(lc: LightCurves) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) peak |S/N| of each object and its redshift (host spec-z where the file has one, else
+    photo-z; NaN for galactic objects)."""
+    obj = lc.object_index()
+    snr = np.zeros(len(lc))
+    if lc.n_observations:
+        np.maximum.at(snr, obj, np.abs(lc.flux / lc.flux_err).astype(np.float64))
+    spec, photo = lc.meta["hostgal_specz"], lc.meta["hostgal_photoz"]
+    z = np.where(np.isfinite(spec) & (spec > 0), spec, photo)
+    return snr, np.where(photo > 0, z, np.nan)
+
+
+#: bin edges of the faint-object figures: peak |S/N| and redshift
+SNR_EDGES = (0.0, 10.0, 20.0, 40.0, 80.0, 160.0, np.inf)
+Z_EDGES = (0.0, 0.1, 0.2, 0.4, 0.6, 1.0, 3.5)
+
+
+def metrics_by_bins(targets, out: np.ndarray, columns, values: np.ndarray, edges) -> list[dict]:
+    """Accuracy (top column) and SN Ia-vs-rest ROC-AUC of the objects in each bin of ``values``;
+    a bin with fewer than 10 objects, or without both SNe Ia and others, gets None for AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    t = np.asarray(targets, dtype=np.int64)
+    cols = [int(c) for c in columns]
+    top = np.asarray(cols)[np.asarray(out).argmax(axis=1)]
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (values >= lo) & (values < hi)
+        n = int(m.sum())
+        ia = t[m] == SN_IA
+        auc = (float(roc_auc_score(ia, np.asarray(out)[m, cols.index(SN_IA)]))
+               if n >= 10 and 0 < ia.sum() < n and SN_IA in cols else None)
+        rows.append({"lo": float(lo), "hi": float(hi), "n": n, "n_sn_ia": int(ia.sum()),
+                     "accuracy": float((top[m] == t[m]).mean()) if n else None, "sn_ia_auc": auc})
+    return rows
+
+
+def plot_faint_object_figures(panels: dict[str, dict[str, list[dict]]], out: str | Path) -> Path:
+    """Accuracy and SN Ia AUC against peak S/N (left) and redshift (right); ``panels`` maps a label
+    (e.g. "as-is", "test-like") to ``{"snr": rows, "redshift": rows}`` of :func:`metrics_by_bins`."""
+    import matplotlib.pyplot as plt
+
+    from ..core.plots import STYLE, save
+
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+        for ax, key, xlabel in ((axes[0], "snr", "peak |S/N| of the light curve"),
+                                (axes[1], "redshift", "host redshift")):
+            for k, (label, by) in enumerate(panels.items()):
+                rows = by[key]
+                x = np.arange(len(rows))
+                acc = [np.nan if r["accuracy"] is None else r["accuracy"] for r in rows]
+                auc = [np.nan if r["sn_ia_auc"] is None else r["sn_ia_auc"] for r in rows]
+                ax.plot(x, acc, "o-", color=f"C{k}", label=f"accuracy ({label})")
+                ax.plot(x, auc, "s--", color=f"C{k}", label=f"SN Ia AUC ({label})")
+            rows = next(iter(panels.values()))[key]
+            ax.set_xticks(np.arange(len(rows)))
+            ax.set_xticklabels([f"{r['lo']:g}-{r['hi']:g}" for r in rows], rotation=30, fontsize=7)
+            ax.set_xlabel(xlabel)
+            ax.set_ylim(0, 1.02)
+        axes[0].set_ylabel("accuracy / SN Ia ROC-AUC")
+        axes[1].legend(fontsize=7, loc="lower left")
+        fig.suptitle("faint and distant objects: accuracy and SN Ia AUC by bin", fontsize=10)
+        fig.tight_layout()
+        return save(fig, Path(out))
+
+
 #: ages [d since first detection] at which classification is scored by default
 DEFAULT_AGES = (0.0, 3.0, 7.0, 15.0, 30.0, 60.0, 120.0, float("inf"))
 

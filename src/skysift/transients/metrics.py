@@ -5,8 +5,9 @@ Classification Challenge (PLAsTiCC): Selection of a performance metric"):
 
     L = − Σ_i w_i · (1/N_i) Σ_{j ∈ class i} ln p_ij  /  Σ_i w_i
 
-where ``p_ij`` is the probability given to the true class ``i`` of object ``j`` after clipping every
-probability to ``[1e-15, 1 − 1e-15]`` and renormalising each row to sum to 1, ``N_i`` is the number
+where ``p_ij`` is the probability given to the true class ``i`` of object ``j`` after the Kaggle
+evaluation's two steps, in its order: each row is divided by its sum, then every probability is
+clipped to ``[1e-15, 1 − 1e-15]`` (so a row may then sum to slightly more than 1); ``N_i`` is the number
 of objects of class ``i`` and the sum runs over the classes present in the truth only. Every class
 counts equally whatever its size (up to its weight), so a rare class matters as much as SN Ia.
 
@@ -28,6 +29,8 @@ EPS = 1e-15
 def _prepare(y_true_targets, proba, column_targets) -> tuple[np.ndarray, np.ndarray, list[int]]:
     proba = np.asarray(proba, dtype=np.float64)
     y = np.asarray(y_true_targets).astype(np.int64)
+    # the unblinded release labels the unknown classes 991..995; Kaggle scored them all as 99
+    y = np.where((y >= 991) & (y <= 995), 99, y)
     cols = [int(c) for c in column_targets]
     if proba.ndim != 2 or proba.shape[1] != len(cols):
         raise ValueError(f"proba has shape {proba.shape}, expected (N, {len(cols)}) for columns {cols}")
@@ -40,8 +43,11 @@ def _prepare(y_true_targets, proba, column_targets) -> tuple[np.ndarray, np.ndar
         raise ValueError(f"targets {missing} have no probability column (columns: {cols})")
     if not np.isfinite(proba).all():
         raise ValueError("proba contains NaN or infinity")
-    p = np.clip(proba, EPS, 1 - EPS)
-    p /= p.sum(axis=1, keepdims=True)
+    if (proba < 0).any():
+        raise ValueError("proba contains negative values")
+    sums = proba.sum(axis=1, keepdims=True)
+    p = np.where(sums > 0, proba / np.where(sums > 0, sums, 1.0), 1.0 / proba.shape[1])
+    p = np.clip(p, EPS, 1 - EPS)
     return y, p, cols
 
 
