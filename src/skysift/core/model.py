@@ -176,15 +176,14 @@ class Model:
         from .metrics import classification_metrics
 
         data = self._as_data(data, labelled=True)
-        output_metrics = getattr(self.task, "output_metrics", None)
-        extra = self._output_only_classes() if output_metrics is not None else []
+        extra = self._output_only_classes()
         self._check_classes(data, extra)
         official: dict = {}
-        if extra and output_metrics is not None:
+        if extra:
             if logits is None:
                 logits = self.predict_logits(data, tta=tta)
             out, names = self.output_from_logits(logits)
-            official = output_metrics(data, out, names)
+            official = self.task.output_metrics(data, out, names)
             proba = self.calibrate(logits) if proba is None else proba
             known = np.isin(np.asarray(data.class_names)[data.hard_labels], self.class_names)
             if not known.all():

@@ -215,6 +215,12 @@ class Task:
         """Task metrics added to the generic ones (e.g. the PLAsTiCC weighted log-loss)."""
         return {}
 
+    def output_metrics(self, data: TaskData, out: np.ndarray, names: list[str]) -> dict:
+        """Figures of exactly what ``predict`` writes (``out``, columns ``names``), when an open-set
+        head adds columns beyond the model's classes (the labels may then hold those classes, e.g.
+        PLAsTiCC's 99); {} for a task with nothing to add to :meth:`metrics`."""
+        return {}
+
     def calibration_weights(self, val: TaskData) -> np.ndarray | None:
         """``(N,)`` weights of the validation objects in the calibration fit (None: equal); a
         task whose metric weighs classes, not objects, makes calibration fit that metric."""

@@ -146,10 +146,9 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
     if task.open_set is not None:
         card["task_extras"] = task.open_set.fit(val, val_logits, proba)
     model = Model(task, card, backend, run_dir)
-    output_metrics = getattr(task, "output_metrics", None)
-    if output_metrics is not None and card.get("task_extras"):
+    if card.get("task_extras"):
         # the figures of what predict writes (the open-set columns included), on validation too
-        metrics.update(output_metrics(val, *model.output_from_logits(val_logits)))
+        metrics.update(task.output_metrics(val, *model.output_from_logits(val_logits)))
     test_proba = None
     if len(test):
         # the headline: objects no choice touched (early stopping, calibration, threshold and the
