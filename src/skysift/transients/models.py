@@ -27,8 +27,11 @@ MODELS = task_registry("transients")
 #: the survey-like defaults were chosen on the test-like figure of a fixed selection split outside the
 #: frozen outer test split (``benchmarks/bench_transients_survey.py select --subset 3000``: official
 #: test-like log-loss 1.186 without copies, 1.007 with 4 copies, 0.981 with z_factor 2, 0.969 with
-#: the GP features, 0.949 with 15-leaf trees; 590 scored objects, so differences < ~0.05 are noise)
-LGBM_DATA_DEFAULTS: dict = {"feature_set": "full", "gp_features": True, "survey_copies": 4, "survey_val_copies": 2,
+#: the GP features, 0.949 with 15-leaf trees; 590 scored objects, so differences < ~0.05 are noise).
+#: The GP features stay off by default: they cost ~17 ms of CPU per object against ~0.8 ms for all
+#: the others, which would turn the full PLAsTiCC test set (3.5 M objects) from under an hour into
+#: ~16 h on 2 cores; ``--param gp_features=true`` buys their gain where the catalogue is small
+LGBM_DATA_DEFAULTS: dict = {"feature_set": "full", "gp_features": False, "survey_copies": 4, "survey_val_copies": 2,
                             "survey_z_factor": 3.0}
 #: observations kept per object by the sequence models (why 128: see :mod:`.sequence`)
 DEFAULT_MAX_LEN = 128
