@@ -74,10 +74,16 @@ class _FakeModel:
     def __init__(self, run_dir):
         self.run_dir = run_dir
 
-    def predict_proba(self, data, tta=None):
-        return np.tile([0.3, 0.7], (len(data), 1))
+    def predict_logits(self, data, tta=None):
+        return np.log(np.tile([0.3, 0.7], (len(data), 1)))
 
-    def evaluate(self, data, plots_dir=None, proba=None):
+    def calibrate(self, logits):
+        return np.exp(logits)
+
+    def predict_proba(self, data, tta=None):
+        return self.calibrate(self.predict_logits(data, tta))
+
+    def evaluate(self, data, plots_dir=None, proba=None, logits=None):
         return {"n": len(data)}
 
 
