@@ -128,3 +128,18 @@ def outer_mask(ids, name: str) -> np.ndarray:
     if mask.sum() != len(test):
         raise ValueError(f"outer split {name}: {len(test)} test ids, {int(mask.sum())} found in the data")
     return mask
+
+
+def parse_options(pairs: list[str] | None) -> dict:
+    """``["k=v", ...]`` from ``--option`` flags as a dict; values parse as JSON where they can
+    (numbers, booleans, lists), and stay strings otherwise."""
+    import json
+
+    out = {}
+    for p in pairs or []:
+        k, _, v = p.partition("=")
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out

@@ -59,7 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import bootstrap_ci, fmt_ci, outer_mask, print_table, timed
+from _common import bootstrap_ci, fmt_ci, outer_mask, parse_options, print_table, timed
 
 CACHE = Path(os.environ.get("SKYSIFT_BENCH_CACHE", "/tmp/skysift_bench_cache"))
 
@@ -127,17 +127,6 @@ def cached_features(path: str | Path, lc, feature_set: str) -> tuple[np.ndarray,
     np.savez(tmp, X=X, names=np.array(names))
     os.replace(tmp, cached)
     return X, names
-
-
-def parse_options(pairs: list[str]) -> dict:
-    out = {}
-    for p in pairs or []:
-        k, _, v = p.partition("=")
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
 
 
 # ---- cross-validation -----------------------------------------------------------------------------

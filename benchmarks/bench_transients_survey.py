@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import bootstrap_ci, fmt_ci, outer_mask
+from _common import bootstrap_ci, fmt_ci, outer_mask, parse_options
 
 FIGURES = ("plasticc_log_loss", "plasticc_log_loss_14", "accuracy_output", "sn_ia_auc", "accuracy_sn_ia_ii_ibc",
            "class_99_top_fraction")
@@ -60,17 +60,6 @@ FIGURES = ("plasticc_log_loss", "plasticc_log_loss_14", "accuracy_output", "sn_i
 def cpu_all() -> float:
     s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
-
-
-def parse_options(pairs):
-    out = {}
-    for p in pairs or []:
-        k, _, v = p.partition("=")
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
 
 
 def load(args):
