@@ -203,3 +203,21 @@ def test_evaluate_scores_what_predict_writes_with_class_99_labels(small, tmp_pat
     assert len(cols) == 15 and cols[-1] == 99
     known = model.evaluate(data.subset(np.arange(4, 20)))
     assert m["plasticc_log_loss_14"] == pytest.approx(known["plasticc_log_loss_14"], rel=1e-9)
+
+
+def test_gp_features_read_a_gaussian_transient_right():
+    """The opt-in GP features (``--param gp_features=true``) on a dense Gaussian-in-time transient:
+    half-maximum rise and fall of σ·√(2 ln 2) in rest-frame days, a blue peak colour (g brighter than r),
+    and a GP that fits the points it was given."""
+    from skysift.transients.gp_features import GRID_STEP, NAMES, object_features
+
+    z = 0.1
+    f = dict(zip(NAMES, object_features(_transient(z=z))))
+    half = SIGMA_T * math.sqrt(2 * math.log(2)) / (1 + z)
+    # a crossing is the first grid point past the level: late by less than one grid step
+    for key in ("gp_rise50", "gp_fall50"):
+        assert half - 0.5 <= f[key] <= half + GRID_STEP / (1 + z), key
+    g_r = (_spectrum(PASSBAND_WAVELENGTH_NM[G]) - _spectrum(PASSBAND_WAVELENGTH_NM[R])) / \
+        (_spectrum(PASSBAND_WAVELENGTH_NM[G]) + _spectrum(PASSBAND_WAVELENGTH_NM[R]))
+    assert f["gp_peak_colour_12"] == pytest.approx(g_r, abs=0.05)
+    assert f["gp_chi2_per_point"] < 5.0
