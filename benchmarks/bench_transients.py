@@ -183,19 +183,25 @@ def _summarise(name, y_t, oof, oof_cal, oof_wcal, class_targets, fold_of, rows):
         rows.append((name, label, np.mean(per_fold), np.std(per_fold), np.mean(acc), np.mean(ece)))
 
 
+def _read_indexed(args):
+    """The labelled set of ``args.data`` with its classes indexed (``cv`` and ``outer``): ids, targets,
+    light curves, the sorted class targets, their names, each object's class index, the class count,
+    and ``args.out`` (created)."""
+    ids, y_t, lc = read_plasticc(args.data)
+    class_targets = sorted(set(y_t.tolist()))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return (ids, y_t, lc, class_targets, [str(t) for t in class_targets], np.searchsorted(class_targets, y_t),
+            len(class_targets), out)
+
+
 def cmd_cv(args) -> None:
     from skysift.core.calibration import fit_bias_corrected_temperature, softmax
     from skysift.transients.gbm import LightGBMEstimator, class_metric_weights
     from skysift.transients.metrics import per_class_log_loss
 
-    ids, y_t, lc = read_plasticc(args.data)
-    class_targets = sorted(set(y_t.tolist()))
-    class_names = [str(t) for t in class_targets]
-    yi = np.searchsorted(class_targets, y_t)
-    k = len(class_targets)
+    ids, y_t, lc, class_targets, class_names, yi, k, out = _read_indexed(args)
     opts = parse_options(args.option)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     use_task = not args.direct
     if use_task:
         try:
@@ -294,13 +300,7 @@ def cmd_outer(args) -> None:
     from skysift.transients.gbm import LightGBMEstimator
     from skysift.transients.metrics import per_class_log_loss, plasticc_log_loss
 
-    ids, y_t, lc = read_plasticc(args.data)
-    class_targets = sorted(set(y_t.tolist()))
-    class_names = [str(t) for t in class_targets]
-    yi = np.searchsorted(class_targets, y_t)
-    k = len(class_targets)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    ids, y_t, lc, class_targets, class_names, yi, k, out = _read_indexed(args)
     is_test = outer_mask(ids, args.split)
     rest, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
     print(f"frozen outer split {args.split}: {len(rest)} objects for selection and training, "

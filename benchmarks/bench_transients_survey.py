@@ -34,9 +34,9 @@ the rest; the Π(1−pᵢ) class-99 scorer fitted on the test-like validation (t
 rule fitted on the as-is validation objects, on the same outputs: official log-loss incl. class 99.
 
 CPU seconds are printed beside wall time (this process and its reaped children: the process-pool
-workers of the survey-like copies live under multiprocessing's forkserver and are *not* counted, so
-measure a training cost with ``SKYSIFT_WORKERS=0``, which keeps everything in this process); run under
-``nice``.
+workers of the survey-like copies live under multiprocessing's forkserver and are *not* counted, which
+every CPU line says; measure a training cost with ``SKYSIFT_WORKERS=0``, which keeps everything in this
+process and makes the count complete); run under ``nice``.
 """
 from __future__ import annotations
 
@@ -60,6 +60,17 @@ FIGURES = ("plasticc_log_loss", "plasticc_log_loss_14", "accuracy_output", "sn_i
 def cpu_all() -> float:
     s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+def cpu_note() -> str:
+    """What the CPU seconds printed beside them cover: the forkserver's pool workers are the
+    forkserver's children, not ours, so RUSAGE_CHILDREN misses them unless no pool runs."""
+    from skysift.core.parallel import pool_context, worker_count
+
+    if pool_context() is None or worker_count() <= 1:
+        return "CPU s: this process and its children (no process pool: the count is complete)"
+    return ("CPU s: this process and its reaped children only; the survey-copy / GP pool workers "
+            "(forkserver) are NOT counted: rerun with SKYSIFT_WORKERS=0 for a complete count")
 
 
 def load(args):
@@ -203,7 +214,7 @@ def cmd_cv(args) -> None:
     print_summary(rows, f"PLAsTiCC {args.folds}-fold CV, {len(data)} objects, lgbm options {opts or '{}'}: "
                         f"out-of-fold, pooled, percentile bootstrap 95 % CI over objects ({args.n_boot} resamples)")
     print(f"train per fold (CPU s, wall s): {[(round(c), round(w)) for c, w in train_cpu]}")
-    print(f"total {cpu:.0f} CPU s, {wall:.0f} s wall, load average {load_avg[0]:.2f}")
+    print(f"total {cpu:.0f} CPU s, {wall:.0f} s wall, load average {load_avg[0]:.2f}; {cpu_note()}")
 
 
 def cmd_select(args) -> None:
@@ -237,7 +248,7 @@ def cmd_select(args) -> None:
               + " | as-is " + ", ".join(f"{k} {v:.3f}" for k, v in f["as-is"].items())
               + f" | {results[-1]['cpu_s']:.0f} CPU s", flush=True)
     best = min(results, key=lambda r: r["test-like"]["plasticc_log_loss"])
-    print(f"lowest test-like official log-loss: {best['params']}")
+    print(f"lowest test-like official log-loss: {best['params']}; {cpu_note()}")
 
 
 def cmd_outer(args) -> None:
@@ -261,7 +272,7 @@ def cmd_outer(args) -> None:
     write_json(out / "outer.json", {"options": opts, "rows": rows, "train_cpu_s": cpu, "train_wall_s": wall})
     print_summary(rows, f"frozen outer test split ({len(test)} objects), lgbm {opts or '{}'} trained on the other "
                         f"{len(rest)}; bootstrap 95 % CI over objects")
-    print(f"training: {cpu:.0f} CPU s, {wall:.0f} s wall, load average {os.getloadavg()[0]:.2f}")
+    print(f"training: {cpu:.0f} CPU s, {wall:.0f} s wall, load average {os.getloadavg()[0]:.2f}; {cpu_note()}")
 
 
 HELD_OUT = {"6+95": (6, 95), "52+67": (52, 67), "15+64": (15, 64), "16+92": (16, 92), "53+88": (53, 88)}

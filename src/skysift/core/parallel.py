@@ -59,3 +59,18 @@ def pool_context() -> Any | None:
     if not main_is_reimport_safe():
         return None
     return mp.get_context("forkserver")
+
+
+def worker_count(default_max: int = 2) -> int:
+    """Worker processes of a pool: ``$SKYSIFT_WORKERS`` when set (0 or 1: none, the work stays in
+    this process), else the cores up to ``default_max`` (the tasks' pools are CPU-bound and a
+    shared 2-core CI runner gains nothing from more)."""
+    env = os.environ.get("SKYSIFT_WORKERS")
+    if env is not None and env.strip():
+        try:
+            return max(0, int(env))
+        except ValueError:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"SKYSIFT_WORKERS must be an integer, got {env!r}") from None
+    return min(default_max, os.cpu_count() or 1)

@@ -97,12 +97,11 @@ def gp_features(lc: LightCurves, *, chunk: int = 200) -> tuple[np.ndarray, list[
     """``(N, len(NAMES))`` float32 GP features (NaN where undefined) and their names."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from ..core.parallel import pool_context
+    from ..core.parallel import pool_context, worker_count
     from ..core.progress import track
-    from .survey_shift import _workers
 
     parts = [lc.take(np.arange(a, min(a + chunk, len(lc)))) for a in range(0, len(lc), chunk)]
-    ctx, n = pool_context(), _workers()
+    ctx, n = pool_context(), worker_count()
     if ctx is None or n <= 1 or len(parts) < 2:
         res = [_chunk(p) for p in parts]
     else:

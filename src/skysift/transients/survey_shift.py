@@ -42,7 +42,6 @@ light curves, the settings, the seed and this module's source (:mod:`.cache`).
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -243,13 +242,6 @@ def _copies_of_chunk(args) -> list[tuple[int, int, dict]]:
     return out
 
 
-def _workers() -> int:
-    env = os.environ.get("SKYSIFT_WORKERS")
-    if env is not None:
-        return max(0, int(env))
-    return min(2, os.cpu_count() or 1)
-
-
 def survey_like(data: TaskData, settings: ShiftSettings, *, n_copies: int | None = None, seed: int = 0,
                 keep_originals: bool = False, what: str = "objects") -> TaskData:
     """``n_copies`` (default ``settings.copies``) survey-like copies of every object of ``data``
@@ -264,13 +256,13 @@ def survey_like(data: TaskData, settings: ShiftSettings, *, n_copies: int | None
         """Per object of ``idx``: its ``(copy, object)`` pairs."""
         from concurrent.futures import ProcessPoolExecutor
 
-        from ..core.parallel import pool_context
+        from ..core.parallel import pool_context, worker_count
         from ..core.progress import track
 
         chunk = 100
         jobs = [(lc.take(part), data.ids[part], part, settings, n_copies, seed)
                 for part in (idx[a:a + chunk] for a in range(0, len(idx), chunk))]
-        ctx, n_workers = pool_context(), _workers()
+        ctx, n_workers = pool_context(), worker_count()
         flat: list = []
         desc = f"survey-like copies of {len(idx):,} {what}"
         if ctx is None or n_workers <= 1 or len(jobs) < 2:
