@@ -54,7 +54,7 @@ import numpy as np
 from _common import bootstrap_ci, fmt_ci, outer_mask, parse_options
 
 FIGURES = ("plasticc_log_loss", "plasticc_log_loss_14", "accuracy_output", "sn_ia_auc", "accuracy_sn_ia_ii_ibc",
-           "class_99_top_fraction")
+           "accuracy_output_prior", "accuracy_sn_ia_ii_ibc_prior", "class_99_top_fraction")
 
 
 def cpu_all() -> float:
@@ -87,18 +87,27 @@ def load(args):
     return task, data
 
 
-def figures(targets, out, columns, proba14) -> dict:
-    from skysift.transients.evaluation import output_figures
+def figures(targets, out, columns, proba14, decided=None) -> dict:
+    """``output_figures`` + the 14-class loss; ``decided``: the classes the declared decision rule
+    (``predict --predicted-class``: the Bayes decision under the training fold's class frequencies)
+    chose, whose accuracies go under ``*_prior``."""
+    from skysift.transients.evaluation import SN_CLASSES, output_figures
     from skysift.transients.metrics import plasticc_log_loss
 
     f = output_figures(targets, out, columns)
     f["plasticc_log_loss_14"] = plasticc_log_loss(targets, proba14, [c for c in columns if int(c) != 99])
+    if decided is not None and len(targets):
+        t = np.where((targets >= 991) & (targets <= 995), 99, targets)
+        f["accuracy_output_prior"] = float((decided == t).mean())
+        sn = np.isin(t, SN_CLASSES)
+        if sn.any():
+            f["accuracy_sn_ia_ii_ibc_prior"] = float((decided[sn] == t[sn]).mean())
     return f
 
 
 def _metric(name, columns):
-    def m(targets, out, proba14):
-        return figures(targets, out, columns, proba14)[name]
+    def m(targets, out, proba14, decided):
+        return figures(targets, out, columns, proba14, decided)[name]
     return m
 
 
@@ -112,9 +121,10 @@ def score_fold(task, model, data, test_like_params: dict, seed: int):
         logits = model.predict_logits(d)
         out, names = model.output_from_logits(logits)
         snr, z = object_snr_and_redshift(d.x)
+        decided = model.task.decide(out, names, model.stats)
         res[label] = {"targets": np.array([int(d.class_names[i]) for i in d.hard_labels]), "out": out,
                       "columns": [int(n) for n in names], "proba14": model.calibrate(logits), "snr": snr, "z": z,
-                      "ids": np.asarray(d.ids).astype(str)}
+                      "ids": np.asarray(d.ids).astype(str), "decided": decided}
     return res
 
 
@@ -128,7 +138,8 @@ def summarise(pooled: dict, per_fold: dict, n_boot: int) -> dict:
         rows[label] = {}
         for name in FIGURES:
             try:
-                ci = bootstrap_ci(_metric(name, P["columns"]), P["targets"], P["out"], P["proba14"], n_boot=n_boot)
+                ci = bootstrap_ci(_metric(name, P["columns"]), P["targets"], P["out"], P["proba14"], P["decided"],
+                                  n_boot=n_boot)
             except (KeyError, ValueError):
                 continue
             folds = [f[name] for f in per_fold[label] if name in f]
@@ -181,7 +192,7 @@ def cmd_cv(args) -> None:
         res = score_fold(task, m, data.subset(te), _default_shift_params(), seed=900_000 + fold)
         for label, r in res.items():
             parts[label].append(r)
-            per_fold[label].append(figures(r["targets"], r["out"], r["columns"], r["proba14"]))
+            per_fold[label].append(figures(r["targets"], r["out"], r["columns"], r["proba14"], r["decided"]))
         print(f"fold {fold}: train {train_cpu[-1][0]:.0f} CPU s / {train_cpu[-1][1]:.0f} s wall; as-is "
               + ", ".join(f"{k} {v:.3f}" for k, v in per_fold["as-is"][-1].items())
               + "; test-like " + ", ".join(f"{k} {v:.3f}" for k, v in per_fold["test-like"][-1].items()), flush=True)
@@ -242,7 +253,8 @@ def cmd_select(args) -> None:
         m = skysift.train("transients", data.subset(np.sort(fit)), run_dir, model="lgbm",
                           model_params={**base, **cfg}, test_frac=0.0, seed=args.seed, progress=args.progress)
         res = score_fold(task, m, data.subset(np.sort(sel)), _default_shift_params(), seed=800_000)
-        f = {label: figures(r["targets"], r["out"], r["columns"], r["proba14"]) for label, r in res.items()}
+        f = {label: figures(r["targets"], r["out"], r["columns"], r["proba14"], r["decided"])
+             for label, r in res.items()}
         results.append({"params": cfg, **f, "cpu_s": cpu_all() - c1, "wall_s": time.time() - w1})
         print(f"{cfg}: test-like " + ", ".join(f"{k} {v:.3f}" for k, v in f["test-like"].items())
               + " | as-is " + ", ".join(f"{k} {v:.3f}" for k, v in f["as-is"].items())
@@ -267,7 +279,8 @@ def cmd_outer(args) -> None:
     cpu, wall = cpu_all() - c1, time.time() - w1
     res = score_fold(task, m, data.subset(test), _default_shift_params(), seed=700_000)
     rows = summarise({k: v for k, v in res.items()},
-                     {k: [figures(v["targets"], v["out"], v["columns"], v["proba14"])] for k, v in res.items()},
+                     {k: [figures(v["targets"], v["out"], v["columns"], v["proba14"], v["decided"])]
+                      for k, v in res.items()},
                      args.n_boot)
     write_json(out / "outer.json", {"options": opts, "rows": rows, "train_cpu_s": cpu, "train_wall_s": wall})
     print_summary(rows, f"frozen outer test split ({len(test)} objects), lgbm {opts or '{}'} trained on the other "

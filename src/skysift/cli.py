@@ -284,18 +284,27 @@ def predict(run_dir: Path = typer.Argument(...), data: Path = typer.Option(..., 
             resume: bool = typer.Option(True, "--resume/--no-resume",
                                         help="a streamed prediction (a light-curve file too large to load) "
                                              "continues an interrupted run of the same model and settings; "
-                                             "--no-resume starts over")):
+                                             "--no-resume starts over"),
+            predicted_class: bool = typer.Option(False, "--predicted-class",
+                                                 help="append a predicted_class column: the task's declared "
+                                                      "decision rule (transients: the Bayes decision under the "
+                                                      "training set's class frequencies, stored in the model); "
+                                                      "the probability columns are unchanged")):
     """Predict in batch into a submission-style CSV."""
     if dask is not None:
         from .core.scale import predict_catalogue
 
+        if predicted_class:
+            from .errors import ConfigError
+
+            raise ConfigError("--predicted-class is not available with --dask yet: predict without --dask")
         r = predict_catalogue(run_dir, data, out, scheduler=dask, tta=tta)
         out_console.print(f"wrote {r['n']} predictions to {out} ({r['partitions']} partitions on "
                           f"{r['workers']} Dask workers, {r['seconds']:.1f} s)")
         return
     from . import api
 
-    result = api.predict(run_dir, data, out, tta=tta, resume=resume)
+    result = api.predict(run_dir, data, out, tta=tta, resume=resume, predicted_class=predicted_class)
     if isinstance(result, dict):  # streamed chunk by chunk (a file too large to load)
         resumed = result.get("resumed_from")
         out_console.print(f"wrote {result['objects']} predictions to {out} in {result['chunks']} chunks"

@@ -116,15 +116,28 @@ class Model:
         """Like :meth:`predict_proba`, with the task's extra output columns; returns ``(P, names)``."""
         return self.output_from_logits(self.predict_logits(data, tta=tta))
 
-    def frame(self, ids: np.ndarray, logits: np.ndarray) -> pd.DataFrame:
-        """The submission-layout DataFrame for logits already computed (one inference pass)."""
+    def frame(self, ids: np.ndarray, logits: np.ndarray, *, predicted_class: bool = False) -> pd.DataFrame:
+        """The submission-layout DataFrame for logits already computed (one inference pass);
+        ``predicted_class`` appends the task's declared decision (:meth:`Task.decide`) as a last
+        column ``predicted_class``, leaving every probability column as it is."""
         proba, names = self.output_from_logits(logits)
-        return self.task.prediction_frame(np.asarray(ids), proba, names)
+        df = self.task.prediction_frame(np.asarray(ids), proba, names)
+        if predicted_class:
+            decided = self.task.decide(proba, names, self.stats)
+            if decided is None:
+                from ..errors import ConfigError
 
-    def predict(self, data: TaskData | str | Path, *, tta: bool | None = None) -> pd.DataFrame:
-        """A DataFrame in the task's submission layout (id + class probabilities)."""
+                raise ConfigError(f"the {self.task.name} task declares no decision rule for --predicted-class "
+                                  f"(or this model was trained before it stored what the rule needs)")
+            df["predicted_class"] = decided
+        return df
+
+    def predict(self, data: TaskData | str | Path, *, tta: bool | None = None,
+                predicted_class: bool = False) -> pd.DataFrame:
+        """A DataFrame in the task's submission layout (id + class probabilities), plus the
+        declared decision with ``predicted_class`` (see :meth:`frame`)."""
         data = self._as_data(data, labelled=False)
-        return self.frame(data.ids, self.predict_logits(data, tta=tta))
+        return self.frame(data.ids, self.predict_logits(data, tta=tta), predicted_class=predicted_class)
 
     def fingerprint(self) -> str:
         """SHA-256 of the bundle (``model.json`` + ``model.safetensors``), or of the card for a
@@ -146,7 +159,7 @@ class Model:
         return h.hexdigest()
 
     def predict_to(self, data: str | Path | TaskData, out: str | Path, *, tta: bool | None = None,
-                   resume: bool = True) -> dict:
+                   resume: bool = True, predicted_class: bool = False) -> dict:
         """Predict ``data`` into the CSV ``out``; a file the task streams (larger than memory)
         goes chunk by chunk, and ``resume`` continues an interrupted run of the same model and
         settings (a different one is refused). Returns ``{"objects": n, ...}``."""
@@ -154,12 +167,15 @@ class Model:
 
         if self.task.streaming is not None and not isinstance(data, TaskData):
             identity = {"model": self.fingerprint(), "tta": self.tta if tta is None else bool(tta)}
+            if predicted_class:  # another column layout: never appended to a file without it
+                identity["predicted_class"] = True
             summary = self.task.streaming.predict_file(
-                data, out, lambda chunk: self.frame(chunk.ids, self.predict_logits(chunk, tta=tta)),
+                data, out, lambda chunk: self.frame(chunk.ids, self.predict_logits(chunk, tta=tta),
+                                                    predicted_class=predicted_class),
                 resume=resume, identity=identity)
             if summary is not None:
                 return summary
-        df = self.predict(data, tta=tta)
+        df = self.predict(data, tta=tta, predicted_class=predicted_class)
         with atomic_path(out) as tmp:
             df.to_csv(tmp, index=False)
         return {"objects": len(df), "frame": df}
@@ -183,7 +199,7 @@ class Model:
             if logits is None:
                 logits = self.predict_logits(data, tta=tta)
             out, names = self.output_from_logits(logits)
-            official = self.task.output_metrics(data, out, names)
+            official = self.task.output_metrics(data, out, names, self.stats)
             proba = self.calibrate(logits) if proba is None else proba
             known = np.isin(np.asarray(data.class_names)[data.hard_labels], self.class_names)
             if not known.all():

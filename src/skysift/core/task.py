@@ -215,11 +215,19 @@ class Task:
         """Task metrics added to the generic ones (e.g. the PLAsTiCC weighted log-loss)."""
         return {}
 
-    def output_metrics(self, data: TaskData, out: np.ndarray, names: list[str]) -> dict:
+    def output_metrics(self, data: TaskData, out: np.ndarray, names: list[str], stats: dict | None = None) -> dict:
         """Figures of exactly what ``predict`` writes (``out``, columns ``names``), when an open-set
         head adds columns beyond the model's classes (the labels may then hold those classes, e.g.
-        PLAsTiCC's 99); {} for a task with nothing to add to :meth:`metrics`."""
+        PLAsTiCC's 99); {} for a task with nothing to add to :meth:`metrics`. ``stats``: the
+        model's training statistics (what :meth:`decide` reads)."""
         return {}
+
+    def decide(self, out: np.ndarray, names: list[str], stats: dict) -> np.ndarray | None:
+        """``(N,)`` class names chosen by the task's declared decision rule from what ``predict``
+        writes (``out``, columns ``names``) and the model's training statistics, for
+        ``predict --predicted-class``; None when the task declares none (the top column is then
+        the prediction). The probability columns are never changed by it."""
+        return None
 
     def calibration_weights(self, val: TaskData) -> np.ndarray | None:
         """``(N,)`` weights of the validation objects in the calibration fit (None: equal); a

@@ -148,7 +148,7 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
     model = Model(task, card, backend, run_dir)
     if card.get("task_extras"):
         # the figures of what predict writes (the open-set columns included), on validation too
-        metrics.update(task.output_metrics(val, *model.output_from_logits(val_logits)))
+        metrics.update(task.output_metrics(val, *model.output_from_logits(val_logits), stats))
     test_proba = None
     if len(test):
         # the headline: objects no choice touched (early stopping, calibration, threshold and the

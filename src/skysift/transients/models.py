@@ -31,8 +31,8 @@ MODELS = task_registry("transients")
 #: The GP features stay off by default: they cost ~17 ms of CPU per object against ~0.8 ms for all
 #: the others, which would turn the full PLAsTiCC test set (3.5 M objects) from under an hour into
 #: ~16 h on 2 cores; ``--param gp_features=true`` buys their gain where the catalogue is small
-LGBM_DATA_DEFAULTS: dict = {"feature_set": "full", "gp_features": False, "survey_copies": 4, "survey_val_copies": 2,
-                            "survey_z_factor": 3.0}
+LGBM_DATA_DEFAULTS: dict = {"feature_set": "full", "rest_frame_features": True, "gp_features": False,
+                            "survey_copies": 4, "survey_val_copies": 2, "survey_z_factor": 3.0}
 #: observations kept per object by the sequence models (why 128: see :mod:`.sequence`)
 DEFAULT_MAX_LEN = 128
 

@@ -51,14 +51,26 @@ def collate(batch):
 CACHE_MIN_OBJECTS = 1000
 
 
+def feature_set_of(params: dict) -> str:
+    """The name of the feature set the data parameters ask for."""
+    return params.get("feature_set", "full")
+
+
 def light_curve_features(data: TaskData, stats: dict, params: dict) -> np.ndarray:
     from .features import extract_features
 
-    feature_set = params.get("feature_set", "full")
+    # a trained model's statistics say whether it was trained with the rest-frame block; a model
+    # trained before the block existed has none (its card's data defaults would say yes): without it
+    if "rest_frame_features" in (stats or {}):
+        rest = bool(stats["rest_frame_features"])
+    else:
+        rest = False if "class_names" in (stats or {}) else bool(params.get("rest_frame_features", False))
+    rest = rest and feature_set_of(params) == "full"
+    feature_set = feature_set_of(params) + ("+rest" if rest else "")
     use_gp = bool(params.get("gp_features", False))
 
     def compute() -> tuple[np.ndarray, list[str]]:
-        x, names = extract_features(data.x, feature_set)
+        x, names = extract_features(data.x, feature_set_of(params), rest_frame=rest)
         if use_gp:
             from .gp_features import gp_features
 
@@ -84,6 +96,18 @@ def light_curve_features(data: TaskData, stats: dict, params: dict) -> np.ndarra
     modules = ("skysift.transients.features",) + (
         ("skysift.transients.gp_features", "skysift.transients.survey_shift") if use_gp else ())
     return cached_features(data.x, feature_set + ("+gp" if use_gp else ""), compute, modules)[0]
+
+
+def training_class_prior(train: TaskData) -> dict[str, float]:
+    """Class frequencies of the training objects (each original object once: its survey-like
+    copies share its group), ``{class name: fraction}``: the prior of the declared decision rule
+    (:func:`.evaluation.prior_decision`), stored in the model card's ``preprocessing``."""
+    if not train.has_labels or not len(train):
+        return {}
+    groups = np.asarray(train.groups).astype(str)
+    _, first = np.unique(groups, return_index=True)
+    counts = np.bincount(train.hard_labels[first], minlength=len(train.class_names)).astype(float)
+    return {str(c): float(n / counts.sum()) for c, n in zip(train.class_names, counts)}
 
 
 class SurveyShift:
@@ -241,7 +265,9 @@ class TransientsTask(Task):
     def fit_preprocessing(self, train: TaskData, params: dict) -> dict:
         from .sequence import fit_sequence_stats
 
-        return {"class_names": list(train.class_names), **fit_sequence_stats(train.x, params)}
+        return {"class_names": list(train.class_names), "class_prior": training_class_prior(train),
+                "rest_frame_features": bool(params.get("rest_frame_features", False)),
+                **fit_sequence_stats(train.x, params)}
 
     def dataset(self, data: TaskData, stats: dict, params: dict, *, train: bool):
         from .sequence import SequenceDataset
@@ -273,13 +299,22 @@ class TransientsTask(Task):
                 "log_loss_per_class": {str(k): float(v[1]) for k, v in
                                        per_class_log_loss(targets, proba, columns).items()}}
 
-    def output_metrics(self, data: TaskData, out: np.ndarray, names: list[str]) -> dict:
+    def output_metrics(self, data: TaskData, out: np.ndarray, names: list[str], stats: dict | None = None) -> dict:
         """The official score of exactly what ``predict`` writes (every column incl. ``class_99``,
-        every object incl. unknown ones); see :func:`.evaluation.output_figures`."""
+        every object incl. unknown ones); see :func:`.evaluation.output_figures`. With the model's
+        training ``stats``, also the accuracy of the declared decision rule (:meth:`decide`)."""
         from .evaluation import output_figures
 
         targets = np.array([int(data.class_names[i]) for i in data.hard_labels])
-        return output_figures(targets, out, names)
+        return output_figures(targets, out, names, prior=(stats or {}).get("class_prior"))
+
+    def decide(self, out: np.ndarray, names: list[str], stats: dict) -> np.ndarray | None:
+        """The Bayes decision under the training set's class frequencies
+        (:func:`.evaluation.prior_decision`); None for a model trained before they were stored."""
+        from .evaluation import prior_decision
+
+        prior = (stats or {}).get("class_prior")
+        return None if not prior else prior_decision(out, names, prior)
 
     def input_options(self, stats: dict) -> dict:
         """A trained model reads labelled data with the test-only targets (99, 991..995) as class 99,
