@@ -73,18 +73,48 @@ def cpu_note() -> str:
             "(forkserver) are NOT counted: rerun with SKYSIFT_WORKERS=0 for a complete count")
 
 
+def _subset(data, n: int):
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(len(data)), train_size=n, stratify=data.hard_labels, random_state=12345)
+    return data.subset(np.sort(keep))
+
+
 def load(args):
     import skysift
 
     task = skysift.get_task("transients")
     data = task.load(args.data, labelled=True)
     if args.subset:
-        from sklearn.model_selection import train_test_split
-
-        keep, _ = train_test_split(np.arange(len(data)), train_size=args.subset, stratify=data.hard_labels,
-                                   random_state=12345)
-        data = data.subset(np.sort(keep))
+        data = _subset(data, args.subset)
     return task, data
+
+
+def selection_split(data, split: str, seed: int, subset: int) -> tuple[np.ndarray, np.ndarray]:
+    """``select``'s (fit, scored) row indices into ``data``: outside the frozen outer split, one
+    stratified 75/25 split (of the ``subset`` development subset when given)."""
+    from sklearn.model_selection import train_test_split
+
+    ids = np.asarray(data.ids)
+    if subset:  # a development subset need not contain the outer split: drop what it holds
+        from _common import load_outer_split
+
+        held = set(load_outer_split(split)["test_ids"])
+        rest = np.array([i for i in range(len(data)) if str(ids[i]) not in held])
+    else:
+        rest = np.flatnonzero(~outer_mask(ids, split))
+    return train_test_split(rest, test_size=0.25, stratify=data.hard_labels[rest], random_state=seed)
+
+
+def selection_ids(args) -> set[str]:
+    """Ids of the objects ``select --subset args.exclude_selection --seed args.selection_seed`` scored
+    (the ones every default was chosen on), for ``cv --exclude-selection``."""
+    import skysift
+
+    full = skysift.get_task("transients").load(args.data, labelled=True)
+    sub = _subset(full, args.exclude_selection)
+    _, sel = selection_split(sub, args.split, args.selection_seed, args.exclude_selection)
+    return {str(i) for i in np.asarray(sub.ids)[sel]}
 
 
 def figures(targets, out, columns, proba14, decided=None) -> dict:
@@ -172,6 +202,14 @@ def cmd_cv(args) -> None:
     from skysift.core.io import write_json
 
     task, data = load(args)
+    excluded = 0
+    if args.exclude_selection:
+        chosen_on = selection_ids(args)
+        keep = np.flatnonzero([str(i) not in chosen_on for i in data.ids])
+        excluded = len(data) - len(keep)
+        data = data.subset(keep)
+        print(f"{excluded} objects of the selection split (every default was chosen on them) left out: "
+              f"CV over the other {len(data)}", flush=True)
     opts = parse_options(args.option)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -201,7 +239,8 @@ def cmd_cv(args) -> None:
     rows = summarise(pooled, per_fold, args.n_boot)
     cpu, wall = cpu_all() - c0, time.time() - t0
     load_avg = os.getloadavg()
-    write_json(out / "cv.json", {"options": opts, "folds": args.folds, "n": len(data), "rows": rows,
+    write_json(out / "cv.json", {"options": opts, "folds": args.folds, "n": len(data), "excluded": excluded,
+                                 "rows": rows,
                                  "per_fold": per_fold, "train_cpu_wall_s": train_cpu, "cpu_s": cpu, "wall_s": wall,
                                  "load_avg": load_avg})
     for label, P in pooled.items():
@@ -229,20 +268,10 @@ def cmd_cv(args) -> None:
 
 
 def cmd_select(args) -> None:
-    from sklearn.model_selection import train_test_split
-
     import skysift
 
     task, data = load(args)
-    ids = np.asarray(data.ids)
-    rest = np.flatnonzero(~outer_mask(ids, args.split)) if not args.subset else np.arange(len(data))
-    if args.subset:  # a development subset need not contain the outer split: drop what it holds
-        from _common import load_outer_split
-
-        held = set(load_outer_split(args.split)["test_ids"])
-        rest = np.array([i for i in range(len(data)) if str(ids[i]) not in held])
-    y = data.hard_labels[rest]
-    fit, sel = train_test_split(rest, test_size=0.25, stratify=y, random_state=args.seed)
+    fit, sel = selection_split(data, args.split, args.seed, args.subset)
     grid = json.loads(args.grid)
     base = parse_options(args.option)
     print(f"selection split: {len(fit)} fit / {len(sel)} scored test-like, outside the outer test split")
@@ -371,6 +400,10 @@ def main(argv=None) -> None:
         p.add_argument("--split", default="plasticc_outer_test")
         if name == "cv":
             p.add_argument("--folds", type=int, default=5)
+            p.add_argument("--exclude-selection", type=int, default=0, metavar="SUBSET",
+                           help="leave out the objects that `select --subset SUBSET` scored (3000: the "
+                                "590 every default was chosen on)")
+            p.add_argument("--selection-seed", type=int, default=0)
             p.add_argument("--out", default="/tmp/transients_survey_cv")
         if name == "select":
             p.add_argument("--grid", default='[{"survey_copies": 0}, {"survey_copies": 4}]')
