@@ -253,9 +253,10 @@ def _undefaulted(description: str) -> str:
 
 
 #: defaults changed on purpose since BASE, each with the measurement that chose it: lgbm is trained on
-#: survey-like copies with deeper trees (issue 17; transients/models.py, LGBM_DATA_DEFAULTS)
+#: survey-like copies with deeper trees and reads the rest-frame feature block (issue 17;
+#: transients/models.py, LGBM_DATA_DEFAULTS)
 CHANGED_ON_PURPOSE = {("transients", "lgbm"): {"num_leaves", "max_depth", "gp_features", "survey_copies",
-                                               "survey_val_copies", "survey_z_factor"}}
+                                               "survey_val_copies", "survey_z_factor", "rest_frame_features"}}
 
 
 def test_every_model_keeps_its_name_defaults_and_description(old):
