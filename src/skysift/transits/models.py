@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 MODELS = ModelRegistry()
 
 
-@register_model(MODELS, data_defaults={"input": "views", "inject_prob": 0.4, "inject_eb_prob": 0.15,
+@register_model(MODELS, data_defaults={"input": "views", "candidate_context": True, "inject_prob": 0.4,
+                                      "inject_hard_prob": 0.0, "inject_eb_prob": 0.15,
                                       "inject_beb_prob": 0.15, "detrend": "median", "window_days": 1.0},
                 # the injected light curves already balance the classes (~1 host in 3)
                 train_overrides={"sampler": "none", "lr": 2e-3, "batch_size": 128})
@@ -33,8 +34,9 @@ def views_net(n_classes: int, stats: dict, *, width: int = 16, dropout: float = 
     from .views_net import ViewsNet
 
     s = SearchSettings.from_stats(stats)
+    # bundles written before the candidates saw each other's scalars have no "candidate_context"
     return ViewsNet(n_classes, s.n_global, s.n_local, s.n_scalars, width=width, dropout=dropout,
-                    n_candidates=s.n_candidates)
+                    n_candidates=s.n_candidates, context=bool(stats.get("candidate_context", False)))
 
 
 @register_model(MODELS, data_defaults={"inject_prob": 0.3, "inject_eb_prob": 0.2})
