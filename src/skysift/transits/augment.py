@@ -51,7 +51,8 @@ def inject_raw(flux: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndar
 
     ``kind``: ``"planet"`` (a batman planet passing Kepler's MES threshold at this star's noise),
     ``"planet_hard"`` (the same, a large planet at high impact parameter: deep V-shaped transits
-    that read as eclipsing binaries unless a network has seen them), ``"eb"`` (an eclipsing binary) or ``"beb"`` (a background EB diluted to a planet-like depth).
+    that read as eclipsing binaries unless a network has seen them), ``"eb"`` (an eclipsing
+    binary) or ``"beb"`` (a background EB diluted to a planet-like depth).
     """
     from .simulate import CADENCE_DAYS, eclipsing_binary_signal, planet_signal
 

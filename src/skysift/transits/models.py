@@ -26,8 +26,10 @@ def views_net(n_classes: int, stats: dict, *, width: int = 16, dropout: float = 
     statistics, trained with planets, EBs and background EBs injected into raw light curves
     (default)
 
-    Data parameters: ``inject_prob`` / ``inject_eb_prob`` / ``inject_beb_prob``, extra training
-    light curves per non-host with an injected planet / eclipsing binary / background EB;
+    Data parameters: ``inject_prob`` / ``inject_hard_prob`` / ``inject_eb_prob`` /
+    ``inject_beb_prob``, extra training light curves per non-host with an injected planet / large
+    planet at high impact parameter / eclipsing binary / background EB; ``candidate_context``
+    (default on), each candidate scored with the other candidates' scalars beside its own;
     ``detrend`` (median | biweight | none) and ``window_days`` of the detrending; ``n_candidates``
     (default 2), the transit searches per star (1: ~30% faster preprocessing, fewer planets found)."""
     from .search import SearchSettings
