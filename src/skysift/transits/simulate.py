@@ -106,7 +106,8 @@ def planet_signal(t, rng, sigma: float | None = None, min_mes: float = MIN_MES,
 
     ``hard``: a large planet (Rp/R★ 0.06–0.2) at high impact parameter (0.6 to grazing), whose
     deep, V-shaped transit a classifier most easily takes for an eclipsing binary (training
-    injections oversample them; the simulator's own hosts never use this).
+    injections can oversample them, ``inject_hard_prob``: off by default, since 15% of them changed
+    nothing on the validation sets; the simulator's own hosts never use this).
     """
     best = None
     for _ in range(tries):
