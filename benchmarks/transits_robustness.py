@@ -12,8 +12,8 @@ afterwards from other seeds (``--seed-own``, default 5000; ``--seed-independent`
 at the training prevalence (1.5% hosts), and are touched by nothing but the final scoring. They are
 fresh: seeds 1000/2000, 3000/4000 and 5000/6000 scored earlier versions (this round's is
 measured on 7000/8000: ``--seed-own 7000 --seed-independent 8000``), and the choices were made on
-validation sets of seeds 500/501 and 900 (training simulator) and 600/601, 901 and 903 (independent
-generator). PR-AUC is average precision; intervals are 95% bootstrap percentiles over test objects
+validation sets of seeds 500/501, 900 and 903 (training simulator) and 600/601, 901, 902 and 903
+(independent generator). PR-AUC is average precision; intervals are 95% bootstrap percentiles over test objects
 (1,000 resamples).
 
 The independent generator labels a star a host by its own older rule (SNR >= 7.5 against a CDPP
