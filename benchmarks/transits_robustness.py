@@ -10,11 +10,18 @@ timed by wall clock, with a cold cache of transit views). Early stopping, calibr
 decision threshold see only the validation split of that file. The test sets are simulated
 afterwards from other seeds (``--seed-own``, default 5000; ``--seed-independent``, default 6000),
 at the training prevalence (1.5% hosts), and are touched by nothing but the final scoring. They are
-fresh: seeds 1000/2000 and 3000/4000 scored earlier versions, and this version's choices
-(labelling, iterated search, EB population, injection rates, the coarser later searches) were made
-on validation sets of seeds 500/501 (training simulator) and 600/601 (independent generator).
-PR-AUC is average precision; intervals are 95% bootstrap percentiles over test objects (1,000
-resamples).
+fresh: seeds 1000/2000, 3000/4000 and 5000/6000 scored earlier versions (this round's is
+measured on 7000/8000: ``--seed-own 7000 --seed-independent 8000``), and the choices were made on
+validation sets of seeds 500/501, 900 and 903 (training simulator) and 600/601, 901, 902 and 903
+(independent generator). PR-AUC is average precision; intervals are 95% bootstrap percentiles over test objects
+(1,000 resamples).
+
+The independent generator labels a star a host by its own older rule (SNR >= 7.5 against a CDPP
+high-passed at three transit durations, counted before the gaps are cut, no transit count). Beside
+the score on those labels (the headline), ``independent_detectable_pr_auc`` leaves out the hosts
+whose planet Kepler's published criterion could not have detected: MES >= 7.1 over >= 2 transits
+outside the gaps, in the generator's own code path with its own noise
+(:func:`skysift.transits.independent.detectable`).
 """
 from __future__ import annotations
 
@@ -55,15 +62,16 @@ def main() -> None:
     ap.add_argument("--models", default="views-net,seed-cnn")
     ap.add_argument("--out", default="runs/transits_robustness")
     ap.add_argument("--figure", default="docs/images/transits_pr_robustness.png")
-    # the test sets must be fresh for the version measured: seeds 1000/2000 and 3000/4000 scored
-    # earlier versions (see the docstring)
+    # the test sets must be fresh for the version measured: seeds 1000/2000, 3000/4000 and
+    # 5000/6000 scored earlier versions (see the docstring)
     ap.add_argument("--seed-own", type=int, default=5000)
     ap.add_argument("--seed-independent", type=int, default=6000)
     args = ap.parse_args()
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     import skysift
-    from skysift.transits.independent import simulate_independent
+    from skysift.transits.independent import detectable, independent_light_curves
+    from skysift.transits.simulate import write_kaggle_csv
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -77,8 +85,13 @@ def main() -> None:
     if not own.exists():
         skysift.simulate("transits", own.parent, n=args.n_test, seed=args.seed_own)
     indep = out / f"test_independent_{args.seed_independent}" / "exoTest.csv"
-    if not indep.exists():
-        simulate_independent(indep.parent, n=args.n_test, seed=args.seed_independent)
+    det_path = indep.parent / "detectable.npy"
+    if not indep.exists() or not det_path.exists():
+        flux, labels, info = independent_light_curves(args.n_test, seed=args.seed_independent)
+        indep.parent.mkdir(parents=True, exist_ok=True)
+        write_kaggle_csv(indep, flux, labels)
+        np.save(det_path, detectable(info))
+    det = np.load(det_path)
     rows, curves = [], {}
     for name in args.models.split(","):
         run = out / f"run_{name}"
@@ -102,6 +115,15 @@ def main() -> None:
             row[f"{label}_roc_auc"] = f"{roc_auc_score(y, p):.3f}"
             row[f"{label}_hosts"] = int(y.sum())
             curves[(name, label)] = (y, p, ap_, lo, hi)
+            if label == "independent":
+                # the second, detection-limited score: the hosts whose planet Kepler's criterion
+                # (MES >= 7.1 over >= 2 observed transits, the generator's own noise) could not
+                # have detected are left out (neither host nor non-host)
+                keep = (y == 0) | det
+                ap_d = average_precision_score(y[keep], p[keep])
+                lo_d, hi_d = bootstrap_ci(y[keep], p[keep], average_precision_score)
+                row["independent_detectable_pr_auc"] = f"{ap_d:.3f} [{lo_d:.3f}, {hi_d:.3f}]"
+                row["independent_detectable_hosts"] = int(y[keep].sum())
         rows.append(row)
         print(json.dumps(row), flush=True)
     keys = list(rows[0])

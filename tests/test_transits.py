@@ -426,3 +426,61 @@ def test_views_model_same_probability_through_csv_and_json(small_csv, tmp_path):
                         for i in range(3)]}
     p_json = model.predict_proba(TASK.parse_request(body))
     np.testing.assert_allclose(p_json, p_csv[:3], atol=1e-5)
+
+
+def test_views_net_candidates_see_each_others_scalars():
+    """With ``context`` a candidate's score depends on the other candidate's scalars (an EB's
+    secondary eclipse beside a deeper candidate at its period), the candidates' order still does
+    not matter, and bundles written before (no ``candidate_context`` in their preprocessing) build
+    the network without it, so their weights still load."""
+    import torch
+
+    from skysift.transits.models import views_net
+    from skysift.transits.search import SearchSettings
+    from skysift.transits.views_net import ViewsNet
+
+    s = SearchSettings()
+    torch.manual_seed(0)
+    net = ViewsNet(2, s.n_global, s.n_local, s.n_scalars, n_candidates=2, context=True).eval()
+    per = s.n_per_candidate
+    x = torch.randn(6, s.n_features)
+    swapped = torch.cat([x[:, per:], x[:, :per]], dim=1)
+    other = x.clone()
+    other[:, 2 * per - s.n_scalars:] += 3.0  # only the second candidate's scalars change
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), net(swapped))
+        own_first = net.score(x[:, :per], x[:, 2 * per - s.n_scalars:])
+        changed_first = net.score(other[:, :per], other[:, 2 * per - s.n_scalars:])
+    assert not torch.allclose(own_first, changed_first)  # the first candidate's score moved
+    stats = s.to_dict()
+    assert not hasattr(views_net(2, stats), "context_net")
+    assert views_net(2, {**stats, "candidate_context": True}).n_context == s.n_scalars
+
+
+def test_hard_planet_injections_are_large_high_impact_planets():
+    from skysift.transits.augment import inject_raw
+    from skysift.transits.simulate import CADENCE_DAYS, planet_signal
+
+    rng = np.random.default_rng(4)
+    t = np.arange(L) * CADENCE_DAYS
+    noise = rng.normal(0, 2e-4, L)
+    metas = [planet_signal(t, rng, noise=noise, hard=True)[1] for _ in range(8)]
+    assert all(m["b"] >= 0.6 and m["rp_rs"] >= 0.06 and m["mes"] >= 7.1 for m in metas)
+    raw = 1000 * (1 + rng.normal(0, 2e-4, L))
+    out = inject_raw(raw, "planet_hard", rng)
+    assert out.shape == raw.shape and out.min() < 0.999 * raw.min()
+
+
+def test_independent_generator_detectability_criterion():
+    """Kepler's criterion on the independent generator's own noise: MES >= 7.1 over >= 2 transits
+    outside the gaps; the labels themselves are left as generated."""
+    from skysift.transits.independent import KEPLER_MIN_MES, detectable, independent_light_curves
+
+    _, labels, info = independent_light_curves(60, seed=2, positive_fraction=0.5)
+    det = detectable(info)
+    assert not det[labels == 0].any()
+    for m, d in zip(info, det):
+        if m["kind"] == "planet":
+            assert m["n_transits_observed"] <= m["n_transits"] and m["mes_observed"] <= m["snr"] + 1e-9
+            assert d == (m["mes_observed"] >= KEPLER_MIN_MES and m["n_transits_observed"] >= 2)
+    assert det[labels == 1].mean() > 0.5

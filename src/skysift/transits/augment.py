@@ -50,23 +50,27 @@ def inject_raw(flux: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndar
     *before* detrending, so that the training views carry the pipeline's own distortion of it.
 
     ``kind``: ``"planet"`` (a batman planet passing Kepler's MES threshold at this star's noise),
-    ``"eb"`` (an eclipsing binary) or ``"beb"`` (a background EB diluted to a planet-like depth).
+    ``"planet_hard"`` (the same, a large planet at high impact parameter: deep V-shaped transits
+    that read as eclipsing binaries unless a network has seen them), ``"eb"`` (an eclipsing
+    binary) or ``"beb"`` (a background EB diluted to a planet-like depth).
     """
     from .simulate import CADENCE_DAYS, eclipsing_binary_signal, planet_signal
 
     flux = np.asarray(flux, dtype=np.float64)
     t = np.arange(len(flux)) * CADENCE_DAYS
-    if kind == "planet":
+    if kind in ("planet", "planet_hard"):
         from .preprocess import fill_gaps
 
         ok = np.isfinite(flux)
         # the star's own noise (variability, granulation, systematics, white noise) sets the
         # planet's detectability, as in the simulator: the injected planet passes Kepler's MES
         noise = fill_gaps(flux) / np.median(flux[ok]) - 1.0 if ok.sum() > 10 else None
-        signal, _ = planet_signal(t, rng, noise=noise) if noise is not None else planet_signal(t, rng)
+        hard = kind == "planet_hard"
+        signal, _ = (planet_signal(t, rng, noise=noise, hard=hard) if noise is not None
+                     else planet_signal(t, rng, hard=hard))
         from .simulate import MULTI_FRACTION
 
-        if rng.random() < MULTI_FRACTION:
+        if not hard and rng.random() < MULTI_FRACTION:
             signal = signal * planet_signal(t, rng)[0]
     elif kind in ("eb", "beb"):
         signal, _ = eclipsing_binary_signal(t, rng, background=kind == "beb")

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 MODELS = ModelRegistry()
 
 
-@register_model(MODELS, data_defaults={"input": "views", "inject_prob": 0.4, "inject_eb_prob": 0.15,
+@register_model(MODELS, data_defaults={"input": "views", "candidate_context": True, "inject_prob": 0.4,
+                                      "inject_hard_prob": 0.0, "inject_eb_prob": 0.15,
                                       "inject_beb_prob": 0.15, "detrend": "median", "window_days": 1.0},
                 # the injected light curves already balance the classes (~1 host in 3)
                 train_overrides={"sampler": "none", "lr": 2e-3, "batch_size": 128})
@@ -25,16 +26,19 @@ def views_net(n_classes: int, stats: dict, *, width: int = 16, dropout: float = 
     statistics, trained with planets, EBs and background EBs injected into raw light curves
     (default)
 
-    Data parameters: ``inject_prob`` / ``inject_eb_prob`` / ``inject_beb_prob``, extra training
-    light curves per non-host with an injected planet / eclipsing binary / background EB;
+    Data parameters: ``inject_prob`` / ``inject_hard_prob`` / ``inject_eb_prob`` /
+    ``inject_beb_prob``, extra training light curves per non-host with an injected planet / large
+    planet at high impact parameter / eclipsing binary / background EB; ``candidate_context``
+    (default on), each candidate scored with the other candidates' scalars beside its own;
     ``detrend`` (median | biweight | none) and ``window_days`` of the detrending; ``n_candidates``
     (default 2), the transit searches per star (1: ~30% faster preprocessing, fewer planets found)."""
     from .search import SearchSettings
     from .views_net import ViewsNet
 
     s = SearchSettings.from_stats(stats)
+    # bundles written before the candidates saw each other's scalars have no "candidate_context"
     return ViewsNet(n_classes, s.n_global, s.n_local, s.n_scalars, width=width, dropout=dropout,
-                    n_candidates=s.n_candidates)
+                    n_candidates=s.n_candidates, context=bool(stats.get("candidate_context", False)))
 
 
 @register_model(MODELS, data_defaults={"inject_prob": 0.3, "inject_eb_prob": 0.2})

@@ -94,7 +94,7 @@ def multiple_event_statistic(flux: np.ndarray, sigma: float | None = None,
 
 
 def planet_signal(t, rng, sigma: float | None = None, min_mes: float = MIN_MES,
-                  tries: int = 50, noise: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+                  tries: int = 50, noise: np.ndarray | None = None, hard: bool = False) -> tuple[np.ndarray, dict]:
     """Relative flux (1 = out of transit) of one transiting planet with realistic parameters.
 
     With the star's relative ``noise`` series (or, cruder, its white-noise ``sigma``), parameters
@@ -103,10 +103,15 @@ def planet_signal(t, rng, sigma: float | None = None, min_mes: float = MIN_MES,
     simulated host is one a survey could have found (its label set is its detections). A
     periodic search needs two transits at least: a planet with one transit in the light curve
     (long period) is never a detection, so such draws are redrawn too.
+
+    ``hard``: a large planet (Rp/R★ 0.06–0.2) at high impact parameter (0.6 to grazing), whose
+    deep, V-shaped transit a classifier most easily takes for an eclipsing binary (training
+    injections can oversample them, ``inject_hard_prob``: off by default, since 15% of them changed
+    nothing on the validation sets; the simulator's own hosts never use this).
     """
     best = None
     for _ in range(tries):
-        flux, meta = _draw_planet(t, rng)
+        flux, meta = _draw_planet(t, rng, hard=hard)
         if sigma is None and noise is None:
             meta["mes"] = float("nan")
             return flux, meta
@@ -129,7 +134,7 @@ def planet_signal(t, rng, sigma: float | None = None, min_mes: float = MIN_MES,
     return flux, meta
 
 
-def _draw_planet(t, rng) -> tuple[np.ndarray, dict]:
+def _draw_planet(t, rng, hard: bool = False) -> tuple[np.ndarray, dict]:
     period = float(np.exp(rng.uniform(np.log(0.5), np.log(40.0))))
     # main-sequence hosts, and 15% evolved ones (low density: long transits)
     if rng.random() < 0.85:
@@ -138,8 +143,12 @@ def _draw_planet(t, rng) -> tuple[np.ndarray, dict]:
         rho = float(np.exp(rng.uniform(np.log(0.03), np.log(0.4))))
     ecc = float(min(rng.rayleigh(0.08), 0.5))
     a = max(_a_over_rs(period, rho), 2.0 / (1 - ecc))
-    rp = float(np.exp(rng.uniform(np.log(0.02), np.log(0.2))))
-    b = rng.uniform(0, 0.95)
+    if hard:
+        rp = float(np.exp(rng.uniform(np.log(0.06), np.log(0.2))))
+        b = rng.uniform(0.6, 1.0 + 0.5 * rp)  # up to half-grazing: the planet still covers part of the star
+    else:
+        rp = float(np.exp(rng.uniform(np.log(0.02), np.log(0.2))))
+        b = rng.uniform(0, 0.95)
     inc = float(np.degrees(np.arccos(b / a)))
     u = (float(np.clip(rng.normal(0.45, 0.1), 0.05, 0.9)), float(np.clip(rng.normal(0.2, 0.08), -0.1, 0.5)))
     t0 = rng.uniform(t[0], t[0] + min(period, t[-1] - t[0]))

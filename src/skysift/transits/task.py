@@ -103,14 +103,16 @@ def transit_views(data: TaskData, stats: dict) -> np.ndarray:
 def injected_views(data: TaskData, stats: dict, params: dict) -> tuple[np.ndarray, np.ndarray]:
     """Views and labels of extra training light curves: copies of non-hosts with a planet, an
     eclipsing binary or a background EB injected into their raw flux (shares of the non-hosts:
-    ``inject_prob``, ``inject_eb_prob``, ``inject_beb_prob``). Drawn once, before training: the
+    ``inject_prob``, ``inject_hard_prob`` (large planets at high impact parameter),
+    ``inject_eb_prob``, ``inject_beb_prob``). Drawn once, before training: the
     views need the search, too slow to redo per epoch."""
     y = data.hard_labels
     x = np.asarray(data.x)
     med = np.nanmedian(x, axis=1)
     hosts = np.flatnonzero((y == 0) & (med > 0))
     counts = {kind: int(round(float(params.get(key, 0.0)) * len(hosts)))
-              for kind, key in (("planet", "inject_prob"), ("eb", "inject_eb_prob"), ("beb", "inject_beb_prob"))}
+              for kind, key in (("planet", "inject_prob"), ("planet_hard", "inject_hard_prob"),
+                                 ("eb", "inject_eb_prob"), ("beb", "inject_beb_prob"))}
     total = sum(counts.values())
     s = SearchSettings.from_stats(stats)
     if not total or not len(hosts):
@@ -123,7 +125,7 @@ def injected_views(data: TaskData, stats: dict, params: dict) -> tuple[np.ndarra
     kinds = [k for k, n in counts.items() for _ in range(n)]
     rows = rng.choice(hosts, size=total, replace=total > len(hosts))
     flux = np.stack([inject_raw(x[r], k, rng) for r, k in zip(rows, kinds)])
-    labels = np.array([1 if k == "planet" else 0 for k in kinds], dtype=np.int64)
+    labels = np.array([1 if k.startswith("planet") else 0 for k in kinds], dtype=np.int64)
     return views_cached(flux, s, persist=_is_file(data)), labels
 
 
@@ -193,7 +195,8 @@ class TransitsTask(Task):
         if params.get("input") == "views":
             # every choice of the search and the views, fixed here and stored in the bundle
             overrides = {k: params[k] for k in ("detrend", "window_days", "n_candidates") if k in params}
-            return {"input": "views", **SearchSettings(length=int(train.x.shape[1]), **overrides).to_dict()}
+            return {"input": "views", **SearchSettings(length=int(train.x.shape[1]), **overrides).to_dict(),
+                    "candidate_context": bool(params.get("candidate_context", True))}
         return {"length": int(train.x.shape[1]), "detrend": "biweight", "window_days": 0.75, "clip_sigma": 4.0}
 
     def dataset(self, data: TaskData, stats: dict, params: dict, *, train: bool) -> Dataset:

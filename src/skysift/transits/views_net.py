@@ -43,7 +43,7 @@ class ViewsNet(nn.Module):
     the filters compare odd with even and primary with secondary at each phase); scalars → MLP."""
 
     def __init__(self, n_classes: int, n_global: int, n_local: int, n_scalars: int, width: int = 16,
-                 dropout: float = 0.2, n_candidates: int = 1):
+                 dropout: float = 0.2, n_candidates: int = 1, context: bool = False):
         super().__init__()
         self.n_global, self.n_local, self.n_scalars = n_global, n_local, n_scalars
         self.n_candidates = n_candidates
@@ -53,6 +53,15 @@ class ViewsNet(nn.Module):
         # the scalars are log-scaled by the search already; batch norm adapts their remaining scale
         self.scalar_net = nn.Sequential(nn.BatchNorm1d(n_scalars), nn.Linear(n_scalars, 4 * width), nn.GELU())
         n_flat = 6 * width * 4 + 6 * width * 2 + 4 * width
+        # each candidate is scored knowing the other candidates' scalars: alone, the secondary eclipse
+        # of an eclipsing binary (found by the second search once the primary is masked: flat, no
+        # eclipse at its own phase 0.5) looks like a planet; beside a deeper candidate at the same
+        # period it does not
+        self.n_context = n_scalars * (n_candidates - 1) if context and n_candidates > 1 else 0
+        if self.n_context:
+            self.context_net = nn.Sequential(nn.BatchNorm1d(self.n_context), nn.Linear(self.n_context, 2 * width),
+                                             nn.GELU())
+            n_flat += 2 * width
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_flat, 128), nn.GELU(), nn.Dropout(dropout),
                                   nn.Linear(128, n_classes))
 
@@ -62,18 +71,31 @@ class ViewsNet(nn.Module):
         # multiple-instance learning: a star hosts a planet if any of its candidates is one, so the
         # same network scores every candidate and the star takes the most planet-like candidate's
         # logits (trained on star labels alone: which candidate is the planet is never needed)
-        logits = self.score(x.reshape(-1, self.n_per)).reshape(-1, self.n_candidates, self.head[-1].out_features)
+        k = self.n_candidates
+        flat = x.reshape(-1, self.n_per)
+        ctx = None
+        if self.n_context:
+            lo = self.n_global + 4 * self.n_local
+            s = x.reshape(-1, k, self.n_per)[..., lo: lo + self.n_scalars]
+            # candidate i sees candidates i+1, i+2, ... (cyclically): the others, in a fixed order
+            ctx = torch.cat([torch.roll(s, -j, dims=1) for j in range(1, k)], dim=-1).reshape(-1, self.n_context)
+        logits = self.score(flat, ctx).reshape(-1, k, self.head[-1].out_features)
         margin = logits[..., 1:].amax(dim=-1) - logits[..., 0]
         idx = margin.argmax(dim=1, keepdim=True).unsqueeze(-1).expand(-1, 1, logits.shape[-1])
         return torch.gather(logits, 1, idx).squeeze(1)
 
-    def score(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of single candidates ``(M, n_per)``."""
+    def score(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of single candidates ``(M, n_per)`` (with the other candidates' scalars
+        ``(M, n_context)`` when the network uses them)."""
         g = x[:, : self.n_global].unsqueeze(1)
         lo = self.n_global + 4 * self.n_local
         local = x[:, self.n_global: lo].reshape(-1, 4, self.n_local)  # -1: ONNX keeps the batch dynamic
         # odd minus even as its own channel: the one difference an eclipsing binary cannot hide
         local = torch.cat([local, local[:, 1:2] - local[:, 2:3]], dim=1)
         s = x[:, lo: lo + self.n_scalars]
-        h = torch.cat([self.global_net(g), self.local_net(local), self.scalar_net(s)], dim=1)
-        return self.head(h)
+        parts = [self.global_net(g), self.local_net(local), self.scalar_net(s)]
+        if self.n_context:
+            if context is None:
+                raise ValueError("this network scores a candidate with the other candidates' scalars")
+            parts.append(self.context_net(context))
+        return self.head(torch.cat(parts, dim=1))
