@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.io import atomic_path, write_text
 from ..errors import ConfigError, DataError
-from .io import OFF_SCANS, ON_SCANS
-from .simulate import DF_HZ, DT_S, _path, _template
+from .io import OFF_SCANS, ON_SCANS, write_cadence_folder
+from .simulate import DF_HZ, DT_S, TRUTH_FIELDS, TRUTH_FORMATS, _path, _template
 
 #: kinds of injection and their default proportions
 KINDS = ("needle", "rfi", "plain")
@@ -207,22 +206,14 @@ def inject_dataset(backgrounds: dict[str, np.ndarray], out, n: int, seed: int = 
     out = Path(out)
     rng = np.random.default_rng(seed)
     names = sorted(backgrounds)
-    rows = ["id,target"]
-    truth_rows = ["id,target,background,kind,path,snr,drift_hz_s,width_hz,start_channel,scans"]
-    for i in range(n):
-        bg_id = names[i % len(names)]
-        kind = str(rng.choice(KINDS, p=p / p.sum()))
-        x, t = draw_injection(variants(backgrounds[bg_id], rng), rng, kind, snr_range=snr_range)
-        sid = f"{rng.integers(0, 16**15, dtype=np.int64):015x}"
-        y = int(kind == "needle")
-        path = out / "train" / sid[0] / f"{sid}.npy"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, standardise(x).astype(np.float16))
-        rows.append(f"{sid},{y}")
-        truth_rows.append(f"{sid},{y},{bg_id},{kind},{t['path']},{t['snr']:.3f},{t['drift_hz_s']:.5f},"
-                          f"{t['width_hz']:.3f},{t['start_channel']:.2f},{t['scans']}")
-    write_text(out / "train_labels.csv", "\n".join(rows) + "\n")
-    write_text(out / "truth.csv", "\n".join(truth_rows) + "\n")
+
+    def rows():
+        for i in range(n):
+            bg_id = names[i % len(names)]
+            kind = str(rng.choice(KINDS, p=p / p.sum()))
+            x, t = draw_injection(variants(backgrounds[bg_id], rng), rng, kind, snr_range=snr_range)
+            sid = f"{rng.integers(0, 16**15, dtype=np.int64):015x}"
+            yield sid, standardise(x), int(kind == "needle"), {**t, "background": bg_id}
+
+    write_cadence_folder(out, rows(), ("background", "kind", *TRUTH_FIELDS, "scans"), TRUTH_FORMATS)
     return out
