@@ -278,9 +278,9 @@ def _segment_maps(zb: np.ndarray, n_parts: int, n_half: int) -> np.ndarray:
 
 
 def _per_scan_evidence(maps: np.ndarray, n_half: int, margin: int, rate: float) -> np.ndarray:
-    """``(3, 6)`` per ON scan: [hard-vetoed best line, best line − OFF evidence (no hard veto),
+    """``(3, 7)`` per ON scan: [hard-vetoed best line, best line − OFF evidence (no hard veto),
     raw best line, OFF evidence at that raw best line, drift (channels per scan) and channel of
-    the hard-vetoed best line]. OFF evidence at an ON line ``(d, f)``: the
+    the hard-vetoed best line, whether the raw best line is vetoed]. OFF evidence at an ON line ``(d, f)``: the
     brightest OFF line with a similar drift (± 3 steps, ± ``margin`` channels) at the same place
     or where the ON line would have drifted to by that OFF scan (``rate`` scans-per-index factor)."""
     n_drift, n_chan = maps.shape[1:]
@@ -288,7 +288,7 @@ def _per_scan_evidence(maps: np.ndarray, n_half: int, margin: int, rate: float) 
     same_place = near.max(axis=0)
     drift_ch = np.arange(-n_half, n_half + 1)[:, None] * rate
     f = np.arange(n_chan)[None, :]
-    out = np.zeros((3, 6), dtype=np.float32)
+    out = np.zeros((3, 7), dtype=np.float32)
     for j, k in enumerate(ON_SCANS):
         veto = same_place.copy()
         for jj, off_k in enumerate(OFF_SCANS):
@@ -301,7 +301,8 @@ def _per_scan_evidence(maps: np.ndarray, n_half: int, margin: int, rate: float) 
         a = int(np.argmax(m))
         h_d, h_f = np.unravel_index(int(np.argmax(hard)), hard.shape)
         out[j] = (float(hard.max()) if np.isfinite(hard).any() else 0.0, float(soft.max()),
-                  float(m.flat[a]), float(veto.flat[a]), float(drift_ch[h_d, 0]), float(h_f))
+                  float(m.flat[a]), float(veto.flat[a]), float(drift_ch[h_d, 0]), float(h_f),
+                  float(_vetoed(m.flat[a], veto.flat[a])))
     return out
 
 
@@ -312,7 +313,8 @@ RICH_SCALES = ("whole", "half", "quarter", "wide")
 RICH_FEATURE_NAMES = FEATURE_NAMES + tuple(
     f"{s}_{n}" for s in RICH_SCALES for n in (
         "hard_min", "hard_med", "hard_max", "n_hard", "soft_min", "soft_med", "soft_max", "raw_min", "raw_med",
-        "veto_max", "veto_med", "veto_ratio_max", "top_n_in_band", "top_min_in_band")) + (
+        "veto_max", "veto_med", "veto_ratio_max", "top_n_in_band", "top_min_in_band", "hard_to_raw_min",
+        "hard_to_raw_med", "n_raw_vetoed")) + (
     "track_min_soft", "track_sum_soft", "track_sum_vetoed", "best_off_1", "best_off_2", "best_off_3",
     "off_ratio", "off_self_max", "off_self_med")
 
@@ -345,6 +347,9 @@ def rich_features(x: np.ndarray, params: dict | None = None) -> np.ndarray:
         ev = _per_scan_evidence(m, nh, margin, rate)
         hard, soft, raw, veto = (np.sort(ev[:, i]) for i in range(4))
         ratio = ev[:, 3] / np.maximum(ev[:, 2], 1.0)
+        # a line left after the OFF veto that is faint beside a vetoed bright one in the same scan
+        # is often the bright one's side response at another drift (a needle is the brightest)
+        h_r = ev[:, 0] / np.maximum(ev[:, 2], 1.0)
         # a fast needle can leave the band: where would the strongest ON line be in the other ON
         # scans, and how strong are the ON scans where it should still be in the band
         top = int(np.argmax(ev[:, 0]))
@@ -352,7 +357,8 @@ def rich_features(x: np.ndarray, params: dict | None = None) -> np.ndarray:
         in_band = (pred >= 0) & (pred < m.shape[2])
         feats.append(np.array([hard[0], hard[1], hard[2], float((ev[:, 0] > 6).sum()), soft[0], soft[1], soft[2],
                                raw[0], raw[1], veto[2], veto[1], ratio.max(), float(in_band.sum()),
-                               float(ev[in_band, 0].min())], dtype=np.float32))
+                               float(ev[in_band, 0].min()), *np.sort(h_r)[:2], float(ev[:, 6].sum())],
+                              dtype=np.float32))
     on, off = tv["on"], tv["off"]
     off_max = np.maximum(off.max(axis=0), 0.0)
     on_min = on.min(axis=0)
