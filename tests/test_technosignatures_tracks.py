@@ -11,8 +11,14 @@ from skysift.technosignatures.head import TrackBoostHead, TrackHead
 from skysift.technosignatures.inject import add_signal, draw_injection, inject_dataset, pixel_noise, variants
 from skysift.technosignatures.io import OFF_SCANS, ON_SCANS
 from skysift.technosignatures.simulate import harsh_config, simulate_snippet
-from skysift.technosignatures.tracks import (FEATURE_NAMES, RICH_FEATURE_NAMES, check_track_params, per_scan_scores,
-                                             rich_features, track_features)
+from skysift.technosignatures.tracks import (
+    FEATURE_NAMES,
+    RICH_FEATURE_NAMES,
+    check_track_params,
+    per_scan_scores,
+    rich_features,
+    track_features,
+)
 
 TASK = get_task("technosignatures")
 

@@ -1,5 +1,6 @@
-"""The learned head of the ``cadence-tracks`` model: logistic regression on the cadence-rule
-features of :mod:`.tracks`.
+"""The learned heads of the cadence models: logistic regression on the nine cadence-rule features
+of :mod:`.tracks` (``cadence-tracks``), and LightGBM on the richer multi-scale evidence of
+:func:`.tracks.rich_features` (``cadence-tracks-gbm``, the default; :class:`TrackBoostHead`).
 
 A linear head on a few physically meaningful features (ON strength, OFF veto, their difference)
 extrapolates from simulated / injected training data to real cadences better than trees would:
@@ -8,6 +9,8 @@ before standardising, since a bright needle or RFI line can be hundreds of σ. T
 only (coefficients, intercept, standardisation), stored in safetensors.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -96,13 +99,14 @@ class TrackBoostHead(Estimator):
         if n_estimators < 1 or num_leaves < 2 or learning_rate <= 0 or early_stopping_rounds < 1:
             raise ConfigError("n_estimators >= 1, num_leaves >= 2, learning_rate > 0 and early_stopping_rounds >= 1 "
                               f"needed; got {n_estimators}, {num_leaves}, {learning_rate}, {early_stopping_rounds}")
-        self.params = {"objective": "binary", "learning_rate": float(learning_rate), "num_leaves": int(num_leaves),
+        self.params: dict[str, Any] = {
+                       "objective": "binary", "learning_rate": float(learning_rate), "num_leaves": int(num_leaves),
                        "min_data_in_leaf": int(min_child_samples), "feature_fraction": float(colsample_bytree),
                        "bagging_fraction": float(subsample), "bagging_freq": 1, "lambda_l2": float(reg_lambda),
                        "seed": int(seed), "num_threads": int(n_jobs), "deterministic": True,
                        "force_col_wise": True, "verbosity": -1}
         self.n_estimators, self.early_stopping_rounds = int(n_estimators), int(early_stopping_rounds)
-        self.booster = None
+        self.booster: Any = None
         self.n_features: int | None = None
 
     def _check(self, X, what: str) -> np.ndarray:
@@ -124,7 +128,8 @@ class TrackBoostHead(Estimator):
         if len(np.unique(y)) != 2:
             raise DataError(None, "the cadence-tracks head needs both classes (noise and signal) in training")
         train_set = lgb.Dataset(X, y, weight=sample_weight, free_raw_data=True)
-        callbacks, valid = [lgb.log_evaluation(period=0)], []
+        callbacks: list[Any] = [lgb.log_evaluation(period=0)]
+        valid: list[Any] = []
         y_val = np.asarray(y_val, dtype=np.int64)
         if len(y_val) and len(np.unique(y_val)) == 2:
             valid = [lgb.Dataset(self._check(X_val, "validation"), y_val, reference=train_set)]
