@@ -1,6 +1,6 @@
 """The learned heads of the cadence models: logistic regression on the nine cadence-rule features
 of :mod:`.tracks` (``cadence-tracks``), and LightGBM on the richer multi-scale evidence of
-:func:`.tracks.rich_features` (``cadence-tracks-gbm``, the default; :class:`TrackBoostHead`).
+:func:`.tracks.rich_features` (``cadence-tracks-gbm``; :class:`TrackBoostHead`).
 
 A linear head on a few physically meaningful features (ON strength, OFF veto, their difference)
 extrapolates from simulated / injected training data to real cadences better than trees would:
