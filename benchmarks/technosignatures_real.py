@@ -3,8 +3,15 @@
     python benchmarks/technosignatures_real.py stats                     # real vs simulated statistics
     python benchmarks/technosignatures_real.py build --out DIR [--n-sim 800] [--n-inj 1200] [--n-test 1200]
         [--test-seed 12 --test-only]   (a second injection test set)
+        [--test-placement legacy|corrected] [--train-placement legacy|corrected]
     skysift train technosignatures --model cadence-tracks --data DIR/train --out RUN
+    skysift train technosignatures --model cadence-tracks-gbm --data DIR/train --out RUN_GBM
     python benchmarks/technosignatures_real.py evaluate --data DIR --run RUN [--cnn-run RUN2] [--extra NAME=RUN]
+
+``--test-only`` also writes a fresh default-simulator set (seed test-seed + 1) unless
+``--n-sim-test 0``. Placement ``legacy`` (the default, for both) is round 2's injection law, whose
+needles often leave the band after the first ON scan (see ``inject.add_signal``); it stays the
+default so that test figures compare across rounds.
 
 Protocol (backgrounds kept apart, by id):
 
