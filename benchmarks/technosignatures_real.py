@@ -3,8 +3,15 @@
     python benchmarks/technosignatures_real.py stats                     # real vs simulated statistics
     python benchmarks/technosignatures_real.py build --out DIR [--n-sim 800] [--n-inj 1200] [--n-test 1200]
         [--test-seed 12 --test-only]   (a second injection test set)
+        [--test-placement legacy|corrected] [--train-placement legacy|corrected]
     skysift train technosignatures --model cadence-tracks --data DIR/train --out RUN
+    skysift train technosignatures --model cadence-tracks-gbm --data DIR/train --out RUN_GBM
     python benchmarks/technosignatures_real.py evaluate --data DIR --run RUN [--cnn-run RUN2] [--extra NAME=RUN]
+
+``--test-only`` also writes a fresh default-simulator set (seed test-seed + 1) unless
+``--n-sim-test 0``. Placement ``legacy`` (the default, for both) is round 2's injection law, whose
+needles often leave the band after the first ON scan (see ``inject.add_signal``); it stays the
+default so that test figures compare across rounds.
 
 Protocol (backgrounds kept apart, by id):
 
@@ -87,13 +94,19 @@ def build(args) -> None:
     test_seed = args.seed + 2 if args.test_seed is None else args.test_seed
     if not args.test_only:
         simulate(out / "train", n=args.n_sim, seed=args.seed, cfg=harsh_config())
-        inject_dataset(train_bg, out / "_inj", n=args.n_inj, seed=args.seed + 1)
+        inject_dataset(train_bg, out / "_inj", n=args.n_inj, seed=args.seed + 1,
+                       legacy_placement=args.train_placement == "legacy")
         _merge(out / "_inj", out / "train")
         simulate(out / "sim_test", n=args.n_sim_test, seed=args.seed + 3)
-    inject_dataset(test_bg, out / "inj_test", n=args.n_test, seed=test_seed)
+    elif args.n_sim_test > 0:  # a fresh simulated test set beside a fresh injection test set
+        simulate(out / "sim_test", n=args.n_sim_test, seed=test_seed + 1)
+    inject_dataset(test_bg, out / "inj_test", n=args.n_test, seed=test_seed,
+                   legacy_placement=args.test_placement == "legacy")
     protocol = {"train_backgrounds": sorted(train_bg), "test_backgrounds": sorted(test_bg),
                 "n_harsh_sim": args.n_sim, "n_train_injections": args.n_inj, "n_test_injections": args.n_test,
-                "n_sim_test": args.n_sim_test, "seed": args.seed, "test_seed": test_seed}
+                "n_sim_test": args.n_sim_test, "seed": args.seed, "test_seed": test_seed,
+                "sim_test_seed": args.seed + 3 if not args.test_only else test_seed + 1,
+                "train_placement": args.train_placement, "test_placement": args.test_placement}
     (out / "protocol.json").write_text(json.dumps(protocol, indent=2))
     print(json.dumps(protocol, indent=2))
     print(f"build: {cpu_seconds() - t0:.0f} CPU s, {time.perf_counter() - w0:.0f} s wall, load {os.getloadavg()}")
@@ -126,9 +139,10 @@ def evaluate(args) -> None:
             **({"cadence-cnn": args.cnn_run} if args.cnn_run else {}),
             **dict(e.split("=", 1) for e in args.extra)}
     base = DedopplerBaseline()
-    sets = {"six real labelled": task.load(SETI, labelled=True),
-            "real-background injections": task.load(Path(args.data) / "inj_test", labelled=True),
-            "fresh simulated": task.load(Path(args.data) / "sim_test", labelled=True)}
+    sets = {"six real labelled": task.load(SETI, labelled=True)}
+    for name, sub in (("real-background injections", "inj_test"), ("fresh simulated", "sim_test")):
+        if (Path(args.data) / sub).is_dir():
+            sets[name] = task.load(Path(args.data) / sub, labelled=True)
     rows, result = [], {}
     for set_name, data in sets.items():
         y = data.hard_labels
@@ -165,6 +179,10 @@ def main() -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--test-seed", type=int, default=None, help="seed of the injection test set (seed + 2)")
     b.add_argument("--test-only", action="store_true", help="write the injection test set only")
+    # round 2 placed needles with the drift direction inverted (fast needles often leave the band
+    # after the first ON scan); the test law stays that one unless asked, so figures compare
+    b.add_argument("--test-placement", choices=("legacy", "corrected"), default="legacy")
+    b.add_argument("--train-placement", choices=("legacy", "corrected"), default="legacy")
     c = sub.add_parser("evaluate")
     c.add_argument("--data", required=True)
     c.add_argument("--run", default=None, help="a cadence-tracks run")

@@ -188,3 +188,19 @@ def test_real_snippets(shared_data):
     assert a.shape == (6, 273, 256) and np.isfinite(a).all()
     t = io.load(root / "test")
     assert sorted(t.ids) == ["000c74cc71a1140", "100683da606ca61"] and t.y is None
+
+
+def test_write_cadence_folder_writes_the_competition_layout(tmp_path):
+    from skysift.errors import ConfigError
+    from skysift.technosignatures.io import write_cadence_folder
+
+    rng = np.random.default_rng(0)
+    rows = [(f"abc{i}", rng.normal(size=(6, 8, 16)), i % 2, {"snr": 10.0 + i, "path": "linear"}) for i in range(4)]
+    out = write_cadence_folder(tmp_path / "set", iter(rows), ("path", "snr"), {"snr": ".1f"})
+    data = io.load(out, labelled=True)
+    assert sorted(data.ids) == [f"abc{i}" for i in range(4)] and data.hard_labels.sum() == 2
+    assert np.load(out / "train" / "a" / "abc1.npy").dtype == np.float16
+    assert (out / "truth.csv").read_text().splitlines()[:2] == ["id,target,path,snr", "abc0,0,linear,10.0"]
+    assert not list(out.rglob("*.tmp"))  # every file renamed into place
+    with pytest.raises(ConfigError, match="duplicate"):
+        write_cadence_folder(tmp_path / "dup", iter(rows[:1] * 2), ("path",))

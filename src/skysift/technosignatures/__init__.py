@@ -7,7 +7,9 @@ INFO = TaskInfo(
                  "frequency; Kaggle competition .npy layout, or six filterbank/HDF5 files): is there a "
                  "narrow-band drifting signal in the ON scans only?"),
     # the ON/OFF rule by construction (per-scan drift search + OFF veto + logistic head): the
-    # CNN ranked real interference above real needles (issue 18; benchmarks/technosignatures_real.py)
+    # CNN ranked real interference above real needles (issue 18; benchmarks/technosignatures_real.py).
+    # cadence-tracks-gbm ranks real-background injections better but puts the faintest real
+    # positive below two real negatives, which the default must not (see README)
     default_model="cadence-tracks",
     headline_metric="roc_auc",
     train_defaults={"epochs": 12, "batch_size": 64, "lr": 3e-3, "patience": 4, "sampler": "weighted",

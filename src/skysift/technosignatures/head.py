@@ -1,5 +1,6 @@
-"""The learned head of the ``cadence-tracks`` model: logistic regression on the cadence-rule
-features of :mod:`.tracks`.
+"""The learned heads of the cadence models: logistic regression on the nine cadence-rule features
+of :mod:`.tracks` (``cadence-tracks``), and LightGBM on the richer multi-scale evidence of
+:func:`.tracks.rich_features` (``cadence-tracks-gbm``; :class:`TrackBoostHead`).
 
 A linear head on a few physically meaningful features (ON strength, OFF veto, their difference)
 extrapolates from simulated / injected training data to real cadences better than trees would:
@@ -8,6 +9,8 @@ before standardising, since a bright needle or RFI line can be hundreds of σ. T
 only (coefficients, intercept, standardisation), stored in safetensors.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -79,3 +82,88 @@ class TrackHead(Estimator):
         if not (mean.shape == scale.shape == coef.shape) or coef.ndim != 1:
             raise ValueError(f"inconsistent head state shapes {mean.shape}, {scale.shape}, {coef.shape}")
         self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
+
+
+class TrackBoostHead(Estimator):
+    """Binary LightGBM on the richer cadence evidence of :func:`.tracks.rich_features`.
+
+    The logistic head needs a hand-set veto to turn "bright in ON, also in OFF" into a low score,
+    and no single threshold was right for both faint needles and bright drifting RFI (issue 18);
+    trees learn how much OFF evidence cancels how much ON evidence, per time scale. Early stopping
+    on the validation split. The state is arrays only: the booster's text model
+    (``model_to_string``) as ``uint8`` bytes, rebuilt with ``lightgbm.Booster(model_str=...)``."""
+
+    def __init__(self, n_estimators: int = 2000, learning_rate: float = 0.05, num_leaves: int = 15,
+                 min_child_samples: int = 20, colsample_bytree: float = 0.8, subsample: float = 0.8,
+                 reg_lambda: float = 1.0, early_stopping_rounds: int = 100, seed: int = 0, n_jobs: int = 1):
+        if n_estimators < 1 or num_leaves < 2 or learning_rate <= 0 or early_stopping_rounds < 1:
+            raise ConfigError("n_estimators >= 1, num_leaves >= 2, learning_rate > 0 and early_stopping_rounds >= 1 "
+                              f"needed; got {n_estimators}, {num_leaves}, {learning_rate}, {early_stopping_rounds}")
+        self.params: dict[str, Any] = {
+                       "objective": "binary", "learning_rate": float(learning_rate), "num_leaves": int(num_leaves),
+                       "min_data_in_leaf": int(min_child_samples), "feature_fraction": float(colsample_bytree),
+                       "bagging_fraction": float(subsample), "bagging_freq": 1, "lambda_l2": float(reg_lambda),
+                       "seed": int(seed), "num_threads": int(n_jobs), "deterministic": True,
+                       "force_col_wise": True, "verbosity": -1}
+        self.n_estimators, self.early_stopping_rounds = int(n_estimators), int(early_stopping_rounds)
+        self.booster: Any = None
+        self.n_features: int | None = None
+
+    def _check(self, X, what: str) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2:
+            raise DataError(None, f"{what} features must be a 2-D (N, F) array, got shape {X.shape}")
+        if self.n_features is not None and X.shape[1] != self.n_features:
+            raise DataError(None, f"{what} has {X.shape[1]} features, the model was trained on {self.n_features}")
+        if not np.isfinite(X).all():
+            raise DataError(None, f"{what} features contain NaN or infinity")
+        return X
+
+    def fit(self, X, y, X_val, y_val, sample_weight=None):
+        import lightgbm as lgb
+
+        X = self._check(X, "training")
+        self.n_features = X.shape[1]
+        y = np.asarray(y, dtype=np.int64)
+        if len(np.unique(y)) != 2:
+            raise DataError(None, "the cadence-tracks head needs both classes (noise and signal) in training")
+        train_set = lgb.Dataset(X, y, weight=sample_weight, free_raw_data=True)
+        callbacks: list[Any] = [lgb.log_evaluation(period=0)]
+        valid: list[Any] = []
+        y_val = np.asarray(y_val, dtype=np.int64)
+        if len(y_val) and len(np.unique(y_val)) == 2:
+            valid = [lgb.Dataset(self._check(X_val, "validation"), y_val, reference=train_set)]
+            callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
+        self.booster = lgb.train(self.params, train_set, num_boost_round=self.n_estimators, valid_sets=valid,
+                                 callbacks=callbacks)
+        return self
+
+    def predict_logits(self, X) -> np.ndarray:
+        if self.booster is None:
+            raise ConfigError("the cadence-tracks head is not fitted")
+        X = self._check(X, "input")
+        if len(X) == 0:
+            return np.zeros((0, 2), np.float32)
+        it = self.booster.best_iteration or self.booster.current_iteration()
+        z = np.asarray(self.booster.predict(X, raw_score=True, num_iteration=it,
+                                            num_threads=int(self.params["num_threads"])), dtype=np.float64)
+        return np.stack([np.zeros_like(z), z], axis=1).astype(np.float32)
+
+    def state(self) -> dict[str, np.ndarray]:
+        if self.booster is None:
+            raise ConfigError("the cadence-tracks head is not fitted")
+        it = self.booster.best_iteration or self.booster.current_iteration()
+        text = self.booster.model_to_string(num_iteration=it)
+        return {"lgbm_model": np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy(),
+                "lgbm_n_features": np.array([self.n_features], dtype=np.int64)}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        import lightgbm as lgb
+
+        try:
+            text = np.asarray(state["lgbm_model"], dtype=np.uint8).tobytes().decode("utf-8")
+            n_features = int(np.asarray(state["lgbm_n_features"]).ravel()[0])
+        except (KeyError, IndexError, UnicodeDecodeError) as e:
+            raise KeyError(f"not a LightGBM head state: {e}") from None
+        self.booster = lgb.Booster(model_str=text)
+        self.n_features = n_features

@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.io import atomic_path, write_text
 from ..errors import ConfigError, DataError
-from .io import OFF_SCANS, ON_SCANS
-from .simulate import DF_HZ, DT_S, _path, _template
+from .io import OFF_SCANS, ON_SCANS, write_cadence_folder
+from .simulate import DF_HZ, DT_S, TRUTH_FIELDS, TRUTH_FORMATS, _path, _template
 
 #: kinds of injection and their default proportions
 KINDS = ("needle", "rfi", "plain")
@@ -76,8 +75,12 @@ def _scan_levels(t: np.ndarray, t_scan_s: float, levels: np.ndarray, active: np.
 
 def add_signal(background: np.ndarray, rng: np.random.Generator, *, scans, snr: float, drift_hz_s: float,
                width_hz: float, path: str = "linear", start_channel: float | None = None,
-               window: tuple[float, float] | None = None) -> tuple[np.ndarray, dict]:
-    """``background`` with one setigen signal in ``scans`` (indices 0..5) → ``(snippet, truth)``."""
+               window: tuple[float, float] | None = None, legacy_placement: bool = False) -> tuple[np.ndarray, dict]:
+    """``background`` with one setigen signal in ``scans`` (indices 0..5) → ``(snippet, truth)``.
+
+    ``legacy_placement``: draw the start channel as round 2 did, with the drift direction
+    inverted, so that a fast needle often leaves the band after the first ON scan; only to rebuild
+    the round-2 injection test law (``benchmarks/technosignatures_real.py``), never for new data."""
     import setigen as stg
 
     background = np.asarray(background, dtype=np.float32)
@@ -94,9 +97,10 @@ def add_signal(background: np.ndarray, rng: np.random.Generator, *, scans, snr: 
     levels = snr * sigma / np.sqrt(t_scan)  # setigen: SNR over one scan → per-pixel intensity
     if start_channel is None:
         # where the linear part stays inside the band over the active scans when possible (a
-        # needle that has left the band in two ON scans is not "in the ON scans"); frequency
-        # falls with channel index, so a positive drift in Hz/s moves to lower channels
-        span = -drift_hz_s * t_scan_s * max(scans) / DF_HZ
+        # needle that has left the band in two ON scans is not "in the ON scans"); the direction
+        # in channels is the frame's own (setigen's frames here run up in frequency with channel)
+        up = 1.0 if float(frame.fs[1]) > float(frame.fs[0]) else -1.0
+        span = (-1.0 if legacy_placement else up) * drift_hz_s * t_scan_s * max(scans) / DF_HZ
         lo_c, hi_c = 10 + max(0.0, -span), n_chan - 10 - max(0.0, span)
         c0 = rng.uniform(lo_c, hi_c) if hi_c > lo_c else rng.uniform(10, n_chan - 10)
     else:
@@ -155,8 +159,10 @@ def variants(background: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def draw_injection(background: np.ndarray, rng: np.random.Generator, kind: str,
-                   snr_range=(15.0, 150.0), drift_max_hz_s: float = 0.3) -> tuple[np.ndarray, dict]:
-    """One injected snippet of ``kind`` (``needle``, ``rfi`` or ``plain``) into ``background``."""
+                   snr_range=(15.0, 150.0), drift_max_hz_s: float = 0.3,
+                   legacy_placement: bool = False) -> tuple[np.ndarray, dict]:
+    """One injected snippet of ``kind`` (``needle``, ``rfi`` or ``plain``) into ``background``
+    (``legacy_placement``: see :func:`add_signal`)."""
     if kind not in KINDS:
         raise ConfigError(f"kind must be one of {KINDS}, got {kind!r}")
     snr = float(np.exp(rng.uniform(*np.log(snr_range))))
@@ -169,7 +175,7 @@ def draw_injection(background: np.ndarray, rng: np.random.Generator, kind: str,
     if kind == "needle":
         path = str(rng.choice(NEEDLE_PATHS, p=[0.4, 0.15, 0.15, 0.3]))
         x, t = add_signal(background, rng, scans=ON_SCANS, snr=snr, drift_hz_s=drift, width_hz=width,
-                          path=path, window=window)
+                          path=path, window=window, legacy_placement=legacy_placement)
     elif kind == "rfi":
         if rng.random() < 0.6:
             drift = 0.0 if rng.random() < 0.5 else drift * 0.2
@@ -178,12 +184,13 @@ def draw_injection(background: np.ndarray, rng: np.random.Generator, kind: str,
         else:  # intermittent: one or two scans, at least one of them OFF
             scans = tuple(sorted({int(rng.choice(OFF_SCANS)), int(rng.integers(0, 6))}))
         x, t = add_signal(background, rng, scans=scans, snr=snr * rng.uniform(1, 3), drift_hz_s=drift,
-                          width_hz=width, path="linear", window=window)
+                          width_hz=width, path="linear", window=window, legacy_placement=legacy_placement)
     else:
         x, t = np.asarray(background, dtype=np.float32).copy(), {"path": "", "snr": 0.0, "drift_hz_s": 0.0,
                                                                  "width_hz": 0.0, "start_channel": -1.0,
                                                                  "scans": ""}
     t["kind"] = kind
+    t["window"] = "" if window is None else f"{window[0]:.3f}-{window[1]:.3f}"
     return x, t
 
 
@@ -195,7 +202,7 @@ def standardise(x: np.ndarray) -> np.ndarray:
 
 
 def inject_dataset(backgrounds: dict[str, np.ndarray], out, n: int, seed: int = 0,
-                   proportions=(0.5, 0.3, 0.2), snr_range=(15.0, 150.0)) -> Path:
+                   proportions=(0.5, 0.3, 0.2), snr_range=(15.0, 150.0), legacy_placement: bool = False) -> Path:
     """Write ``n`` injected snippets into ``backgrounds`` (id → ``(6, T, F)``) in the competition
     layout (``train/<c>/<id>.npy``, ``train_labels.csv``) plus ``truth.csv`` with each snippet's
     background id, variant-free kind (needle / rfi / plain) and signal parameters. Returns ``out``."""
@@ -207,22 +214,15 @@ def inject_dataset(backgrounds: dict[str, np.ndarray], out, n: int, seed: int = 
     out = Path(out)
     rng = np.random.default_rng(seed)
     names = sorted(backgrounds)
-    rows = ["id,target"]
-    truth_rows = ["id,target,background,kind,path,snr,drift_hz_s,width_hz,start_channel,scans"]
-    for i in range(n):
-        bg_id = names[i % len(names)]
-        kind = str(rng.choice(KINDS, p=p / p.sum()))
-        x, t = draw_injection(variants(backgrounds[bg_id], rng), rng, kind, snr_range=snr_range)
-        sid = f"{rng.integers(0, 16**15, dtype=np.int64):015x}"
-        y = int(kind == "needle")
-        path = out / "train" / sid[0] / f"{sid}.npy"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, standardise(x).astype(np.float16))
-        rows.append(f"{sid},{y}")
-        truth_rows.append(f"{sid},{y},{bg_id},{kind},{t['path']},{t['snr']:.3f},{t['drift_hz_s']:.5f},"
-                          f"{t['width_hz']:.3f},{t['start_channel']:.2f},{t['scans']}")
-    write_text(out / "train_labels.csv", "\n".join(rows) + "\n")
-    write_text(out / "truth.csv", "\n".join(truth_rows) + "\n")
+
+    def rows():
+        for i in range(n):
+            bg_id = names[i % len(names)]
+            kind = str(rng.choice(KINDS, p=p / p.sum()))
+            x, t = draw_injection(variants(backgrounds[bg_id], rng), rng, kind, snr_range=snr_range,
+                                  legacy_placement=legacy_placement)
+            sid = f"{rng.integers(0, 16**15, dtype=np.int64):015x}"
+            yield sid, standardise(x), int(kind == "needle"), {**t, "background": bg_id}
+
+    write_cadence_folder(out, rows(), ("background", "kind", *TRUTH_FIELDS, "scans", "window"), TRUTH_FORMATS)
     return out

@@ -27,13 +27,14 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from ..core import readers, tables, validate
 from ..core.data import TaskData
-from ..errors import DataError
+from ..core.io import atomic_path, write_text
+from ..errors import ConfigError, DataError
 
 CLASS_NAMES = ["noise", "signal"]
 N_SCANS = 6
@@ -281,6 +282,32 @@ def _load_table_file(path: Path, labelled: bool | None) -> TaskData:
 def _finish(ids, x, y, source: Path, layout: str) -> TaskData:
     return TaskData(ids=np.asarray(ids, dtype=str), x=x, y=y, class_names=list(CLASS_NAMES),
                     source=str(source), meta={"layout": layout, "snippet_shape": list(x.shape[1:])})
+
+
+# ---- writing -----------------------------------------------------------------------------------
+def write_cadence_folder(out, rows: Iterable[tuple[str, np.ndarray, int, dict]], truth_fields: Sequence[str],
+                         formats: dict[str, str] | None = None) -> Path:
+    """Write labelled snippets in the competition layout: ``out/train/<first char of id>/<id>.npy``
+    (float16, each written atomically as it comes, so a generator of rows never holds the set in
+    memory), ``out/train_labels.csv`` (``id,target``) and ``out/truth.csv`` (``id,target`` then
+    ``truth_fields`` of each row's truth dict, formatted by ``formats[field]`` when given).
+    ``rows``: ``(id, (6, T, F) array, label, truth)``. Returns ``out``."""
+    out = Path(out)
+    formats = formats or {}
+    labels, truth = ["id,target"], [",".join(("id", "target", *truth_fields))]
+    seen: set[str] = set()
+    for sid, x, y, t in rows:
+        if not _ID_RE.match(sid) or sid in seen:
+            raise ConfigError(f"snippet id {sid!r} is {'a duplicate' if sid in seen else 'not a plain file name'}")
+        seen.add(sid)
+        with atomic_path(out / "train" / sid[0] / f"{sid}.npy") as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(x).astype(np.float16))
+        labels.append(f"{sid},{int(y)}")
+        truth.append(",".join([sid, str(int(y))] + [format(t[f], formats.get(f, "")) for f in truth_fields]))
+    write_text(out / "train_labels.csv", "\n".join(labels) + "\n")
+    write_text(out / "truth.csv", "\n".join(truth) + "\n")
+    return out
 
 
 # ---- filterbank / HDF5 --------------------------------------------------------------------------

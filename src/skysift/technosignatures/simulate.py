@@ -25,14 +25,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.io import atomic_path, write_text
 from ..errors import ConfigError
+from .io import write_cadence_folder
 
 N_SCANS, T_SCAN, N_CHAN = 6, 273, 256
 DF_HZ = 2.7939677238464355  # Breakthrough Listen high-resolution channel width
 DT_S = 300.0 / T_SCAN  # a 5-minute scan in 273 steps
 FCH1_HZ = 6.0e9
 X_MEAN = 10.0
+
+
+#: columns of ``truth.csv`` after ``id,target`` and their formats
+TRUTH_FIELDS = ("path", "snr", "drift_hz_s", "width_hz", "start_channel")
+TRUTH_FORMATS = {"snr": ".3f", "drift_hz_s": ".5f", "width_hz": ".3f", "start_channel": ".2f"}
 
 
 @dataclass
@@ -249,21 +254,15 @@ def simulate(out, n: int = 2000, seed: int = 0, cfg: SimulationConfig | None = N
     ids = [f"{v:015x}" for v in rng.integers(0, 16**15, size=n, dtype=np.int64)]
     while len(set(ids)) < n:  # vanishingly rare; regenerate the collisions deterministically
         ids = list(dict.fromkeys(ids)) + [f"{v:015x}" for v in rng.integers(0, 16**15, size=n - len(set(ids)))]
-    rows, truth_rows = ["id,target"], ["id,target,path,snr,drift_hz_s,width_hz,start_channel"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for sid, y in zip(ids, labels):
-            x, t = simulate_snippet(rng, bool(y), cfg)
-            path = out / "train" / sid[0] / f"{sid}.npy"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, x.astype(np.float16))
-            rows.append(f"{sid},{y}")
-            truth_rows.append(f"{sid},{y},{t['path']},{t['snr']:.3f},{t['drift_hz_s']:.5f},{t['width_hz']:.3f},"
-                              f"{t['start_channel']:.2f}")
-    write_text(out / "train_labels.csv", "\n".join(rows) + "\n")
-    write_text(out / "truth.csv", "\n".join(truth_rows) + "\n")
+
+    def rows():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for sid, y in zip(ids, labels):
+                x, t = simulate_snippet(rng, bool(y), cfg)
+                yield sid, x, int(y), t
+
+    write_cadence_folder(out, rows(), TRUTH_FIELDS, TRUTH_FORMATS)
     return out
 
 

@@ -188,7 +188,7 @@ def track_values(x: np.ndarray, params: dict | None = None) -> dict:
         # a track outside the band in an OFF scan cannot be vetoed there
         off_vals[j] = np.where(inside, track, 0.0)
     return {"on": on_vals, "off": off_vals, "maps": maps, "n_half": n_half, "off_margin": margin,
-            "seg": seg}
+            "seg": seg, "zb": zb}
 
 
 #: an OFF line vetoes an ON line (turboSETI's rule: "also seen in an OFF scan") when it is above
@@ -265,3 +265,122 @@ def feature_matrix(x, params: dict | None = None) -> np.ndarray:
     """``(N, n_features)`` of a sequence of snippets (a SnippetStack or an ``(N, 6, T, F)`` array)."""
     rows = [track_features(np.asarray(x[i], dtype=np.float32), params) for i in range(len(x))]
     return np.stack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
+
+
+# ---- richer evidence for a learned head (``cadence-tracks`` with ``features: "rich"``) ----------
+def _segment_maps(zb: np.ndarray, n_parts: int, n_half: int) -> np.ndarray:
+    """``(6, 2·n_half+1, F)``: each scan's best calibrated line sum over ``n_parts`` equal time
+    segments (a needle lasting part of a scan is diluted in the whole-scan sum). Drift index ``s``
+    means ``s`` channels over one segment, i.e. ``s·n_parts`` over a scan."""
+    rows = zb.shape[1] // n_parts
+    parts = [_calibrated(drift_maps(zb[:, i * rows:(i + 1) * rows], n_half)) for i in range(n_parts)]
+    return np.max(parts, axis=0)
+
+
+def _per_scan_evidence(maps: np.ndarray, n_half: int, margin: int, rate: float) -> np.ndarray:
+    """``(3, 7)`` per ON scan: [hard-vetoed best line, best line − OFF evidence (no hard veto),
+    raw best line, OFF evidence at that raw best line, drift (channels per scan) and channel of
+    the hard-vetoed best line, whether the raw best line is vetoed]. OFF evidence at an ON line ``(d, f)``: the
+    brightest OFF line with a similar drift (± 3 steps, ± ``margin`` channels) at the same place
+    or where the ON line would have drifted to by that OFF scan (``rate`` scans-per-index factor)."""
+    n_drift, n_chan = maps.shape[1:]
+    near = maximum_filter(maps[list(OFF_SCANS)], size=(1, 7, 2 * margin + 1))
+    same_place = near.max(axis=0)
+    drift_ch = np.arange(-n_half, n_half + 1)[:, None] * rate
+    f = np.arange(n_chan)[None, :]
+    out = np.zeros((3, 7), dtype=np.float32)
+    for j, k in enumerate(ON_SCANS):
+        veto = same_place.copy()
+        for jj, off_k in enumerate(OFF_SCANS):
+            pos = f + np.rint(drift_ch * (off_k - k)).astype(np.int64)
+            ok = (pos >= 0) & (pos < n_chan)
+            veto = np.maximum(veto, np.where(ok, np.take_along_axis(near[jj], np.clip(pos, 0, n_chan - 1), axis=1), 0))
+        m = maps[k]
+        hard = np.where(_vetoed(m, veto), -np.inf, m - np.maximum(veto, 0))
+        soft = m - np.maximum(veto, 0)
+        a = int(np.argmax(m))
+        h_d, h_f = np.unravel_index(int(np.argmax(hard)), hard.shape)
+        out[j] = (float(hard.max()) if np.isfinite(hard).any() else 0.0, float(soft.max()),
+                  float(m.flat[a]), float(veto.flat[a]), float(drift_ch[h_d, 0]), float(h_f),
+                  float(_vetoed(m.flat[a], veto.flat[a])))
+    return out
+
+
+#: the names of :func:`rich_features`: the 9 of :data:`FEATURE_NAMES`, then per scale (whole
+#: scan, best half, best quarter, whole scan of 3-channel sums for wide lines) the per-ON-scan
+#: evidence of :func:`_per_scan_evidence` summarised over the three ON scans, then track sums
+RICH_SCALES = ("whole", "half", "quarter", "wide")
+RICH_FEATURE_NAMES = FEATURE_NAMES + tuple(
+    f"{s}_{n}" for s in RICH_SCALES for n in (
+        "hard_min", "hard_med", "hard_max", "n_hard", "soft_min", "soft_med", "soft_max", "raw_min", "raw_med",
+        "veto_max", "veto_med", "veto_ratio_max", "top_n_in_band", "top_min_in_band", "hard_to_raw_min",
+        "hard_to_raw_med", "n_raw_vetoed")) + (
+    "track_min_soft", "track_sum_soft", "track_sum_vetoed", "best_off_1", "best_off_2", "best_off_3",
+    "off_ratio", "off_self_max", "off_self_med")
+
+
+def rich_features(x: np.ndarray, params: dict | None = None) -> np.ndarray:
+    """``(len(RICH_FEATURE_NAMES),)`` float32: richer cadence evidence for a learned (tree) head.
+
+    The 9 rule features, and without any hand-set veto threshold, so the head learns how much OFF
+    evidence cancels how much ON evidence: each ON scan's best line at several time scales (whole,
+    best half, best quarter — part-scan needles) and for wide lines (3-channel sums), beside the
+    OFF evidence at that line (the same place, or where it would have drifted to); the best
+    consistent track's ON sum against its OFF power; each OFF scan's power on that track; and how
+    bright the OFF scans' own lines are (a busy background)."""
+    p = check_track_params(params or {})
+    tv = track_values(x, p)
+    base, _ = _features_from(tv)
+    zb = tv["zb"]
+    n_half, margin = int(tv["n_half"]), int(tv["off_margin"])
+    maps = tv["maps"]
+    n_half_h = int(np.ceil(n_half / 2)) + 1
+    n_half_q = int(np.ceil(n_half / 4)) + 1
+    wide = (zb[:, :, :-2] + zb[:, :, 1:-1] + zb[:, :, 2:]) / np.sqrt(3.0)
+    wide = np.concatenate([wide[:, :, :1], wide, wide[:, :, -1:]], axis=2)
+    scales = {"whole": (maps, n_half, 1.0), "half": (_segment_maps(zb, 2, n_half_h), n_half_h, 2.0),
+              "quarter": (_segment_maps(zb, 4, n_half_q), n_half_q, 4.0),
+              "wide": (_calibrated(drift_maps(wide, n_half)), n_half, 1.0)}
+    feats = [base]
+    for name in RICH_SCALES:
+        m, nh, rate = scales[name]
+        ev = _per_scan_evidence(m, nh, margin, rate)
+        hard, soft, raw, veto = (np.sort(ev[:, i]) for i in range(4))
+        ratio = ev[:, 3] / np.maximum(ev[:, 2], 1.0)
+        # a line left after the OFF veto that is faint beside a vetoed bright one in the same scan
+        # is often the bright one's side response at another drift (a needle is the brightest)
+        h_r = ev[:, 0] / np.maximum(ev[:, 2], 1.0)
+        # a fast needle can leave the band: where would the strongest ON line be in the other ON
+        # scans, and how strong are the ON scans where it should still be in the band
+        top = int(np.argmax(ev[:, 0]))
+        pred = ev[top, 5] + ev[top, 4] * (np.array(ON_SCANS) - ON_SCANS[top])
+        in_band = (pred >= 0) & (pred < m.shape[2])
+        feats.append(np.array([hard[0], hard[1], hard[2], float((ev[:, 0] > 6).sum()), soft[0], soft[1], soft[2],
+                               raw[0], raw[1], veto[2], veto[1], ratio.max(), float(in_band.sum()),
+                               float(ev[in_band, 0].min()), *np.sort(h_r)[:2], float(ev[:, 6].sum())],
+                              dtype=np.float32))
+    on, off = tv["on"], tv["off"]
+    off_max = np.maximum(off.max(axis=0), 0.0)
+    on_min = on.min(axis=0)
+    on_sum = on.sum(axis=0) / np.sqrt(3.0)
+    fin = np.isfinite(on_min)
+    min_soft = np.where(fin, on_min - off_max, -np.inf)
+    sum_soft = np.where(fin, on_sum - np.sqrt(3.0) * off_max, -np.inf)
+    sum_vetoed = np.where(fin & ~_vetoed(on_min, off_max), on_sum, -np.inf)
+    d_b, f_b = np.unravel_index(int(np.argmax(min_soft)), min_soft.shape)
+    best_off = np.sort(off[:, d_b, f_b])
+    off_self = np.sort(maps[list(OFF_SCANS)].max(axis=(1, 2)))
+
+    def _top(a):
+        return float(a.max()) if np.isfinite(a).any() else 0.0
+
+    feats.append(np.array([_top(min_soft), _top(sum_soft), _top(sum_vetoed), *best_off,
+                           best_off[2] / max(float(on_min[d_b, f_b]), 1.0), off_self[2], off_self[1]],
+                          dtype=np.float32))
+    out = np.concatenate(feats).astype(np.float32)
+    return np.nan_to_num(out, nan=0.0, posinf=1e4, neginf=-1e4)
+
+
+def rich_feature_matrix(x, params: dict | None = None) -> np.ndarray:
+    rows = [rich_features(np.asarray(x[i], dtype=np.float32), params) for i in range(len(x))]
+    return np.stack(rows) if rows else np.zeros((0, len(RICH_FEATURE_NAMES)), dtype=np.float32)
