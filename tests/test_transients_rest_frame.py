@@ -132,3 +132,51 @@ def test_predicted_class_uses_the_stored_training_prior_and_leaves_the_columns(t
     assert frame["predicted_class"].tolist() == decided["predicted_class"].tolist()
     m = model.evaluate(data)
     assert "accuracy_output_prior" in m and "accuracy_output" in m
+
+
+@pytest.mark.slow  # trains a model (fixture) and starts the service
+def test_declared_decision_is_the_same_from_a_folder_over_http_and_from_a_dask_catalogue(trained, tmp_path,
+                                                                                          as_upload):
+    import pandas as pd
+    from fastapi.testclient import TestClient
+
+    from skysift.core.scale import predict_catalogue
+    from skysift.serving import create_app
+    from skysift.transients.stream import write_parquet_catalogue
+
+    _, _, run = trained
+    model = skysift.load(run)
+    folder = skysift.simulate("transients", tmp_path / "sim", n=40, seed=11)
+    reference = model.predict(folder, predicted_class=True)
+    expected = dict(zip(reference["object_id"].astype(str), reference["predicted_class"].astype(str)))
+    assert len(set(expected.values())) > 1  # a test that could tell rules apart
+
+    name, raw = as_upload(folder)
+    r = TestClient(create_app({"t": run})).post("/models/t/predict", files={"file": (name, raw)})
+    assert r.status_code == 200, r.text
+    assert {p["id"]: p["predicted_class"] for p in r.json()["predictions"]} == expected
+
+    write_parquet_catalogue(folder / "training_set.csv", folder / "training_set_metadata.csv",
+                            tmp_path / "catalogue", objects_per_partition=15)
+    out = predict_catalogue(run, tmp_path / "catalogue", tmp_path / "p.csv", scheduler="inline",
+                            predicted_class=True)
+    got = pd.read_csv(out["path"], dtype={"object_id": str})
+    assert dict(zip(got["object_id"], got["predicted_class"].astype(str))) == expected
+
+
+def test_unlabelled_catalogues_are_not_cached_on_disk(tmp_path, monkeypatch):
+    from skysift.transients import task as transients_task
+    from skysift.transients.simulate import simulate_objects
+
+    monkeypatch.setenv("SKYSIFT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(transients_task, "CACHE_MIN_OBJECTS", 5)
+    ids, lc, targets, _ = simulate_objects(12, seed=4)
+    names = sorted({str(int(t)) for t in targets}, key=int)
+    labelled = TaskData(ids=ids, x=lc, y=np.searchsorted(np.array(names, dtype=int), targets), class_names=names)
+    unlabelled = TaskData(ids=ids, x=lc, y=None, class_names=names)
+    params = {"feature_set": "seed"}
+    a = transients_task.light_curve_features(unlabelled, {}, params)
+    assert not list((tmp_path / "cache").rglob("*.parquet"))  # a catalogue to predict leaves nothing behind
+    b = transients_task.light_curve_features(labelled, {}, params)
+    assert list((tmp_path / "cache").rglob("*.parquet"))  # a training set is cached
+    np.testing.assert_array_equal(a, b)

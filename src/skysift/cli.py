@@ -294,11 +294,7 @@ def predict(run_dir: Path = typer.Argument(...), data: Path = typer.Option(..., 
     if dask is not None:
         from .core.scale import predict_catalogue
 
-        if predicted_class:
-            from .errors import ConfigError
-
-            raise ConfigError("--predicted-class is not available with --dask yet: predict without --dask")
-        r = predict_catalogue(run_dir, data, out, scheduler=dask, tta=tta)
+        r = predict_catalogue(run_dir, data, out, scheduler=dask, tta=tta, predicted_class=predicted_class)
         out_console.print(f"wrote {r['n']} predictions to {out} ({r['partitions']} partitions on "
                           f"{r['workers']} Dask workers, {r['seconds']:.1f} s)")
         return

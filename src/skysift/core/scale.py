@@ -122,10 +122,10 @@ def _guard(fn, *args) -> dict:
         return {"ok": False, "error": str(unreadable(getattr(e, "filename", None) or args[-2], e))}
 
 
-def _predict_partition(run_dir: str, tta: bool | None, part: str, out_file: str) -> dict:
+def _predict_partition(run_dir: str, tta: bool | None, predicted_class: bool, part: str, out_file: str) -> dict:
     model = _model(run_dir)
     data = model.read(part, labelled=False)
-    df = model.predict(data, tta=tta)
+    df = model.predict(data, tta=tta, predicted_class=predicted_class)
     with atomic_path(out_file) as tmp:
         df.to_parquet(tmp, index=False)  # Parquet keeps ids as strings and floats bit-exact
     return {"n": len(df), "pid": os.getpid()}
@@ -190,9 +190,10 @@ def _submit(fn, args_per_part, parts, files, scheduler, tag: str) -> tuple[list[
 
 
 def predict_catalogue(run_dir: str | Path, partitions: str | Path | Sequence[str | Path], out_csv: str | Path, *,
-                      scheduler: Any = None, tta: bool | None = None) -> dict:
+                      scheduler: Any = None, tta: bool | None = None, predicted_class: bool = False) -> dict:
     """Predict every partition of a catalogue with the model in ``run_dir``, one Dask task per
-    partition, into one CSV in the task's submission layout (rows in partition order).
+    partition, into one CSV in the task's submission layout (rows in partition order);
+    ``predicted_class`` appends the task's declared decision as :meth:`Model.frame` does.
 
     Returns ``{"path", "n", "partitions", "workers", "seconds"}``.
     """
@@ -206,7 +207,7 @@ def predict_catalogue(run_dir: str | Path, partitions: str | Path | Sequence[str
     parts = catalogue_partitions(partitions)
     out = Path(out_csv)
     n = 0
-    with _run(_predict_partition, [(str(run_dir), tta) for _ in parts], parts, out, scheduler,
+    with _run(_predict_partition, [(str(run_dir), tta, predicted_class) for _ in parts], parts, out, scheduler,
               ".parquet") as (files, results, n_workers):
         with atomic_path(out) as tmp:
             for i, f in enumerate(files):

@@ -87,6 +87,10 @@ class Prediction(BaseModel):
                                        "when its probability is at least `threshold`, otherwise the "
                                        "most probable class")
     probabilities: dict[str, float] = Field(description="calibrated probability of every class")
+    predicted_class: str | None = Field(None, description=(
+        "the task's declared decision rule where it has one (`skysift predict --predicted-class`; "
+        "transients: the Bayes decision under the training set's class frequencies, while the "
+        "probabilities stay those the class-weighted PLAsTiCC metric rewards); absent otherwise"))
 
 
 class PredictResponse(BaseModel):
@@ -342,12 +346,19 @@ def create_app(models: Mapping[str, Any] | Sequence[Any], *, max_body_bytes: int
             pred = (proba[:, 1] >= threshold).astype(int)
         else:
             pred = proba.argmax(axis=1)
+        # the task's declared decision rule (``predict --predicted-class``), where it has one: the
+        # same answer over HTTP as from the command line, the API and a Dask catalogue
+        decided = model.task.decide(proba, names, model.stats) if model.stats else None
+        predictions = [{"id": str(i), "predicted": names[p],
+                        "probabilities": {c: float(v) for c, v in zip(names, row)}}
+                       for i, p, row in zip(data.ids, pred, proba)]
+        if decided is not None:
+            for entry, d in zip(predictions, decided):
+                entry["predicted_class"] = str(d)
         return {
             "model": served_model.name, "task": served_model.task.name, "class_names": names,
             "threshold": threshold, "n": len(data), "seconds": round(time.perf_counter() - t0, 4),
-            "predictions": [{"id": str(i), "predicted": names[p],
-                             "probabilities": {c: float(v) for c, v in zip(names, row)}}
-                            for i, p, row in zip(data.ids, pred, proba)],
+            "predictions": predictions,
         }
 
     async def _from_json(served_model: ServedModel, body: bytes):
