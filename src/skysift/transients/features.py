@@ -249,10 +249,11 @@ def full_features(lc: LightCurves, *, n_jobs: int | None = None, rest_frame: boo
     n_jobs = default_jobs() if n_jobs is None else n_jobs
     token = _MEMO.set({})
     try:
-        blocks = [seed_aggregates(lc), _meta_features(lc), _light_curve_package_features(lc, n_jobs),
+        package = _light_curve_package_features(lc, n_jobs)
+        blocks = [seed_aggregates(lc), _meta_features(lc), package,
                   _peak_features(lc), _shape_features(lc), _multiband_period(lc, n_jobs)]
         if rest_frame:
-            blocks.append(_rest_frame_features(lc))
+            blocks.append(_rest_frame_features(lc, bazin=_bazin_time_scales(*package)))
     finally:
         _MEMO.reset(token)
     X = np.concatenate([b[0] for b in blocks], axis=1).astype(np.float32)
@@ -350,10 +351,6 @@ def _light_curve_package_features(lc: LightCurves, n_jobs: int) -> tuple[np.ndar
         raw[:, :, names.index("bazin_fit_reference_time")] -= t_peak[:, None]
         for c in ("bazin_fit_amplitude", "bazin_fit_baseline"):
             raw[:, :, names.index(c)] /= np.abs(band_max)
-    memo = _MEMO.get()
-    if memo is not None:  # the rest-frame block divides these time scales by 1 + z
-        memo[("bazin_times", id(lc))] = (lc, {"rise": raw[:, :, names.index("bazin_fit_rise_time")].copy(),
-                                              "fall": raw[:, :, names.index("bazin_fit_fall_time")].copy()})
     out_names = [f"{n}_{b}" for b in PASSBANDS for n in names]
     return raw.reshape(n_obj, n_band * len(names)), out_names
 
@@ -658,7 +655,22 @@ class BatchGP:
         return np.where(self.has[:, None], mu, np.nan)
 
 
-def _rest_frame_features(lc: LightCurves) -> tuple[np.ndarray, list[str]]:
+def _bazin_time_scales(X: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """The Bazin fit's rise and fall times, ``{"rise": (N, 6), "fall": (N, 6)}``, read off the
+    light-curve package block ``(X, names)`` (columns ``bazin_fit_rise_time_<band>``, ...)."""
+    return {what: np.stack([X[:, names.index(f"bazin_fit_{what}_time_{b}")] for b in PASSBANDS], axis=1)
+            for what in ("rise", "fall")}
+
+
+def _signed_colour(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(a − b) / (|a| + |b|): a colour defined for negative (difference-image) fluxes; NaN where
+    both are zero."""
+    s = np.abs(a) + np.abs(b)
+    return np.where(s > 0, (a - b) / np.where(s > 0, s, 1.0), np.nan)
+
+
+def _rest_frame_features(lc: LightCurves, bazin: dict[str, np.ndarray] | None = None
+                         ) -> tuple[np.ndarray, list[str]]:
     """Physically motivated, cheap features of the light curve in the host's rest frame.
 
     The light curve, smoothed and interpolated by a Gaussian process (:class:`BatchGP`), is read at
@@ -675,7 +687,8 @@ def _rest_frame_features(lc: LightCurves) -> tuple[np.ndarray, list[str]]:
     * ``rest_peak_shift_d``, ``rest_band_mismatch_550nm`` (ln λ distance of the band used);
     * ``peak_colour_<b1><b2>``: the same colour of neighbouring observed bands at the peak;
     * ``bazin_rise_time_rest_<b>`` / ``bazin_fall_time_rest_<b>``: the ``light-curve`` Bazin fit's
-      time scales (g r i z) divided by 1 + photo-z.
+      time scales (g r i z; ``bazin`` from :func:`_bazin_time_scales`, NaN without it) divided by
+      1 + photo-z.
 
     Galactic objects (photo-z 0) get the same features in their own frame, and NaN magnitudes.
     """
@@ -716,14 +729,11 @@ def _rest_frame_features(lc: LightCurves) -> tuple[np.ndarray, list[str]]:
                     cols.append(f[:, j] / peak)
         for a, b in zip(picks[:-1], picks[1:]):
             for j in range(len(REST_EPOCHS)):
-                s = np.abs(a[:, j]) + np.abs(b[:, j])
-                cols.append(np.where(s > 0, (a[:, j] - b[:, j]) / np.where(s > 0, s, 1.0), np.nan))
+                cols.append(_signed_colour(a[:, j], b[:, j]))
         cols += [best_d, mismatch]
-        at_peak = grids[:, REST_EPOCHS.index(0.0), :]
+        at_peak = grids[:, i0, :]
         for b in range(nb - 1):
-            s = np.abs(at_peak[:, b]) + np.abs(at_peak[:, b + 1])
-            cols.append(np.where(s > 0, (at_peak[:, b] - at_peak[:, b + 1]) / np.where(s > 0, s, 1.0), np.nan))
-        bazin = _memo("bazin_times", lc, lambda _: None)  # set by the light-curve block when it ran
+            cols.append(_signed_colour(at_peak[:, b], at_peak[:, b + 1]))
         for what in ("rise", "fall"):
             for b in range(1, 5):
                 v = bazin[what][:, b] if bazin is not None else np.full(n, np.nan)
