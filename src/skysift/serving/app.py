@@ -348,7 +348,7 @@ def create_app(models: Mapping[str, Any] | Sequence[Any], *, max_body_bytes: int
             pred = proba.argmax(axis=1)
         # the task's declared decision rule (``predict --predicted-class``), where it has one: the
         # same answer over HTTP as from the command line, the API and a Dask catalogue
-        decided = model.task.decide(proba, names, model.stats) if model.stats else None
+        decided = model.task.decide(proba, names, model.stats)
         predictions = [{"id": str(i), "predicted": names[p],
                         "probabilities": {c: float(v) for c, v in zip(names, row)}}
                        for i, p, row in zip(data.ids, pred, proba)]
