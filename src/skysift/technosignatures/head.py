@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.gbm_state import best_iteration, booster_from_state, booster_state, feature_matrix
 from ..core.registry import Estimator
 from ..errors import ConfigError, DataError
 
@@ -90,8 +91,7 @@ class TrackBoostHead(Estimator):
     The logistic head needs a hand-set veto to turn "bright in ON, also in OFF" into a low score,
     and no single threshold was right for both faint needles and bright drifting RFI (issue 18);
     trees learn how much OFF evidence cancels how much ON evidence, per time scale. Early stopping
-    on the validation split. The state is arrays only: the booster's text model
-    (``model_to_string``) as ``uint8`` bytes, rebuilt with ``lightgbm.Booster(model_str=...)``."""
+    on the validation split. The state is arrays only (:mod:`skysift.core.gbm_state`)."""
 
     def __init__(self, n_estimators: int = 2000, learning_rate: float = 0.05, num_leaves: int = 15,
                  min_child_samples: int = 20, colsample_bytree: float = 0.8, subsample: float = 0.8,
@@ -110,14 +110,7 @@ class TrackBoostHead(Estimator):
         self.n_features: int | None = None
 
     def _check(self, X, what: str) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2:
-            raise DataError(None, f"{what} features must be a 2-D (N, F) array, got shape {X.shape}")
-        if self.n_features is not None and X.shape[1] != self.n_features:
-            raise DataError(None, f"{what} has {X.shape[1]} features, the model was trained on {self.n_features}")
-        if not np.isfinite(X).all():
-            raise DataError(None, f"{what} features contain NaN or infinity")
-        return X
+        return feature_matrix(X, what, self.n_features, allow_nan=False)
 
     def fit(self, X, y, X_val, y_val, sample_weight=None):
         import lightgbm as lgb
@@ -144,26 +137,14 @@ class TrackBoostHead(Estimator):
         X = self._check(X, "input")
         if len(X) == 0:
             return np.zeros((0, 2), np.float32)
-        it = self.booster.best_iteration or self.booster.current_iteration()
-        z = np.asarray(self.booster.predict(X, raw_score=True, num_iteration=it,
+        z = np.asarray(self.booster.predict(X, raw_score=True, num_iteration=best_iteration(self.booster),
                                             num_threads=int(self.params["num_threads"])), dtype=np.float64)
         return np.stack([np.zeros_like(z), z], axis=1).astype(np.float32)
 
     def state(self) -> dict[str, np.ndarray]:
         if self.booster is None:
             raise ConfigError("the cadence-tracks head is not fitted")
-        it = self.booster.best_iteration or self.booster.current_iteration()
-        text = self.booster.model_to_string(num_iteration=it)
-        return {"lgbm_model": np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy(),
-                "lgbm_n_features": np.array([self.n_features], dtype=np.int64)}
+        return booster_state(self.booster, int(self.n_features or 0))
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        import lightgbm as lgb
-
-        try:
-            text = np.asarray(state["lgbm_model"], dtype=np.uint8).tobytes().decode("utf-8")
-            n_features = int(np.asarray(state["lgbm_n_features"]).ravel()[0])
-        except (KeyError, IndexError, UnicodeDecodeError) as e:
-            raise KeyError(f"not a LightGBM head state: {e}") from None
-        self.booster = lgb.Booster(model_str=text)
-        self.n_features = n_features
+        self.booster, self.n_features = booster_from_state(state)

@@ -10,13 +10,14 @@ weights when ``sampler == "weighted"`` (the default); multiplying them by the Ka
 objects get the same kind of weights (Kaggle weight / class count on the validation split), so the
 early-stopping score, LightGBM's weighted ``multi_logloss``, *is* the PLAsTiCC metric there.
 
-The state is arrays only: the booster's text model (``model_to_string``) as a ``uint8`` array,
-rebuilt with ``lightgbm.Booster(model_str=...)`` — no pickle.
+The state is arrays only, no pickle (:mod:`skysift.core.gbm_state`, shared with every task's
+gradient-boosted head).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..core.gbm_state import best_iteration, booster_from_state, booster_state, feature_matrix
 from ..core.registry import Estimator
 from ..errors import ConfigError, DataError
 from .data import KAGGLE_CLASS_WEIGHTS
@@ -81,15 +82,7 @@ class LightGBMEstimator(Estimator):
         return p
 
     def _check_X(self, X, what: str) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2:
-            raise DataError(None, f"{what} features must be a 2-D (N, F) array, got shape {X.shape}")
-        if self.n_features is not None and X.shape[1] != self.n_features:
-            raise DataError(None, f"{what} has {X.shape[1]} features, the model was trained on "
-                                  f"{self.n_features}")
-        if np.isinf(X).any():
-            raise DataError(None, f"{what} features contain infinity (NaN is allowed for missing)")
-        return X
+        return feature_matrix(X, what, self.n_features, allow_nan=True, dtype=np.float32)
 
     def _val_weights(self, y_val: np.ndarray, w_class: np.ndarray) -> np.ndarray:
         counts = np.bincount(y_val, minlength=self.n_classes).astype(float)
@@ -129,7 +122,7 @@ class LightGBMEstimator(Estimator):
 
     @property
     def best_iteration(self) -> int:
-        return int(self.booster.best_iteration or self.booster.current_iteration())
+        return best_iteration(self.booster)
 
     def predict_logits(self, X) -> np.ndarray:
         """(N, K) raw multi-class scores (softmax gives the probabilities)."""
@@ -143,27 +136,13 @@ class LightGBMEstimator(Estimator):
         return np.asarray(out, dtype=np.float32).reshape(len(X), self.n_classes)
 
     def state(self) -> dict[str, np.ndarray]:
-        """Arrays only: the text model as uint8 bytes, the feature count and the class count."""
+        """Arrays only (:mod:`skysift.core.gbm_state`): the text model, feature and class counts."""
         if self.booster is None:
             raise ConfigError("the LightGBM model is not trained")
-        text = self.booster.model_to_string(num_iteration=self.best_iteration)
-        return {"lgbm_model": np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy(),
-                "lgbm_n_features": np.array([self.n_features], dtype=np.int64),
-                "lgbm_n_classes": np.array([self.n_classes], dtype=np.int64)}
+        return booster_state(self.booster, int(self.n_features or 0), n_classes=self.n_classes)
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        import lightgbm as lgb
-
-        try:
-            text = np.asarray(state["lgbm_model"], dtype=np.uint8).tobytes().decode("utf-8")
-            n_classes = int(np.asarray(state["lgbm_n_classes"])[0])
-            n_features = int(np.asarray(state["lgbm_n_features"])[0])
-        except (KeyError, IndexError, UnicodeDecodeError) as e:
-            raise ConfigError(f"not a LightGBM state: {e}") from None
-        if n_classes != self.n_classes:
-            raise ConfigError(f"LightGBM state has {n_classes} classes, the model expects {self.n_classes}")
-        self.booster = lgb.Booster(model_str=text)
-        self.n_features = n_features
+        self.booster, self.n_features = booster_from_state(state, n_classes=self.n_classes)
 
 
 #: every ``lgbm`` parameter with its default (data + model): what :class:`LightGBMEstimator` accepts
