@@ -36,8 +36,10 @@ chromium:
 demo: install
 	$(BIN)/skysift demo --out demo_out
 
+# two pytest-xdist workers: CI has two cores, and most tests are single-threaded (TEST_WORKERS=0: none)
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -q -m "not slow" --timeout=900
+	$(BIN)/python -m pytest -q -m "not slow" --timeout=900 -n $(TEST_WORKERS)
 
 # ruff (style, imports, likely bugs) over everything; mypy over the typed core (see pyproject.toml)
 lint: install

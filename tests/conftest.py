@@ -38,7 +38,10 @@ def _private_cache(tmp_path_factory):
 def _torch_threads():
     import torch
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    # under pytest-xdist (`make test` runs two workers) the cores are shared out between workers:
+    # threads beyond a worker's share only wait on each other
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // max(1, workers))))
     yield
 
 

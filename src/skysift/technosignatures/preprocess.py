@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..core.parallel import one_blas_thread
 from ..errors import ConfigError
 from .defaults import PREPROCESS_DEFAULTS, VIEWS
 from .io import OFF_SCANS, ON_SCANS
@@ -100,7 +101,7 @@ def shrink(x: np.ndarray, params: dict) -> np.ndarray:
     p = check_params(params)
     # one BLAS thread: these GEMMs are tiny, and with several threads fighting over 2 shared cores
     # (the training loop uses them) each call took ~20 ms instead of ~1.5 ms
-    with _blas_threads().limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         return resize(np.asarray(x, dtype=np.float32), p["size"])
 
 
@@ -113,13 +114,6 @@ def finish(small: np.ndarray, params: dict) -> torch.Tensor:
 def to_input(x: np.ndarray, params: dict) -> torch.Tensor:
     """One raw ``(6, T, F)`` snippet → the network's ``(C, t, f)`` float32 tensor."""
     return finish(shrink(x, params), params)
-
-
-@lru_cache(maxsize=1)
-def _blas_threads():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
 
 
 class CadenceDataset(Dataset):

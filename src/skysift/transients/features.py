@@ -216,6 +216,13 @@ def extract_features(lc: LightCurves, feature_set: str = "full", *, n_jobs: int 
         raise ConfigError(f"unknown feature set {feature_set!r}; choose one of: {', '.join(FEATURE_SETS)}")
     if feature_set == "seed":
         return seed_aggregates(lc)
+    from ..core.parallel import one_blas_thread
+
+    with one_blas_thread():  # the batched GP solves many 32x32 systems; see one_blas_thread
+        return _extract_full(lc, n_jobs, rest_frame)
+
+
+def _extract_full(lc: LightCurves, n_jobs: int, rest_frame: bool) -> tuple[np.ndarray, list[str]]:
     if len(lc) <= FEATURE_CHUNK or _QUIET.get():
         return full_features(lc, n_jobs=n_jobs, rest_frame=rest_frame)
     # ~0.5 ms of CPU per object: thousands of objects take seconds, so they go in chunks that

@@ -226,7 +226,13 @@ def _object_key(oid: Any) -> int:
 
 def _copies_of_chunk(args) -> list[tuple[int, int, dict]]:
     """Worker: ``(row, copy, object)`` for every copy of every object of one chunk."""
-    lc, ids, rows, settings, n_copies, seed = args
+    from ..core.parallel import one_blas_thread
+
+    with one_blas_thread():
+        return _copies(*args)
+
+
+def _copies(lc, ids, rows, settings, n_copies, seed) -> list[tuple[int, int, dict]]:
     out = []
     for i, oid, row in zip(range(len(lc)), ids, rows):
         obj = lc.object(i)
