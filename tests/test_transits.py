@@ -279,6 +279,29 @@ def test_bls_recovers_injected_period_and_agrees_with_astropy():
     assert abs(res.period[np.argmax(res.power)] - found["period"][1]) < 0.02
 
 
+def test_search_prefers_a_dip_to_variability_that_also_rises():
+    from dataclasses import replace
+
+    from skysift.transits.search import SearchSettings, bls_search
+    from skysift.transits.simulate import CADENCE_DAYS
+
+    # what a running median leaves of fast rotation: troughs *and* crests (here one of each every
+    # 9.1 d, ~6 h wide, deeper than the planet), beside a planet's 1.5e-3, 2.4-h dips every 3.3 d.
+    # The dip power alone picks the troughs; the bump-power contrast picks the planet.
+    t = np.arange(L) * CADENCE_DAYS
+    ph = (t % 9.1) / 9.1
+    var = 3e-3 * (np.exp(-0.5 * ((ph - 0.7) / 0.012) ** 2) - np.exp(-0.5 * ((ph - 0.3) / 0.012) ** 2))
+    planet = np.where(np.abs((t - 0.4 + 1.65) % 3.3 - 1.65) < 0.05, -1.5e-3, 0.0)
+    rel = (var + planet + np.random.default_rng(1).normal(0, 4e-4, L))[None]
+    valid = np.ones_like(rel, dtype=bool)
+    s = SearchSettings()
+    assert s.anti_weight > 0
+    assert bls_search(rel, valid, replace(s, anti_weight=0.0))["period"][0] == pytest.approx(9.1, rel=0.01)
+    assert bls_search(rel, valid, s)["period"][0] == pytest.approx(3.3, rel=0.01)
+    # bundles written before the contrast keep the dip power alone (their views do not change)
+    assert SearchSettings.from_stats({"n_candidates": 2}).anti_weight == 0.0
+
+
 def test_iterated_search_finds_the_planet_behind_a_stronger_signal():
     from skysift.transits.search import SearchSettings, compute_views
     from skysift.transits.simulate import CADENCE_DAYS, _batman_flux
