@@ -323,6 +323,37 @@ def test_iterated_search_finds_the_planet_behind_a_stronger_signal():
     assert (old.next_n_periods, old.next_bin_cadences) == (0, 0)
 
 
+def test_views_ensemble_trains_members_apart_and_averages_probabilities():
+    import torch
+
+    from skysift.core.lightning_module import ClassifierModule
+    from skysift.core.losses import ClassificationLoss
+    from skysift.transits.models import views_net
+    from skysift.transits.search import SearchSettings
+    from skysift.transits.views_net import ViewsEnsemble, ViewsNet
+
+    s = SearchSettings()
+    stats = {**s.to_dict(), "candidate_context": True, "members": 3}
+    torch.manual_seed(0)
+    net = views_net(2, stats, dropout=0.0)  # no dropout: two training-mode passes agree
+    assert isinstance(net, ViewsEnsemble) and len(net.members) == 3
+    x, y = torch.randn(4, s.n_features), torch.tensor([0, 1, 0, 1])
+    per_member = net.train()(x)
+    assert per_member.shape == (3, 4, 2)
+    # the training loss is the mean of the members' own losses, not the loss of their average
+    module = ClassifierModule(net, ClassificationLoss(), lr=1e-3, weight_decay=0.0, epochs=1)
+    module.log = lambda *a, **k: None
+    loss = module.training_step((x, y), 0)
+    expected = torch.stack([torch.nn.functional.cross_entropy(m, y) for m in per_member]).mean()
+    torch.testing.assert_close(loss, expected)
+    net.eval()
+    with torch.no_grad():
+        mean_p = torch.stack([m(x).softmax(dim=-1) for m in net.members]).mean(dim=0)
+        torch.testing.assert_close(net(x).exp(), mean_p)
+    # bundles written before the ensemble (no "members") build one network, as they were trained
+    assert isinstance(views_net(2, {k: v for k, v in stats.items() if k != "members"}), ViewsNet)
+
+
 def test_views_net_scores_a_star_by_its_most_planet_like_candidate():
     import torch
 
