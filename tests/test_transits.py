@@ -199,7 +199,7 @@ def test_cli_exit_codes(small_csv, tmp_path, capsys):
 def test_cli_full_cycle(small_csv, tmp_path, capsys):
     run = tmp_path / "cli_run"
     assert main(["train", "transits", "--data", str(small_csv), "--out", str(run), "--epochs", "1",
-                 "--param", "width=8"]) == 0
+                 "--param", "width=8", "--param", "members=1"]) == 0
     capsys.readouterr()
     assert main(["evaluate", str(run), "--data", str(small_csv), "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -471,7 +471,8 @@ def test_views_model_same_probability_through_csv_and_json(small_csv, tmp_path):
 
     run = tmp_path / "views"
     model = skysift.train("transits", small_csv, run, model="views-net", epochs=2, progress=False,
-                          data_params={"inject_prob": 0.2, "inject_eb_prob": 0.1, "inject_beb_prob": 0.1})
+                          data_params={"inject_prob": 0.2, "inject_eb_prob": 0.1, "inject_beb_prob": 0.1,
+                                       "members": 1})
     card = json.loads((run / "model.json").read_text())
     assert card["preprocessing"]["input"] == "views" and card["preprocessing"]["n_periods"] > 100
     p_csv = skysift.load(run).predict_proba(small_csv)
