@@ -302,6 +302,29 @@ def test_search_prefers_a_dip_to_variability_that_also_rises():
     assert SearchSettings.from_stats({"n_candidates": 2}).anti_weight == 0.0
 
 
+def test_harmonic_check_halves_and_doubles_the_period():
+    from skysift.transits.search import SearchSettings, resolve_harmonics
+    from skysift.transits.simulate import CADENCE_DAYS
+
+    t = np.arange(L) * CADENCE_DAYS
+    rng = np.random.default_rng(2)
+
+    def dips(period, t0, depth=2e-3):
+        return np.where(np.abs((t - t0 + period / 2) % period - period / 2) < 0.06, -depth, 0.0)
+
+    planet = dips(3.1, 0.7)  # the same planet, searched at twice, half and its own period
+    twin_eb = dips(4.0, 1.0, 4e-3) + dips(4.0, 3.0, 1e-3)  # unequal eclipses: no harmonic to fix
+    rel = np.stack([planet, planet, planet, twin_eb]) + rng.normal(0, 3e-4, (4, L))
+    valid = np.ones_like(rel, dtype=bool)
+    period, t0 = resolve_harmonics(rel, valid, np.array([6.2, 1.55, 3.1, 4.0]), np.array([0.7, 0.7 + 1.55, 0.7, 1.0]),
+                                   np.full(4, 0.1), SearchSettings())
+    np.testing.assert_allclose(period, [3.1, 3.1, 3.1, 4.0])
+    # the doubled period's epoch is a transit, not the empty half
+    dt = (t0 - 0.7 + period / 2) % period - period / 2
+    np.testing.assert_allclose(dt[:3], 0.0, atol=1e-9)
+    assert SearchSettings.from_stats({"n_candidates": 2}).harmonic_check is False  # older bundles
+
+
 def test_iterated_search_finds_the_planet_behind_a_stronger_signal():
     from skysift.transits.search import SearchSettings, compute_views
     from skysift.transits.simulate import CADENCE_DAYS, _batman_flux
