@@ -408,33 +408,61 @@ def bls_search(rel: np.ndarray, valid: np.ndarray, s: SearchSettings) -> dict:
             "sde": (score[r, p] - pw_mean) / pw_std}
 
 
+def _harmonic_kernel():
+    import numba
+
+    @numba.njit(parallel=True, cache=True)
+    def depths(x, valid, period, t0, half, cadence, out):
+        # per light curve: mean depth and count in the box at the epoch, at phase 0.5, and in the
+        # odd and the even transits (one pass over the cadences)
+        n, m = x.shape
+        for b in numba.prange(n):
+            acc = np.zeros(8)
+            p = period[b]
+            for i in range(m):
+                if not valid[b, i]:
+                    continue
+                u = i * cadence - t0[b]
+                dt = (u + p / 2) % p - p / 2
+                dt2 = (dt + p) % p - p / 2
+                if abs(dt) < half[b]:
+                    acc[0] -= x[b, i]
+                    acc[1] += 1.0
+                    if np.floor(u / p + 0.5) % 2 == 1:
+                        acc[4] -= x[b, i]
+                        acc[5] += 1.0
+                    else:
+                        acc[6] -= x[b, i]
+                        acc[7] += 1.0
+                if abs(dt2) < half[b]:
+                    acc[2] -= x[b, i]
+                    acc[3] += 1.0
+            for k in range(0, 8, 2):
+                out[b, k] = acc[k] / max(acc[k + 1], 1.0)
+                out[b, k + 1] = acc[k + 1]
+
+    return depths
+
+
+_HARMONIC = None
+
+
 def resolve_harmonics(rel: np.ndarray, valid: np.ndarray, period: np.ndarray, t0: np.ndarray,
                       duration: np.ndarray, s: SearchSettings) -> tuple[np.ndarray, np.ndarray]:
     """Period and epoch of each candidate, halved when the box at phase 0.5 is as deep as the
     transit (the search found twice the period) or doubled when only odd or only even transits
-    dip (half the period); see :attr:`SearchSettings.harmonic_check`. Vectorised over the batch."""
-    period, t0 = period.copy(), t0.copy()
-    t = np.arange(rel.shape[1]) * CADENCE_DAYS
-    x = np.where(valid, rel, 0.0)
-    w = valid.astype(np.float64)
-    sig = _mad(x)
-    sig = np.maximum(sig, 1e-9)
-    per, half = period[:, None], duration[:, None] / 2
-
-    def depth(mask):
-        n = (w * mask).sum(axis=1)
-        return -(x * mask).sum(axis=1) / np.maximum(n, 1), n
-
-    dt = (t[None, :] - t0[:, None] + per / 2) % per - per / 2
-    d1, n1 = depth(np.abs(dt) < half)
-    dt2 = (dt + per) % per - per / 2
-    d2, n2 = depth(np.abs(dt2) < half)
+    dip (half the period); see :attr:`SearchSettings.harmonic_check`."""
+    global _HARMONIC
+    if _HARMONIC is None:
+        _HARMONIC = _harmonic_kernel()
+    period, t0 = np.array(period, dtype=np.float64), np.array(t0, dtype=np.float64)
+    x = np.ascontiguousarray(np.where(valid, rel, 0.0), dtype=np.float64)
+    sig = np.maximum(_mad(x), 1e-9)
+    out = np.zeros((len(x), 8))
+    _HARMONIC(x, np.ascontiguousarray(valid), period, t0, np.asarray(duration, np.float64) / 2, CADENCE_DAYS, out)
+    d1, n1, d2, n2, d_odd, n_odd, d_even, n_even = out.T
     halve = ((n1 > 0) & (n2 > 0) & (d1 > 0) & (period / 2 >= s.period_min) & (d2 > 0.7 * d1)
              & (d2 / sig * np.sqrt(n2) > 7))
-    odd = (np.floor((t[None, :] - t0[:, None]) / per + 0.5) % 2) == 1
-    inside = np.abs(dt) < half
-    d_odd, n_odd = depth(inside & odd)
-    d_even, n_even = depth(inside & ~odd)
     odd_deeper = d_odd > d_even
     hi = np.where(odd_deeper, d_odd, d_even)
     lo = np.where(odd_deeper, d_even, d_odd)
