@@ -13,8 +13,8 @@ at the training prevalence (1.5% hosts), and are touched by nothing but the fina
 fresh: seeds 1000/2000, 3000/4000, 5000/6000 and 7000/8000 scored earlier versions (issue 19's
 third helper measured on 9000/10000: ``--seed-own 9000 --seed-independent 10000``; the next version
 needs other seeds), and the choices were made on validation sets of seeds 500/501, 900, 902–904
-(training simulator) and 600/601, 901–904 (independent generator). PR-AUC is average precision; intervals are 95% bootstrap percentiles over test objects
-(1,000 resamples).
+(training simulator) and 600/601, 901–904 (independent generator). PR-AUC is average precision;
+intervals are 95% bootstrap percentiles over test objects (1,000 resamples).
 
 The independent generator labels a star a host by its own older rule (SNR >= 7.5 against a CDPP
 high-passed at three transit durations, counted before the gaps are cut, no transit count). Beside
