@@ -1,7 +1,7 @@
 """Where the transits pipeline loses planets: does the box-least-squares search find the period of
 a simulated host at all (a *search* miss, which no classifier can undo), by its expected MES?
 
-    python benchmarks/transits_search_recall.py [--n 600] [--seed 77]
+    python benchmarks/transits_search_recall.py [--n 600] [--seed 77] [--anti-weight 1.5]
 
 Protocol: ``--n`` stars with half of them hosts, from the training simulator and from the
 independent generator (:mod:`skysift.transits.independent`); the default search settings; a host
@@ -35,8 +35,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=600)
     ap.add_argument("--seed", type=int, default=77)
+    ap.add_argument("--anti-weight", type=float, default=None,
+                    help="SearchSettings.anti_weight (the bump-power contrast); default: the default")
     args = ap.parse_args()
-    s = SearchSettings()
+    s = SearchSettings() if args.anti_weight is None else SearchSettings(anti_weight=args.anti_weight)
     rows = []
     for name, make in (("training simulator", lambda: simulate_light_curves(args.n, seed=args.seed,
                                                                             positive_fraction=0.5, workers=1)),

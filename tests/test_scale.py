@@ -25,7 +25,7 @@ from skysift.core.scale import catalogue_partitions, dask_client, features_catal
 from skysift.errors import SkysiftError
 
 SKYSIFT = str(Path(sys.executable).with_name("skysift"))
-TINY = ["--param", "width=8"]  # the default views-net, slim
+TINY = ["--param", "width=8", "--param", "members=1"]  # the default views-net, slim, one network
 
 
 @pytest.fixture(scope="module")

@@ -199,7 +199,7 @@ def test_cli_exit_codes(small_csv, tmp_path, capsys):
 def test_cli_full_cycle(small_csv, tmp_path, capsys):
     run = tmp_path / "cli_run"
     assert main(["train", "transits", "--data", str(small_csv), "--out", str(run), "--epochs", "1",
-                 "--param", "width=8"]) == 0
+                 "--param", "width=8", "--param", "members=1"]) == 0
     capsys.readouterr()
     assert main(["evaluate", str(run), "--data", str(small_csv), "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -279,6 +279,52 @@ def test_bls_recovers_injected_period_and_agrees_with_astropy():
     assert abs(res.period[np.argmax(res.power)] - found["period"][1]) < 0.02
 
 
+def test_search_prefers_a_dip_to_variability_that_also_rises():
+    from dataclasses import replace
+
+    from skysift.transits.search import SearchSettings, bls_search
+    from skysift.transits.simulate import CADENCE_DAYS
+
+    # what a running median leaves of fast rotation: troughs *and* crests (here one of each every
+    # 9.1 d, ~6 h wide, deeper than the planet), beside a planet's 1.5e-3, 2.4-h dips every 3.3 d.
+    # The dip power alone picks the troughs; the bump-power contrast picks the planet.
+    t = np.arange(L) * CADENCE_DAYS
+    ph = (t % 9.1) / 9.1
+    var = 3e-3 * (np.exp(-0.5 * ((ph - 0.7) / 0.012) ** 2) - np.exp(-0.5 * ((ph - 0.3) / 0.012) ** 2))
+    planet = np.where(np.abs((t - 0.4 + 1.65) % 3.3 - 1.65) < 0.05, -1.5e-3, 0.0)
+    rel = (var + planet + np.random.default_rng(1).normal(0, 4e-4, L))[None]
+    valid = np.ones_like(rel, dtype=bool)
+    s = SearchSettings()
+    assert s.anti_weight > 0
+    assert bls_search(rel, valid, replace(s, anti_weight=0.0))["period"][0] == pytest.approx(9.1, rel=0.01)
+    assert bls_search(rel, valid, s)["period"][0] == pytest.approx(3.3, rel=0.01)
+    # bundles written before the contrast keep the dip power alone (their views do not change)
+    assert SearchSettings.from_stats({"n_candidates": 2}).anti_weight == 0.0
+
+
+def test_harmonic_check_halves_and_doubles_the_period():
+    from skysift.transits.search import SearchSettings, resolve_harmonics
+    from skysift.transits.simulate import CADENCE_DAYS
+
+    t = np.arange(L) * CADENCE_DAYS
+    rng = np.random.default_rng(2)
+
+    def dips(period, t0, depth=2e-3):
+        return np.where(np.abs((t - t0 + period / 2) % period - period / 2) < 0.06, -depth, 0.0)
+
+    planet = dips(3.1, 0.7)  # the same planet, searched at twice, half and its own period
+    twin_eb = dips(4.0, 1.0, 4e-3) + dips(4.0, 3.0, 1e-3)  # unequal eclipses: no harmonic to fix
+    rel = np.stack([planet, planet, planet, twin_eb]) + rng.normal(0, 3e-4, (4, L))
+    valid = np.ones_like(rel, dtype=bool)
+    period, t0 = resolve_harmonics(rel, valid, np.array([6.2, 1.55, 3.1, 4.0]), np.array([0.7, 0.7 + 1.55, 0.7, 1.0]),
+                                   np.full(4, 0.1), SearchSettings())
+    np.testing.assert_allclose(period, [3.1, 3.1, 3.1, 4.0])
+    # the doubled period's epoch is a transit, not the empty half
+    dt = (t0 - 0.7 + period / 2) % period - period / 2
+    np.testing.assert_allclose(dt[:3], 0.0, atol=1e-9)
+    assert SearchSettings.from_stats({"n_candidates": 2}).harmonic_check is False  # older bundles
+
+
 def test_iterated_search_finds_the_planet_behind_a_stronger_signal():
     from skysift.transits.search import SearchSettings, compute_views
     from skysift.transits.simulate import CADENCE_DAYS, _batman_flux
@@ -298,6 +344,37 @@ def test_iterated_search_finds_the_planet_behind_a_stronger_signal():
     # grid, so their views (and probabilities) do not change
     old = SearchSettings.from_stats({"n_periods": 2000, "n_candidates": 2})
     assert (old.next_n_periods, old.next_bin_cadences) == (0, 0)
+
+
+def test_views_ensemble_trains_members_apart_and_averages_probabilities():
+    import torch
+
+    from skysift.core.lightning_module import ClassifierModule
+    from skysift.core.losses import ClassificationLoss
+    from skysift.transits.models import views_net
+    from skysift.transits.search import SearchSettings
+    from skysift.transits.views_net import ViewsEnsemble, ViewsNet
+
+    s = SearchSettings()
+    stats = {**s.to_dict(), "candidate_context": True, "members": 3}
+    torch.manual_seed(0)
+    net = views_net(2, stats, dropout=0.0)  # no dropout: two training-mode passes agree
+    assert isinstance(net, ViewsEnsemble) and len(net.members) == 3
+    x, y = torch.randn(4, s.n_features), torch.tensor([0, 1, 0, 1])
+    per_member = net.train()(x)
+    assert per_member.shape == (3, 4, 2)
+    # the training loss is the mean of the members' own losses, not the loss of their average
+    module = ClassifierModule(net, ClassificationLoss(), lr=1e-3, weight_decay=0.0, epochs=1)
+    module.log = lambda *a, **k: None
+    loss = module.training_step((x, y), 0)
+    expected = torch.stack([torch.nn.functional.cross_entropy(m, y) for m in per_member]).mean()
+    torch.testing.assert_close(loss, expected)
+    net.eval()
+    with torch.no_grad():
+        mean_p = torch.stack([m(x).softmax(dim=-1) for m in net.members]).mean(dim=0)
+        torch.testing.assert_close(net(x).exp(), mean_p)
+    # bundles written before the ensemble (no "members") build one network, as they were trained
+    assert isinstance(views_net(2, {k: v for k, v in stats.items() if k != "members"}), ViewsNet)
 
 
 def test_views_net_scores_a_star_by_its_most_planet_like_candidate():
@@ -417,7 +494,8 @@ def test_views_model_same_probability_through_csv_and_json(small_csv, tmp_path):
 
     run = tmp_path / "views"
     model = skysift.train("transits", small_csv, run, model="views-net", epochs=2, progress=False,
-                          data_params={"inject_prob": 0.2, "inject_eb_prob": 0.1, "inject_beb_prob": 0.1})
+                          data_params={"inject_prob": 0.2, "inject_eb_prob": 0.1, "inject_beb_prob": 0.1,
+                                       "members": 1})
     card = json.loads((run / "model.json").read_text())
     assert card["preprocessing"]["input"] == "views" and card["preprocessing"]["n_periods"] > 100
     p_csv = skysift.load(run).predict_proba(small_csv)

@@ -42,8 +42,13 @@ class ClassifierModule(L.LightningModule):
         if self.batch_augment is not None:
             inputs, target = self.batch_augment(inputs, target, self._gen)
         logits = self.net(inputs)
-        loss = self.loss_fn(logits, target)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(logits))
+        if logits.ndim == 3:
+            # an ensemble in training returns its members' logits ``(M, B, K)``: each member learns
+            # from its own loss (independent members, which is what averaging needs), in one run
+            loss = torch.stack([self.loss_fn(m, target) for m in logits]).mean()
+        else:
+            loss = self.loss_fn(logits, target)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(target))
         return loss
 
     def validation_step(self, batch, batch_idx):

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 MODELS = ModelRegistry()
 
 
-@register_model(MODELS, data_defaults={"input": "views", "candidate_context": True, "inject_prob": 0.4,
+@register_model(MODELS, data_defaults={"input": "views", "candidate_context": True, "members": 3, "inject_prob": 0.4,
                                       "inject_hard_prob": 0.0, "inject_eb_prob": 0.15,
                                       "inject_beb_prob": 0.15, "detrend": "median", "window_days": 1.0},
                 # the injected light curves already balance the classes (~1 host in 3)
@@ -31,14 +31,19 @@ def views_net(n_classes: int, stats: dict, *, width: int = 16, dropout: float = 
     planet at high impact parameter / eclipsing binary / background EB; ``candidate_context``
     (default on), each candidate scored with the other candidates' scalars beside its own;
     ``detrend`` (median | biweight | none) and ``window_days`` of the detrending; ``n_candidates``
-    (default 2), the transit searches per star (1: ~30% faster preprocessing, fewer planets found)."""
+    (default 2), the transit searches per star (1: ~30% faster preprocessing, fewer planets found);
+    ``members`` (default 3), networks trained side by side whose probabilities are averaged."""
     from .search import SearchSettings
-    from .views_net import ViewsNet
+    from .views_net import ViewsEnsemble, ViewsNet
 
     s = SearchSettings.from_stats(stats)
-    # bundles written before the candidates saw each other's scalars have no "candidate_context"
-    return ViewsNet(n_classes, s.n_global, s.n_local, s.n_scalars, width=width, dropout=dropout,
-                    n_candidates=s.n_candidates, context=bool(stats.get("candidate_context", False)))
+    # bundles written before the candidates saw each other's scalars have no "candidate_context",
+    # and those written before the ensemble no "members" (one network)
+    args = (n_classes, s.n_global, s.n_local, s.n_scalars)
+    kw = dict(width=width, dropout=dropout, n_candidates=s.n_candidates,
+              context=bool(stats.get("candidate_context", False)))
+    members = int(stats.get("members", 1))
+    return ViewsEnsemble(members, *args, **kw) if members > 1 else ViewsNet(*args, **kw)
 
 
 @register_model(MODELS, data_defaults={"inject_prob": 0.3, "inject_eb_prob": 0.2})

@@ -196,7 +196,8 @@ class TransitsTask(Task):
             # every choice of the search and the views, fixed here and stored in the bundle
             overrides = {k: params[k] for k in ("detrend", "window_days", "n_candidates") if k in params}
             return {"input": "views", **SearchSettings(length=int(train.x.shape[1]), **overrides).to_dict(),
-                    "candidate_context": bool(params.get("candidate_context", True))}
+                    "candidate_context": bool(params.get("candidate_context", True)),
+                    "members": int(params.get("members", 1))}
         return {"length": int(train.x.shape[1]), "detrend": "biweight", "window_days": 0.75, "clip_sigma": 4.0}
 
     def dataset(self, data: TaskData, stats: dict, params: dict, *, train: bool) -> Dataset:

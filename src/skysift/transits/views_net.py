@@ -99,3 +99,21 @@ class ViewsNet(nn.Module):
                 raise ValueError("this network scores a candidate with the other candidates' scalars")
             parts.append(self.context_net(context))
         return self.head(torch.cat(parts, dim=1))
+
+
+class ViewsEnsemble(nn.Module):
+    """``members`` independently initialised :class:`ViewsNet` (same data, one training run, each
+    with its own loss: in training the forward returns their logits ``(M, B, K)``, which the
+    training step scores member by member). In evaluation the star's logits are the log of the
+    members' mean probabilities. Why: trainings of the same network from different seeds differ by
+    about ±0.04 in PR-AUC on validation stars (75 hosts); their average is steadier and better."""
+
+    def __init__(self, members: int, *args, **kwargs):
+        super().__init__()
+        self.members = nn.ModuleList([ViewsNet(*args, **kwargs) for _ in range(members)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.stack([m(x) for m in self.members])
+        if self.training:
+            return logits
+        return torch.log_softmax(logits, dim=-1).exp().mean(dim=0).clamp_min(1e-12).log()
