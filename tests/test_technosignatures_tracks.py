@@ -13,6 +13,7 @@ from skysift.technosignatures.io import OFF_SCANS, ON_SCANS
 from skysift.technosignatures.simulate import harsh_config, simulate_snippet
 from skysift.technosignatures.tracks import (
     FEATURE_NAMES,
+    N_MATCHED_FILTER,
     RICH_FEATURE_NAMES,
     check_track_params,
     per_scan_scores,
@@ -154,6 +155,9 @@ def test_rich_features_see_on_only_needles_and_explain_needles_that_leave_the_ba
     all6, _ = add_signal(bg, rng, scans=range(6), snr=60, drift_hz_s=0.05, width_hz=4, start_channel=120)
     f = {n: dict(zip(RICH_FEATURE_NAMES, rich_features(x))) for n, x in (("bg", bg), ("on", on), ("all6", all6))}
     assert len(rich_features(bg)) == len(RICH_FEATURE_NAMES)
+    # round-3 bundles (data parameter features: "rich") read the same features without the matched filter
+    np.testing.assert_array_equal(rich_features(bg, matched_filter=False),
+                                  rich_features(bg)[:len(RICH_FEATURE_NAMES) - N_MATCHED_FILTER])
     assert f["on"]["whole_hard_min"] > 10 > 3 > f["all6"]["whole_hard_min"]
     assert f["on"]["quarter_hard_min"] > f["bg"]["quarter_hard_min"] + 3
     # the matched filter along the needle's own track: ON sums add up, OFF sums on it stay at noise

@@ -92,7 +92,7 @@ def cadence_tracks(n_classes: int, stats: dict, *, C: float = 1.0, max_iter: int
 
 
 #: the cadence-tracks-gbm model reads the richer evidence of :func:`.tracks.rich_features`
-RICH_DATA_DEFAULTS = {"features": "rich", **TRACK_DEFAULTS}
+RICH_DATA_DEFAULTS = {"features": "rich-mf", **TRACK_DEFAULTS}
 
 
 @register_model(MODELS, kind="estimator", data_defaults=RICH_DATA_DEFAULTS)

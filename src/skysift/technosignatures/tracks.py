@@ -337,6 +337,9 @@ def _physical_sign(name: str) -> int:
     return 1
 
 
+#: the last rich features, the matched filter (added in round 4; ``features: "rich"`` bundles lack them)
+N_MATCHED_FILTER = sum(n.startswith("mf_") for n in RICH_FEATURE_NAMES)
+
 #: the physical sign of each rich feature, for LightGBM's ``monotone_constraints``: a tree head
 #: fitted on simulated / injected data may not learn a sharp rule that more ON evidence lowers the
 #: score (or more OFF evidence raises it) — such rules fit the training noise and do not transfer
@@ -377,8 +380,9 @@ def _matched_filter(maps: np.ndarray, seg: np.ndarray, n_half: int) -> np.ndarra
                     dtype=np.float32)
 
 
-def rich_features(x: np.ndarray, params: dict | None = None) -> np.ndarray:
-    """``(len(RICH_FEATURE_NAMES),)`` float32: richer cadence evidence for a learned (tree) head.
+def rich_features(x: np.ndarray, params: dict | None = None, *, matched_filter: bool = True) -> np.ndarray:
+    """``(len(RICH_FEATURE_NAMES),)`` float32: richer cadence evidence for a learned (tree) head
+    (without ``matched_filter``, round 3's first 86 features, which its bundles were trained on).
 
     The 9 rule features, and without any hand-set veto threshold, so the head learns how much OFF
     evidence cancels how much ON evidence: each ON scan's best line at several time scales (whole,
@@ -435,11 +439,14 @@ def rich_features(x: np.ndarray, params: dict | None = None) -> np.ndarray:
     feats.append(np.array([_top(min_soft), _top(sum_soft), _top(sum_vetoed), *best_off,
                            best_off[2] / max(float(on_min[d_b, f_b]), 1.0), off_self[2], off_self[1]],
                           dtype=np.float32))
-    feats.append(_matched_filter(maps, tv["seg"], n_half))
+    if matched_filter:
+        feats.append(_matched_filter(maps, tv["seg"], n_half))
     out = np.concatenate(feats).astype(np.float32)
     return np.nan_to_num(out, nan=0.0, posinf=1e4, neginf=-1e4)
 
 
-def rich_feature_matrix(x, params: dict | None = None) -> np.ndarray:
-    rows = [rich_features(np.asarray(x[i], dtype=np.float32), params) for i in range(len(x))]
-    return np.stack(rows) if rows else np.zeros((0, len(RICH_FEATURE_NAMES)), dtype=np.float32)
+def rich_feature_matrix(x, params: dict | None = None, *, matched_filter: bool = True) -> np.ndarray:
+    rows = [rich_features(np.asarray(x[i], dtype=np.float32), params, matched_filter=matched_filter)
+            for i in range(len(x))]
+    n = len(RICH_FEATURE_NAMES) - (0 if matched_filter else N_MATCHED_FILTER)
+    return np.stack(rows) if rows else np.zeros((0, n), dtype=np.float32)
