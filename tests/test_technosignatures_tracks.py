@@ -13,6 +13,7 @@ from skysift.technosignatures.io import OFF_SCANS, ON_SCANS
 from skysift.technosignatures.simulate import harsh_config, simulate_snippet
 from skysift.technosignatures.tracks import (
     FEATURE_NAMES,
+    N_MATCHED_FILTER,
     RICH_FEATURE_NAMES,
     check_track_params,
     per_scan_scores,
@@ -128,6 +129,25 @@ def test_boost_head_state_round_trip_without_pickle():
         TrackBoostHead().fit(X, np.zeros(len(X)), X[:5], y[:5])
 
 
+def test_boost_head_monotone_constraints_hold_and_are_checked():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 3))
+    # the label depends on feature 0 up, feature 1 down, feature 2 not monotonically
+    y = (X[:, 0] - X[:, 1] + np.abs(X[:, 2]) + 0.5 * rng.normal(size=300) > 0.8).astype(int)
+    head = TrackBoostHead(n_estimators=60, min_child_samples=5, monotone_constraints=[1, -1, 0])
+    head.fit(X[:240], y[:240], X[240:], y[240:])
+    grid = np.linspace(-3, 3, 41)
+    for j, sign in ((0, 1), (1, -1)):
+        Z = np.repeat(X[:20], len(grid), axis=0)
+        Z[:, j] = np.tile(grid, 20)
+        z = head.predict_logits(Z)[:, 1].reshape(20, len(grid))
+        assert (sign * np.diff(z, axis=1) >= -1e-9).all()
+    with pytest.raises(ConfigError, match="monotone"):
+        TrackBoostHead(monotone_constraints=[2, 0, 0])
+    with pytest.raises(ConfigError, match="monotone"):
+        TrackBoostHead(monotone_constraints=[1, 0]).fit(X, y, X[:5], y[:5])
+
+
 def test_rich_features_see_on_only_needles_and_explain_needles_that_leave_the_band():
     bg = _background(1)
     rng = np.random.default_rng(3)
@@ -135,8 +155,15 @@ def test_rich_features_see_on_only_needles_and_explain_needles_that_leave_the_ba
     all6, _ = add_signal(bg, rng, scans=range(6), snr=60, drift_hz_s=0.05, width_hz=4, start_channel=120)
     f = {n: dict(zip(RICH_FEATURE_NAMES, rich_features(x))) for n, x in (("bg", bg), ("on", on), ("all6", all6))}
     assert len(rich_features(bg)) == len(RICH_FEATURE_NAMES)
+    # round-3 bundles (data parameter features: "rich") read the same features without the matched filter
+    np.testing.assert_array_equal(rich_features(bg, matched_filter=False),
+                                  rich_features(bg)[:len(RICH_FEATURE_NAMES) - N_MATCHED_FILTER])
     assert f["on"]["whole_hard_min"] > 10 > 3 > f["all6"]["whole_hard_min"]
     assert f["on"]["quarter_hard_min"] > f["bg"]["quarter_hard_min"] + 3
+    # the matched filter along the needle's own track: ON sums add up, OFF sums on it stay at noise
+    mf = {n: v["mf_diff_max"] for n, v in f.items()}
+    assert mf["on"] > mf["bg"] + 20 and mf["on"] > mf["all6"] + 20
+    assert f["on"]["mf_off_at_diff"] < 3 < f["on"]["mf_on_min_at_diff"]
     # a fast needle seen in the first ON scan only: its extrapolated track leaves the band
     fast, _ = add_signal(bg, rng, scans=ON_SCANS, snr=80, drift_hz_s=0.3, width_hz=4, start_channel=200)
     ff = dict(zip(RICH_FEATURE_NAMES, rich_features(fast)))

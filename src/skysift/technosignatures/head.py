@@ -93,18 +93,26 @@ class TrackBoostHead(Estimator):
     trees learn how much OFF evidence cancels how much ON evidence, per time scale. Early stopping
     on the validation split. The state is arrays only (:mod:`skysift.core.gbm_state`)."""
 
-    def __init__(self, n_estimators: int = 2000, learning_rate: float = 0.05, num_leaves: int = 15,
-                 min_child_samples: int = 20, colsample_bytree: float = 0.8, subsample: float = 0.8,
-                 reg_lambda: float = 1.0, early_stopping_rounds: int = 100, seed: int = 0, n_jobs: int = 1):
+    def __init__(self, n_estimators: int = 2000, learning_rate: float = 0.05, num_leaves: int = 7,
+                 min_child_samples: int = 50, colsample_bytree: float = 0.8, subsample: float = 0.8,
+                 reg_lambda: float = 10.0, early_stopping_rounds: int = 100, seed: int = 0, n_jobs: int = 1,
+                 monotone_constraints: list[int] | tuple[int, ...] | None = None):
         if n_estimators < 1 or num_leaves < 2 or learning_rate <= 0 or early_stopping_rounds < 1:
             raise ConfigError("n_estimators >= 1, num_leaves >= 2, learning_rate > 0 and early_stopping_rounds >= 1 "
                               f"needed; got {n_estimators}, {num_leaves}, {learning_rate}, {early_stopping_rounds}")
+        mono = None if monotone_constraints is None else [int(c) for c in monotone_constraints]
+        if mono is not None and any(c not in (-1, 0, 1) for c in mono):
+            raise ConfigError(f"monotone_constraints must hold -1, 0 or 1 per feature, got {monotone_constraints}")
         self.params: dict[str, Any] = {
                        "objective": "binary", "learning_rate": float(learning_rate), "num_leaves": int(num_leaves),
                        "min_data_in_leaf": int(min_child_samples), "feature_fraction": float(colsample_bytree),
                        "bagging_fraction": float(subsample), "bagging_freq": 1, "lambda_l2": float(reg_lambda),
                        "seed": int(seed), "num_threads": int(n_jobs), "deterministic": True,
                        "force_col_wise": True, "verbosity": -1}
+        if mono is not None:
+            # the score may only rise with ON evidence and fall with OFF evidence ("advanced":
+            # LightGBM's least restrictive way of enforcing it)
+            self.params.update(monotone_constraints=mono, monotone_constraints_method="advanced")
         self.n_estimators, self.early_stopping_rounds = int(n_estimators), int(early_stopping_rounds)
         self.booster: Any = None
         self.n_features: int | None = None
@@ -117,6 +125,9 @@ class TrackBoostHead(Estimator):
 
         X = self._check(X, "training")
         self.n_features = X.shape[1]
+        mono = self.params.get("monotone_constraints")
+        if mono is not None and len(mono) != X.shape[1]:
+            raise ConfigError(f"{len(mono)} monotone constraints for {X.shape[1]} features")
         y = np.asarray(y, dtype=np.int64)
         if len(np.unique(y)) != 2:
             raise DataError(None, "the cadence-tracks head needs both classes (noise and signal) in training")

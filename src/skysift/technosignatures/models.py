@@ -92,23 +92,26 @@ def cadence_tracks(n_classes: int, stats: dict, *, C: float = 1.0, max_iter: int
 
 
 #: the cadence-tracks-gbm model reads the richer evidence of :func:`.tracks.rich_features`
-RICH_DATA_DEFAULTS = {"features": "rich", **TRACK_DEFAULTS}
+RICH_DATA_DEFAULTS = {"features": "rich-mf", **TRACK_DEFAULTS}
 
 
 @register_model(MODELS, kind="estimator", data_defaults=RICH_DATA_DEFAULTS)
 def cadence_tracks_gbm(n_classes: int, stats: dict, *, n_estimators: int = 2000, learning_rate: float = 0.05,
-                       num_leaves: int = 15, min_child_samples: int = 20, colsample_bytree: float = 0.8,
-                       subsample: float = 0.8, reg_lambda: float = 1.0, early_stopping_rounds: int = 100,
-                       seed: int = 0, n_jobs: int = 1) -> TrackBoostHead:
-    """per-scan drift search at several time scales + OFF evidence, LightGBM head"""
+                       num_leaves: int = 7, min_child_samples: int = 50, colsample_bytree: float = 0.8,
+                       subsample: float = 0.8, reg_lambda: float = 10.0, early_stopping_rounds: int = 100,
+                       seed: int = 0, n_jobs: int = 1, monotone: bool = False) -> TrackBoostHead:
+    """per-scan drift search at several time scales + OFF evidence, LightGBM head (``monotone``:
+    the score may only rise with ON and fall with OFF evidence)"""
     from ..errors import ConfigError
     from .head import TrackBoostHead
+    from .tracks import RICH_FEATURE_SIGNS
 
     if n_classes != 2:
         raise ConfigError(f"cadence-tracks-gbm is a two-class (noise / signal) model, got {n_classes} classes")
     return TrackBoostHead(n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves,
                           min_child_samples=min_child_samples, colsample_bytree=colsample_bytree, subsample=subsample,
-                          reg_lambda=reg_lambda, early_stopping_rounds=early_stopping_rounds, seed=seed, n_jobs=n_jobs)
+                          reg_lambda=reg_lambda, early_stopping_rounds=early_stopping_rounds, seed=seed, n_jobs=n_jobs,
+                          monotone_constraints=RICH_FEATURE_SIGNS if monotone else None)
 
 
 __all__ = ["DATA_DEFAULTS", "RICH_DATA_DEFAULTS", "TRACK_DATA_DEFAULTS", "MODELS", "resolve_pretrained"]

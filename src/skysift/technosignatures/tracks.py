@@ -316,11 +316,73 @@ RICH_FEATURE_NAMES = FEATURE_NAMES + tuple(
         "veto_max", "veto_med", "veto_ratio_max", "top_n_in_band", "top_min_in_band", "hard_to_raw_min",
         "hard_to_raw_med", "n_raw_vetoed")) + (
     "track_min_soft", "track_sum_soft", "track_sum_vetoed", "best_off_1", "best_off_2", "best_off_3",
-    "off_ratio", "off_self_max", "off_self_med")
+    "off_ratio", "off_self_max", "off_self_med",
+    # matched filter along one exact linear track (no tolerance, so no noise-maximum bias): the
+    # three ON scans' line sums added (√3 more S/N for a faint needle than any one scan)
+    "mf_on_max", "mf_diff_max", "mf_on_at_diff", "mf_off_at_diff", "mf_on_min_at_diff", "mf_diff_half_max")
 
 
-def rich_features(x: np.ndarray, params: dict | None = None) -> np.ndarray:
-    """``(len(RICH_FEATURE_NAMES),)`` float32: richer cadence evidence for a learned (tree) head.
+def _physical_sign(name: str) -> int:
+    """+1: ON-only evidence (a brighter ON line, or one that survives the OFF veto, can never make
+    a snippet less needle-like); −1: OFF evidence at the ON line's place (a brighter OFF line there
+    can never make it more needle-like); 0: no physical sign (raw ON brightness, which interference
+    raises as much as a needle; how busy the OFF scans are; how many ON scans a track stays in)."""
+    if name.startswith(("best_off_", "off_ratio")) or name.endswith(
+            ("veto_max", "veto_med", "veto_ratio_max", "n_raw_vetoed")):
+        return -1
+    if name == "mf_off_at_diff":
+        return -1
+    if "_raw_m" in name or name.endswith("top_n_in_band") or name.startswith(("off_self", "mf_on_max")):
+        return 0
+    return 1
+
+
+#: the last rich features, the matched filter (added in round 4; ``features: "rich"`` bundles lack them)
+N_MATCHED_FILTER = sum(n.startswith("mf_") for n in RICH_FEATURE_NAMES)
+
+#: the physical sign of each rich feature, for LightGBM's ``monotone_constraints``: a tree head
+#: fitted on simulated / injected data may not learn a sharp rule that more ON evidence lowers the
+#: score (or more OFF evidence raises it) — such rules fit the training noise and do not transfer
+RICH_FEATURE_SIGNS = tuple(_physical_sign(n) for n in RICH_FEATURE_NAMES)
+
+
+def _exact_track(maps: np.ndarray, n_half: int, scans, fill: float) -> np.ndarray:
+    """``(len(scans), n_drifts, F)``: each scan's line sum on the linear track ``(d, f0)`` of the
+    cadence, which starts scan ``k`` at channel ``f0 + d·k`` (``fill`` where it is out of band)."""
+    n_chan = maps.shape[2]
+    d = np.arange(-n_half, n_half + 1)[:, None]
+    f0 = np.arange(n_chan)[None, :]
+    out = []
+    for k in scans:
+        pos = f0 + d * k
+        ok = (pos >= 0) & (pos < n_chan)
+        out.append(np.where(ok, np.take_along_axis(maps[k], np.clip(pos, 0, n_chan - 1), axis=1), fill))
+    return np.array(out)
+
+
+def _matched_filter(maps: np.ndarray, seg: np.ndarray, n_half: int) -> np.ndarray:
+    """The ``mf_*`` features of :data:`RICH_FEATURE_NAMES`: along each exact track, the ON line
+    sums added over the three ON scans (/√3) against the OFF ones (positive part), on whole-scan
+    maps and on each scan's best half (``seg``)."""
+    on = _exact_track(maps, n_half, ON_SCANS, -np.inf)
+    on_s = on.sum(axis=0) / np.sqrt(3.0)
+    off_s = _exact_track(maps, n_half, OFF_SCANS, 0.0).sum(axis=0) / np.sqrt(3.0)
+    diff = np.where(np.isfinite(on_s), on_s - np.maximum(off_s, 0.0), -np.inf)
+    i = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    on_h = _exact_track(seg, n_half, ON_SCANS, -np.inf).sum(axis=0) / np.sqrt(3.0)
+    off_h = _exact_track(seg, n_half, OFF_SCANS, 0.0).sum(axis=0) / np.sqrt(3.0)
+    diff_h = np.where(np.isfinite(on_h), on_h - np.maximum(off_h, 0.0), -np.inf)
+
+    def _top(a):
+        return float(a[np.isfinite(a)].max()) if np.isfinite(a).any() else 0.0
+
+    return np.array([_top(on_s), _top(diff), on_s[i], off_s[i], float(on[:, i[0], i[1]].min()), _top(diff_h)],
+                    dtype=np.float32)
+
+
+def rich_features(x: np.ndarray, params: dict | None = None, *, matched_filter: bool = True) -> np.ndarray:
+    """``(len(RICH_FEATURE_NAMES),)`` float32: richer cadence evidence for a learned (tree) head
+    (without ``matched_filter``, round 3's first 86 features, which its bundles were trained on).
 
     The 9 rule features, and without any hand-set veto threshold, so the head learns how much OFF
     evidence cancels how much ON evidence: each ON scan's best line at several time scales (whole,
@@ -377,10 +439,14 @@ def rich_features(x: np.ndarray, params: dict | None = None) -> np.ndarray:
     feats.append(np.array([_top(min_soft), _top(sum_soft), _top(sum_vetoed), *best_off,
                            best_off[2] / max(float(on_min[d_b, f_b]), 1.0), off_self[2], off_self[1]],
                           dtype=np.float32))
+    if matched_filter:
+        feats.append(_matched_filter(maps, tv["seg"], n_half))
     out = np.concatenate(feats).astype(np.float32)
     return np.nan_to_num(out, nan=0.0, posinf=1e4, neginf=-1e4)
 
 
-def rich_feature_matrix(x, params: dict | None = None) -> np.ndarray:
-    rows = [rich_features(np.asarray(x[i], dtype=np.float32), params) for i in range(len(x))]
-    return np.stack(rows) if rows else np.zeros((0, len(RICH_FEATURE_NAMES)), dtype=np.float32)
+def rich_feature_matrix(x, params: dict | None = None, *, matched_filter: bool = True) -> np.ndarray:
+    rows = [rich_features(np.asarray(x[i], dtype=np.float32), params, matched_filter=matched_filter)
+            for i in range(len(x))]
+    n = len(RICH_FEATURE_NAMES) - (0 if matched_filter else N_MATCHED_FILTER)
+    return np.stack(rows) if rows else np.zeros((0, n), dtype=np.float32)
