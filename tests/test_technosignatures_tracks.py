@@ -218,3 +218,25 @@ def test_real_negative_background_needle_on_vs_all_six(shared_data):
     on, _ = add_signal(bg, rng, scans=ON_SCANS, snr=40, drift_hz_s=0.1, width_hz=4, start_channel=60)
     all6, _ = add_signal(bg, rng, scans=range(6), snr=40, drift_hz_s=0.1, width_hz=4, start_channel=60)
     assert _score(on) > 10 > 3 > _score(all6)
+
+
+def test_gallery_searches_with_the_models_track_settings(tmp_path, monkeypatch):
+    """The report's scan gallery redoes the track search: with the model's data parameters, not
+    the defaults (a model trained with other track settings is drawn as it saw its data)."""
+    from skysift.core.data import TaskData
+
+    rng = np.random.default_rng(3)
+    bg0, bg1 = _background(6), _background(7)
+    needle, _ = add_signal(bg1, rng, scans=ON_SCANS, snr=40, drift_hz_s=0.05, width_hz=4, start_channel=80)
+    data = TaskData(ids=np.array(["noise", "needle"]), x=np.stack([bg0, needle]), y=np.array([0, 1]),
+                    class_names=["noise", "signal"])
+    proba = np.array([[0.7, 0.3], [0.4, 0.6]])
+    seen = []
+    import skysift.technosignatures.task as task_module
+
+    real = task_module.scan_gallery
+    monkeypatch.setattr(task_module, "scan_gallery", lambda *a, **k: seen.append(k.get("params")) or real(*a, **k))
+    figs = TASK.plots(data, proba, tmp_path / "figs", data_params={"max_drift": 0.5, "lr": 1e-3})
+    assert seen == [{"max_drift": 0.5, "lr": 1e-3}] and (tmp_path / "figs" / "gallery_hardest.png") in figs
+    with pytest.raises(ConfigError, match="max_drift"):
+        TASK.figures(data, proba, tmp_path / "bad", data_params={"max_drift": 5})

@@ -176,7 +176,7 @@ def build_report(run_dir: str | Path, data: str | Path | TaskData, out: str | Pa
         # whole report (the metrics above are still right).
         try:
             with step("task figures"):
-                made = task.figures(data, proba, tmp / "task") or []
+                made = task.figures(data, proba, tmp / "task", data_params=model.data_params) or []
         except Exception as e:  # noqa: BLE001 - any plotting failure, see above
             made = []
             notes.append(f"{task.name}: task figures failed to draw ({type(e).__name__}: {e})")

@@ -217,7 +217,7 @@ class Model:
 
             standard_plots(Path(plots_dir), y, proba, display_names(self.task, self.class_names),
                            threshold=self.threshold)
-            self.task.plots(data, proba, Path(plots_dir))
+            self.task.plots(data, proba, Path(plots_dir), data_params=self.data_params)
         return metrics
 
     def _output_only_classes(self) -> list[str]:

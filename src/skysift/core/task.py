@@ -269,11 +269,16 @@ class Task:
 
         return gallery(self, data, indices, out, proba=proba, title=title)
 
-    def figures(self, data: TaskData, proba: np.ndarray, out_dir: Path) -> list[Path]:
-        """Task-specific figures beside the standard ones; returns the files made."""
+    def figures(self, data: TaskData, proba: np.ndarray, out_dir: Path, *,
+                data_params: dict | None = None) -> list[Path]:
+        """Task-specific figures beside the standard ones; returns the files made.
+
+        ``data_params`` are the model's data parameters (None: the task's defaults), so that a
+        figure which redoes a step of the model's preprocessing draws what this model saw."""
         return []
 
-    def plots(self, data: TaskData, proba: np.ndarray, out_dir: Path) -> list[Path]:
+    def plots(self, data: TaskData, proba: np.ndarray, out_dir: Path, *,
+              data_params: dict | None = None) -> list[Path]:
         """The most confident mistakes as a gallery, plus the task's own figures."""
         out_dir = Path(out_dir)
         made: list[Path] = []
@@ -284,7 +289,7 @@ class Task:
             p = self.plot_gallery(data, wrong, out_dir / "gallery_mistakes.png", proba=proba[wrong],
                                   title="most confident mistakes")
             made += [p] if p else []
-        return made + list(self.figures(data, proba, out_dir))
+        return made + list(self.figures(data, proba, out_dir, data_params=data_params))
 
     def object_statistics(self, data: TaskData) -> dict[str, np.ndarray] | None:
         """Per-object quantities with a physical meaning, for ``explore``'s per-class summary:

@@ -176,11 +176,11 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
         names = display_names(task, data.class_names)
         standard_plots(run_dir / "plots" / "validation", y_val, proba, names, threshold=threshold,
                        history_csv=run_dir / "logs" / "metrics.csv", proba_uncalibrated=proba_raw)
-        task.plots(val, proba, run_dir / "plots" / "validation")
+        task.plots(val, proba, run_dir / "plots" / "validation", data_params=data_params)
         if test_proba is not None:
             standard_plots(run_dir / "plots", test.hard_labels, test_proba, names, threshold=threshold,
                            history_csv=run_dir / "logs" / "metrics.csv")
-            task.plots(test, test_proba, run_dir / "plots")
+            task.plots(test, test_proba, run_dir / "plots", data_params=data_params)
     except Exception as e:  # a plot must never lose a trained model
         warnings.warn(f"plotting failed: {e}", stacklevel=2)
     return model

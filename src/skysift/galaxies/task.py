@@ -114,7 +114,8 @@ class GalaxiesTask(Task):
         return {"vote_rmse": float(np.sqrt(np.mean((p - f) ** 2))),
                 "vote_cross_entropy": float(-(f * np.log(p)).sum(axis=1).mean())}
 
-    def figures(self, data: TaskData, proba: np.ndarray, out_dir: Path) -> list[Path]:
+    def figures(self, data: TaskData, proba: np.ndarray, out_dir: Path, *,
+                data_params: dict | None = None) -> list[Path]:
         idx = np.sort(np.random.default_rng(0).choice(len(data), size=min(24, len(data)), replace=False))
         p = self.plot_gallery(data, idx, Path(out_dir) / "gallery.png", proba=proba[idx], title="examples")
         return [p] if p else []

@@ -116,10 +116,12 @@ class TechnosignaturesTask(Task):
 
         return pd.DataFrame({"id": np.asarray(ids), "target": np.asarray(proba)[:, 1]})
 
-    def figures(self, data: TaskData, proba: np.ndarray, out_dir: Path) -> list[Path]:
+    def figures(self, data: TaskData, proba: np.ndarray, out_dir: Path, *,
+                data_params: dict | None = None) -> list[Path]:
         """With labels: the highest-scoring negatives and the lowest-scoring positives, scan by scan,
-        each row with its per-scan line strengths along the best drift track beside it (what the
-        cadence rule saw); without: the highest P(signal)."""
+        each row with its per-scan line strengths along the best drift track beside it, searched
+        with the model's own track settings (``data_params``; what the cadence rule saw); without:
+        the highest P(signal)."""
         out_dir = Path(out_dir)
         score = proba[:, 1]
         if not data.has_labels:
@@ -131,7 +133,7 @@ class TechnosignaturesTask(Task):
         rows = [(int(i), "negative") for i in neg[np.argsort(-score[neg], kind="stable")][:4]]
         rows += [(int(i), "positive") for i in pos[np.argsort(score[pos], kind="stable")][:4]]
         p = scan_gallery(data, rows, score, out_dir / "gallery_hardest.png",
-                         "highest-scoring negatives and lowest-scoring positives")
+                         "highest-scoring negatives and lowest-scoring positives", params=data_params)
         return [p] if p else []
 
     def object_statistics(self, data: TaskData) -> dict[str, np.ndarray]:

@@ -347,7 +347,8 @@ class TransientsTask(Task):
             cols[f"class_{c}"] = proba[:, pos[c]] if c in pos else np.zeros(len(ids))
         return pd.DataFrame(cols)[submission_columns(known)]
 
-    def figures(self, data: TaskData, proba: np.ndarray, out_dir: Path) -> list[Path]:
+    def figures(self, data: TaskData, proba: np.ndarray, out_dir: Path, *,
+                data_params: dict | None = None) -> list[Path]:
         """Per-class log-loss bars (which classes cost the metric most)."""
         import matplotlib.pyplot as plt
 
