@@ -142,6 +142,14 @@ def _calibrated(maps: np.ndarray) -> np.ndarray:
     return (maps - m_med) / np.maximum(m_mad, 1e-6)
 
 
+def _along(m: np.ndarray, pos: np.ndarray, fill: float) -> np.ndarray:
+    """``m[d, pos[d, f]]`` for a ``(drifts, F)`` map and channel positions ``pos`` of the same
+    shape: a line sum read where a track sits in a scan, ``fill`` where it is out of the band."""
+    n_chan = m.shape[1]
+    ok = (pos >= 0) & (pos < n_chan)
+    return np.where(ok, np.take_along_axis(m, np.clip(pos, 0, n_chan - 1), axis=1), fill)
+
+
 def track_values(x: np.ndarray, params: dict | None = None) -> dict:
     """The cadence rule on one ``(6, T, F)`` snippet: per track ``(d, f0)`` the ON values
     ``(3, n_drifts, F)``, OFF veto values ``(3, n_drifts, F)``, and the per-scan maps."""
@@ -166,9 +174,7 @@ def track_values(x: np.ndarray, params: dict | None = None) -> dict:
     off_vals = np.full((3, nd, n_chan), 0.0, dtype=np.float32)
     for j, k in enumerate(ON_SCANS):
         start = f0 + np.rint(drift_ch[:, None] * k).astype(np.int64)  # (nd, F)
-        ok = (start >= 0) & (start < n_chan)
-        vals = np.take_along_axis(on_maps[j], np.clip(start, 0, n_chan - 1), axis=1)
-        on_vals[j] = np.where(ok, vals, -np.inf)
+        on_vals[j] = _along(on_maps[j], start, -np.inf)
     margin = int(p["off_margin"])
     # OFF, turboSETI's rule: power on the track extrapolated to the OFF scan (tolerant by a few
     # drift steps and ±margin channels) ...
@@ -229,9 +235,7 @@ def _features_from(tv: dict) -> tuple[np.ndarray, np.ndarray]:
     for k in ON_SCANS:
         veto = same_place.copy()
         for j, off_k in enumerate(OFF_SCANS):
-            pos = f + drift_ch * (off_k - k)
-            ok = (pos >= 0) & (pos < n_chan)
-            veto = np.maximum(veto, np.where(ok, np.take_along_axis(near[j], np.clip(pos, 0, n_chan - 1), axis=1), 0))
+            veto = np.maximum(veto, _along(near[j], f + drift_ch * (off_k - k), 0))
         v = np.where(_vetoed(seg[k], veto), -np.inf, seg[k] - np.maximum(veto, 0))
         loose.append(float(v.max()) if np.isfinite(v).any() else 0.0)
     loose_a = np.sort(loose)
@@ -292,9 +296,7 @@ def _per_scan_evidence(maps: np.ndarray, n_half: int, margin: int, rate: float) 
     for j, k in enumerate(ON_SCANS):
         veto = same_place.copy()
         for jj, off_k in enumerate(OFF_SCANS):
-            pos = f + np.rint(drift_ch * (off_k - k)).astype(np.int64)
-            ok = (pos >= 0) & (pos < n_chan)
-            veto = np.maximum(veto, np.where(ok, np.take_along_axis(near[jj], np.clip(pos, 0, n_chan - 1), axis=1), 0))
+            veto = np.maximum(veto, _along(near[jj], f + np.rint(drift_ch * (off_k - k)).astype(np.int64), 0))
         m = maps[k]
         hard = np.where(_vetoed(m, veto), -np.inf, m - np.maximum(veto, 0))
         soft = m - np.maximum(veto, 0)
@@ -349,15 +351,9 @@ RICH_FEATURE_SIGNS = tuple(_physical_sign(n) for n in RICH_FEATURE_NAMES)
 def _exact_track(maps: np.ndarray, n_half: int, scans, fill: float) -> np.ndarray:
     """``(len(scans), n_drifts, F)``: each scan's line sum on the linear track ``(d, f0)`` of the
     cadence, which starts scan ``k`` at channel ``f0 + d·k`` (``fill`` where it is out of band)."""
-    n_chan = maps.shape[2]
     d = np.arange(-n_half, n_half + 1)[:, None]
-    f0 = np.arange(n_chan)[None, :]
-    out = []
-    for k in scans:
-        pos = f0 + d * k
-        ok = (pos >= 0) & (pos < n_chan)
-        out.append(np.where(ok, np.take_along_axis(maps[k], np.clip(pos, 0, n_chan - 1), axis=1), fill))
-    return np.array(out)
+    f0 = np.arange(maps.shape[2])[None, :]
+    return np.array([_along(maps[k], f0 + d * k, fill) for k in scans])
 
 
 def _matched_filter(maps: np.ndarray, seg: np.ndarray, n_half: int) -> np.ndarray:
