@@ -676,8 +676,7 @@ def _signed_colour(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(s > 0, (a - b) / np.where(s > 0, s, 1.0), np.nan)
 
 
-def _rest_frame_features(lc: LightCurves, bazin: dict[str, np.ndarray] | None = None
-                         ) -> tuple[np.ndarray, list[str]]:
+def _rest_frame_features(lc: LightCurves, bazin: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
     """Physically motivated, cheap features of the light curve in the host's rest frame.
 
     The light curve, smoothed and interpolated by a Gaussian process (:class:`BatchGP`), is read at
@@ -694,8 +693,7 @@ def _rest_frame_features(lc: LightCurves, bazin: dict[str, np.ndarray] | None = 
     * ``rest_peak_shift_d``, ``rest_band_mismatch_550nm`` (ln λ distance of the band used);
     * ``peak_colour_<b1><b2>``: the same colour of neighbouring observed bands at the peak;
     * ``bazin_rise_time_rest_<b>`` / ``bazin_fall_time_rest_<b>``: the ``light-curve`` Bazin fit's
-      time scales (g r i z; ``bazin`` from :func:`_bazin_time_scales`, NaN without it) divided by
-      1 + photo-z.
+      time scales (g r i z; ``bazin`` from :func:`_bazin_time_scales`) divided by 1 + photo-z.
 
     Galactic objects (photo-z 0) get the same features in their own frame, and NaN magnitudes.
     """
@@ -743,8 +741,7 @@ def _rest_frame_features(lc: LightCurves, bazin: dict[str, np.ndarray] | None = 
             cols.append(_signed_colour(at_peak[:, b], at_peak[:, b + 1]))
         for what in ("rise", "fall"):
             for b in range(1, 5):
-                v = bazin[what][:, b] if bazin is not None else np.full(n, np.nan)
-                cols.append(v / z1)
+                cols.append(bazin[what][:, b] / z1)
     return np.stack(cols, axis=1), list(REST_NAMES)
 
 
