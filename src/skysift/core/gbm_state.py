@@ -3,7 +3,8 @@
 LightGBM's own persistence is a text model (``Booster.model_to_string``); a bundle stores only
 arrays (safetensors), so the text travels as ``uint8`` bytes and is rebuilt with
 ``lightgbm.Booster(model_str=...)``. Every task with a gradient-boosted head uses these helpers, so
-the encoding, its integrity checks and its errors are the same everywhere. LightGBM is imported
+the encoding, its integrity checks and its errors are the same everywhere; :func:`feature_matrix`
+checks the input of any head on feature vectors (the logistic one too). LightGBM is imported
 lazily: the core must import without it.
 """
 from __future__ import annotations

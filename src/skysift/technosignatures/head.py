@@ -37,14 +37,8 @@ class TrackHead(Estimator):
         self.intercept = 0.0
 
     def _check(self, X, what: str) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2:
-            raise DataError(None, f"{what} features must be a 2-D (N, F) array, got shape {X.shape}")
-        if self.coef is not None and X.shape[1] != len(self.coef):
-            raise DataError(None, f"{what} has {X.shape[1]} features, the model was trained on {len(self.coef)}")
-        if not np.isfinite(X).all():
-            raise DataError(None, f"{what} features contain NaN or infinity")
-        return compress(X)
+        n_features = None if self.coef is None else len(self.coef)
+        return compress(feature_matrix(X, what, n_features, allow_nan=False))
 
     def fit(self, X, y, X_val, y_val, sample_weight=None):
         from sklearn.linear_model import LogisticRegression
