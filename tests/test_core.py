@@ -204,3 +204,36 @@ def test_data_errors_survive_pickling_and_atomic_files_are_not_private(tmp_path)
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_one_blas_thread_limits_the_main_thread_and_leaves_other_threads_alone():
+    """In the main thread BLAS runs on one thread inside and gets its limits back outside; in a
+    worker thread (the HTTP service's pool) nothing changes, so threads that enter and leave
+    interleaved cannot leave the process on one BLAS thread."""
+    import threading
+
+    import scipy.linalg  # noqa: F401  (both OpenBLAS copies loaded before the first reading)
+    from threadpoolctl import threadpool_info
+
+    from skysift.core.parallel import one_blas_thread
+
+    def blas_threads() -> list[int]:
+        return sorted(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+    before = blas_threads()
+    if not before:
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    with one_blas_thread():
+        inside = blas_threads()
+    assert inside == [1] * len(before) and blas_threads() == before
+
+    seen: list[list[int]] = []
+
+    def worker() -> None:
+        with one_blas_thread():
+            seen.append(blas_threads())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(10)
+    assert seen == [before] and blas_threads() == before

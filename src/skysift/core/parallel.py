@@ -11,9 +11,12 @@ process, with the same results (every pool user here is independent of its numbe
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import os
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -84,12 +87,23 @@ def _thread_pools() -> Any:
     return ThreadpoolController()
 
 
-def one_blas_thread() -> Any:
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
     """Context manager: NumPy's and SciPy's BLAS/LAPACK on one thread inside it.
 
     The tasks' linear algebra is many small problems (a Gaussian process per light curve, a
     resize per snippet); with several BLAS threads each call spends more time handing work between
     threads than computing, and on a loaded or shared 2-core machine the waiting threads spin.
     Measured on the transients survey copies of 160 objects under load ~8: 20.8 s CPU with
-    OpenBLAS's default 2 threads, 2.2 s with one. Parallelism comes from the pools over objects."""
-    return _thread_pools().limit(limits=1, user_api="blas")
+    OpenBLAS's default 2 threads, 2.2 s with one. Parallelism comes from the pools over objects.
+
+    Only the main thread changes the limits; elsewhere (the HTTP service predicts in a thread
+    pool) this does nothing. BLAS limits are process-wide, so threads that enter and leave
+    interleaved would restore each other's limits, and OpenBLAS 0.3.30 ignores, at random, a limit
+    raised again from a thread other than the main one: either way BLAS could stay on one thread
+    for good."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    with _thread_pools().limit(limits=1, user_api="blas"):
+        yield
