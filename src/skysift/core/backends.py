@@ -59,6 +59,11 @@ class Backend(ABC):
     #: can be exported to ONNX
     exportable: ClassVar[bool] = False
 
+    @property
+    @abstractmethod
+    def learner(self) -> Any:
+        """What was fitted: the torch network or the estimator."""
+
     @abstractmethod
     def fit(self, job: FitJob) -> tuple[np.ndarray, list[dict]]:
         """Train; returns ``(validation logits (N_val, K), per-epoch history)``."""
@@ -84,6 +89,10 @@ class EstimatorBackend(Backend):
 
     def __init__(self, build: Callable[[], Any]):
         self.estimator = build()
+
+    @property
+    def learner(self) -> Any:
+        return self.estimator
 
     @staticmethod
     def _features(task: Task, data: TaskData, stats: dict, data_params: dict) -> np.ndarray:
@@ -143,6 +152,10 @@ class TorchBackend(Backend):
         if self._net is None:
             self._net = self._build()
         return self._net
+
+    @property
+    def learner(self) -> Any:
+        return self.net
 
     def fit(self, job: FitJob) -> tuple[np.ndarray, list[dict]]:
         from .trainer import fit_network

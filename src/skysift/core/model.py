@@ -47,10 +47,7 @@ class Model:
     @property
     def net(self) -> Any:
         """The torch network (torch backends) or the estimator."""
-        for attr in ("net", "estimator"):
-            if hasattr(self.backend, attr):
-                return getattr(self.backend, attr)
-        return None
+        return self.backend.learner
 
     @property
     def extras(self) -> dict:
