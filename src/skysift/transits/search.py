@@ -60,10 +60,10 @@ class SearchSettings:
     adapt_ratio: float = 1.6
     clip_sigma: float = 4.0
     #: the first search runs on 2-cadence (59 min) bins (views use every cadence): on validation
-    #: hosts (seeds 951, 952, 953; 150/300/300 per generator) the finer phase grid found 1.6-3.3%
-    #: more of the independent generator's hosts than 3-cadence bins (the short, shallow transits
-    #: of faint stars that a 88-min bin smears), for ~10% more preprocessing CPU; bundles written
-    #: before keep 3
+    #: hosts (seeds 950-953, 150-300 per generator) the finer phase grid found 1.6-2.7% more of the
+    #: independent generator's hosts than 3-cadence bins (0.4-1.3% more of the training
+    #: simulator's), mostly short, shallow transits of faint stars that an 88-min bin smears, for
+    #: ~10% more preprocessing CPU; bundles written before keep 3
     bin_cadences: int = 2
     period_min: float = 0.5
     period_max: float = 32.0
