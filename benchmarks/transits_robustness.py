@@ -12,9 +12,10 @@ afterwards from other seeds (``--seed-own``, default 5000; ``--seed-independent`
 at the training prevalence (1.5% hosts), and are touched by nothing but the final scoring. They are
 fresh: seeds 1000/2000, 3000/4000, 5000/6000 and 7000/8000 scored earlier versions (issue 19's
 third helper measured on 9000/10000: ``--seed-own 9000 --seed-independent 10000``, and the same
-trained model was scored again, with ``--run``, on 15,000 stars each of seeds 11000/12000; the next
-version needs other seeds), and the choices were made on validation sets of seeds 500/501, 900, 902–904
-(training simulator) and 600/601, 901–904 (independent generator). PR-AUC is average precision;
+trained model was scored again, with ``--run``, on 15,000 stars each of seeds 11000/12000; round 5
+measured on 15,000 stars each of seeds 13000/14000; the next version needs other seeds), and the
+choices were made on validation sets of seeds 500/501, 900, 902–904, 950, 952, 953 (training simulator)
+and 600/601, 901–904, 951–953 (independent generator). PR-AUC is average precision;
 intervals are 95% bootstrap percentiles over test objects (1,000 resamples).
 
 The independent generator labels a star a host by its own older rule (SNR >= 7.5 against a CDPP
@@ -63,7 +64,7 @@ def main() -> None:
     ap.add_argument("--models", default="views-net,seed-cnn")
     ap.add_argument("--out", default="runs/transits_robustness")
     ap.add_argument("--figure", default="docs/images/transits_pr_robustness.png")
-    # the test sets must be fresh for the version measured: seeds 1000/2000 ... 9000/10000 scored
+    # the test sets must be fresh for the version measured: seeds 1000/2000 ... 13000/14000 scored
     # earlier versions (see the docstring)
     ap.add_argument("--seed-own", type=int, default=5000)
     ap.add_argument("--seed-independent", type=int, default=6000)

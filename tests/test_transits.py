@@ -344,6 +344,10 @@ def test_iterated_search_finds_the_planet_behind_a_stronger_signal():
     # grid, so their views (and probabilities) do not change
     old = SearchSettings.from_stats({"n_periods": 2000, "n_candidates": 2})
     assert (old.next_n_periods, old.next_bin_cadences) == (0, 0)
+    # ... and those written before the 2-cadence first search keep 3-cadence bins and their durations
+    assert (old.bin_cadences, old.durations_bins) == (3, (1, 2, 3, 4, 5, 7, 9))
+    new = SearchSettings.from_stats(s.to_dict())
+    assert (new.bin_cadences, new.next_bin_cadences, new.durations_bins) == (2, 3, s.durations_bins)
 
 
 def test_views_ensemble_trains_members_apart_and_averages_probabilities():
