@@ -13,7 +13,9 @@ at the training prevalence (1.5% hosts), and are touched by nothing but the fina
 fresh: seeds 1000/2000, 3000/4000, 5000/6000 and 7000/8000 scored earlier versions (issue 19's
 third helper measured on 9000/10000: ``--seed-own 9000 --seed-independent 10000``, and the same
 trained model was scored again, with ``--run``, on 15,000 stars each of seeds 11000/12000; round 5
-measured on 15,000 stars each of seeds 13000/14000; the next version needs other seeds), and the
+measured on 15,000 stars each of seeds 13000/14000 and scored the same model again on 15,000 each of
+15000/16000, pooled with ``--seed-own 13000,15000 --seed-independent 14000,16000``; the next version
+needs other seeds), and the
 choices were made on validation sets of seeds 500/501, 900, 902–904, 950, 952, 953 (training simulator)
 and 600/601, 901–904, 951–953 (independent generator). PR-AUC is average precision;
 intervals are 95% bootstrap percentiles over test objects (1,000 resamples).
@@ -57,6 +59,56 @@ def bootstrap_ci(y, p, metric, n=1000, seed=0):
     return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
 
 
+def _test_sets(out: Path, n: int, seed_own: int, seed_independent: int) -> tuple[Path, Path, np.ndarray]:
+    """The fresh test files of one seed pair (simulated once, kept in ``out``) and the independent
+    set's detectable-host mask."""
+    import skysift
+    from skysift.transits.independent import detectable, independent_light_curves
+    from skysift.transits.simulate import write_kaggle_csv
+
+    own = out / f"test_own_{seed_own}" / "exoTrain.csv"
+    if not own.exists():
+        skysift.simulate("transits", own.parent, n=n, seed=seed_own)
+    indep = out / f"test_independent_{seed_independent}" / "exoTest.csv"
+    det_path = indep.parent / "detectable.npy"
+    if not indep.exists() or not det_path.exists():
+        flux, labels, info = independent_light_curves(n, seed=seed_independent)
+        indep.parent.mkdir(parents=True, exist_ok=True)
+        write_kaggle_csv(indep, flux, labels)
+        np.save(det_path, detectable(info))
+    return own, indep, np.load(det_path)
+
+
+def _scores(model, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    data = model.task.load(path, labelled=True)
+    return data.hard_labels, model.predict_proba(data)[:, 1]
+
+
+def _row(name: str, seeds: str, timing: dict, scored: tuple, curves: dict) -> dict:
+    """One table row: PR-AUC with its interval and ROC-AUC on both generators; ``curves`` keeps the
+    last row's precision-recall inputs per model for the figure (the pooled row when there is one)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    y_own, p_own, y_ind, p_ind, det = scored
+    row = {"model": name, "test_seeds": seeds, **timing}
+    for label, y, p in (("own", y_own, p_own), ("independent", y_ind, p_ind)):
+        ap_ = average_precision_score(y, p)
+        lo, hi = bootstrap_ci(y, p, average_precision_score)
+        row[f"{label}_pr_auc"] = f"{ap_:.3f} [{lo:.3f}, {hi:.3f}]"
+        row[f"{label}_roc_auc"] = f"{roc_auc_score(y, p):.3f}"
+        row[f"{label}_hosts"] = int(y.sum())
+        curves[(name, label)] = (y, p, ap_, lo, hi)
+    # the second, detection-limited score: the hosts whose planet Kepler's criterion (MES >= 7.1
+    # over >= 2 observed transits, the generator's own noise) could not have detected are left out
+    # (neither host nor non-host)
+    keep = (y_ind == 0) | det
+    ap_d = average_precision_score(y_ind[keep], p_ind[keep])
+    lo_d, hi_d = bootstrap_ci(y_ind[keep], p_ind[keep], average_precision_score)
+    row["independent_detectable_pr_auc"] = f"{ap_d:.3f} [{lo_d:.3f}, {hi_d:.3f}]"
+    row["independent_detectable_hosts"] = int(y_ind[keep].sum())
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-train", type=int, default=5000)
@@ -66,17 +118,20 @@ def main() -> None:
     ap.add_argument("--figure", default="docs/images/transits_pr_robustness.png")
     # the test sets must be fresh for the version measured: seeds 1000/2000 ... 13000/14000 scored
     # earlier versions (see the docstring)
-    ap.add_argument("--seed-own", type=int, default=5000)
-    ap.add_argument("--seed-independent", type=int, default=6000)
+    ap.add_argument("--seed-own", default="5000",
+                    help="test seed of the training simulator; several, comma-separated, give one row each and "
+                         "a pooled row over all their stars")
+    ap.add_argument("--seed-independent", default="6000",
+                    help="test seed(s) of the independent generator, as many as --seed-own")
     ap.add_argument("--run", default=None,
                     help="score this run (trained by this protocol, on this --out's training file) on new test "
                          "seeds instead of training again: a second fresh measurement of the same model")
     args = ap.parse_args()
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
+    seeds_own = [int(x) for x in str(args.seed_own).split(",")]
+    seeds_ind = [int(x) for x in str(args.seed_independent).split(",")]
+    if len(seeds_own) != len(seeds_ind):
+        ap.error(f"--seed-own has {len(seeds_own)} seeds and --seed-independent {len(seeds_ind)}: give as many of each")
     import skysift
-    from skysift.transits.independent import detectable, independent_light_curves
-    from skysift.transits.simulate import write_kaggle_csv
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -86,17 +141,7 @@ def main() -> None:
     if not train.exists() and not args.run:
         subprocess.run([*exe, "simulate", "transits", "--out", str(out / "train"), "--n", str(args.n_train),
                         "--seed", "0"], check=True, env=env)
-    own = out / f"test_own_{args.seed_own}" / "exoTrain.csv"
-    if not own.exists():
-        skysift.simulate("transits", own.parent, n=args.n_test, seed=args.seed_own)
-    indep = out / f"test_independent_{args.seed_independent}" / "exoTest.csv"
-    det_path = indep.parent / "detectable.npy"
-    if not indep.exists() or not det_path.exists():
-        flux, labels, info = independent_light_curves(args.n_test, seed=args.seed_independent)
-        indep.parent.mkdir(parents=True, exist_ok=True)
-        write_kaggle_csv(indep, flux, labels)
-        np.save(det_path, detectable(info))
-    det = np.load(det_path)
+    test_sets = [_test_sets(out, args.n_test, so, si) for so, si in zip(seeds_own, seeds_ind)]
     rows, curves = [], {}
     for name in ([None] if args.run else args.models.split(",")):
         if args.run:
@@ -113,29 +158,19 @@ def main() -> None:
             model = skysift.load(run)
         # on a shared machine the wall clock depends on the neighbours; CPU time (user + system,
         # all threads) divided by the 2 cores is the wall time the run would take with them alone
-        row = {"model": name, "train_wall_min": round(train_s / 60, 1), "train_cpu_min": round(train_cpu / 60, 1),
-               "load_avg": round(os.getloadavg()[0], 1)}
-        for label, path in (("own", own), ("independent", indep)):
-            data = model.task.load(path, labelled=True)
-            p = model.predict_proba(data)[:, 1]
-            y = data.hard_labels
-            ap_ = average_precision_score(y, p)
-            lo, hi = bootstrap_ci(y, p, average_precision_score)
-            row[f"{label}_pr_auc"] = f"{ap_:.3f} [{lo:.3f}, {hi:.3f}]"
-            row[f"{label}_roc_auc"] = f"{roc_auc_score(y, p):.3f}"
-            row[f"{label}_hosts"] = int(y.sum())
-            curves[(name, label)] = (y, p, ap_, lo, hi)
-            if label == "independent":
-                # the second, detection-limited score: the hosts whose planet Kepler's criterion
-                # (MES >= 7.1 over >= 2 observed transits, the generator's own noise) could not
-                # have detected are left out (neither host nor non-host)
-                keep = (y == 0) | det
-                ap_d = average_precision_score(y[keep], p[keep])
-                lo_d, hi_d = bootstrap_ci(y[keep], p[keep], average_precision_score)
-                row["independent_detectable_pr_auc"] = f"{ap_d:.3f} [{lo_d:.3f}, {hi_d:.3f}]"
-                row["independent_detectable_hosts"] = int(y[keep].sum())
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        timing = {"train_wall_min": round(train_s / 60, 1), "train_cpu_min": round(train_cpu / 60, 1),
+                  "load_avg": round(os.getloadavg()[0], 1)}
+        scored = []
+        for (own, indep, det), so, si in zip(test_sets, seeds_own, seeds_ind):
+            y_own, p_own = _scores(model, own)
+            y_ind, p_ind = _scores(model, indep)
+            scored.append((y_own, p_own, y_ind, p_ind, det))
+            rows.append(_row(name, f"{so}/{si}", timing, scored[-1], curves))
+            print(json.dumps(rows[-1]), flush=True)
+        if len(scored) > 1:  # one row over every test star of each generator
+            pooled = tuple(np.concatenate([sc[k] for sc in scored]) for k in range(5))
+            rows.append(_row(name, "pooled", timing, pooled, curves))
+            print(json.dumps(rows[-1]), flush=True)
     keys = list(rows[0])
     print_table(keys, [[r[k] for k in keys] for r in rows])
     plot(curves, Path(args.figure))
