@@ -23,15 +23,17 @@ def cadence_features(data: TaskData, stats: dict, params: dict) -> np.ndarray:
     fixed view for SMOTE and PCA; or, when the model's data parameter ``features`` is
     ``"tracks"`` (the ``cadence-tracks`` model), the cadence-rule features of :mod:`.tracks`, or
     when ``"rich-mf"`` (``cadence-tracks-gbm``) the multi-scale evidence of :func:`.tracks.rich_features`
-    (``"rich"``: without its matched-filter features, as round-3 bundles were trained)."""
+    (``"rich"``: without its matched-filter features, as round-3 bundles were trained; ``"rich-mask"``:
+    with the OFF scans' lines masked over the cadence, :func:`.tracks.masked_features`)."""
     if params.get("features") == "tracks":
         from .tracks import feature_matrix
 
         return feature_matrix(data.x, params)
-    if params.get("features") in ("rich", "rich-mf"):
+    if params.get("features") in ("rich", "rich-mf", "rich-mask"):
         from .tracks import rich_feature_matrix
 
-        return rich_feature_matrix(data.x, params, matched_filter=params["features"] == "rich-mf")
+        return rich_feature_matrix(data.x, params, matched_filter=params["features"] != "rich",
+                                   mask=params["features"] == "rich-mask")
     rows = []
     for i in range(len(data)):
         z = normalise(resize(np.asarray(data.x[i], dtype=np.float32), [8, 32]), "off_median")
