@@ -15,6 +15,8 @@ from skysift.technosignatures.tracks import (
     FEATURE_NAMES,
     N_MATCHED_FILTER,
     RICH_FEATURE_NAMES,
+    RICH_MASK_FEATURE_NAMES,
+    RICH_MASK_FEATURE_SIGNS,
     check_track_params,
     per_scan_scores,
     rich_features,
@@ -146,6 +148,12 @@ def test_boost_head_monotone_constraints_hold_and_are_checked():
         TrackBoostHead(monotone_constraints=[2, 0, 0])
     with pytest.raises(ConfigError, match="monotone"):
         TrackBoostHead(monotone_constraints=[1, 0]).fit(X, y, X[:5], y[:5])
+    # the signs of a larger nested feature set (cadence-tracks-gbm on "rich-mf" or "rich" data):
+    # its first signs are used, and only when asked
+    with pytest.raises(ConfigError, match="4 monotone constraints for 3"):
+        TrackBoostHead(n_estimators=5, monotone_constraints=[1, -1, 0, 1]).fit(X, y, X[:5], y[:5])
+    nested = TrackBoostHead(n_estimators=5, monotone_constraints=[1, -1, 0, 1], signs_prefix=True)
+    assert nested.fit(X, y, X[:5], y[:5]).params["monotone_constraints"] == [1, -1, 0]
 
 
 def test_rich_features_see_on_only_needles_and_explain_needles_that_leave_the_band():
@@ -168,6 +176,23 @@ def test_rich_features_see_on_only_needles_and_explain_needles_that_leave_the_ba
     fast, _ = add_signal(bg, rng, scans=ON_SCANS, snr=80, drift_hz_s=0.3, width_hz=4, start_channel=200)
     ff = dict(zip(RICH_FEATURE_NAMES, rich_features(fast)))
     assert ff["whole_hard_max"] > 10 and ff["whole_top_n_in_band"] < 3
+
+
+@pytest.mark.parametrize("drift", [0.0, -0.16])
+def test_masked_features_drop_interference_in_all_six_scans_and_keep_on_needles(drift):
+    """The OFF scans' lines are masked over the whole cadence: a wide bright line through all six
+    scans (drifting, or still: the OFF-median bandpass leaves residuals of a still one in the ON
+    scans) leaves nothing, and the same line in the ON scans only stays."""
+    bg = _background(1)
+    rng = np.random.default_rng(4)
+    kw = dict(snr=120, drift_hz_s=drift, width_hz=10, start_channel=140)
+    on, _ = add_signal(bg, rng, scans=ON_SCANS, **kw)
+    all6, _ = add_signal(bg, rng, scans=range(6), **kw)
+    f = {n: dict(zip(RICH_MASK_FEATURE_NAMES, rich_features(x, mask=True))) for n, x in (("on", on), ("all6", all6))}
+    assert len(f["on"]) == len(RICH_MASK_FEATURE_NAMES) == len(RICH_MASK_FEATURE_SIGNS)
+    assert f["all6"]["m_on_max"] < 8 and f["all6"]["m_mf_diff"] < 8
+    assert f["on"]["m_on_min"] > 12 and f["on"]["m_mf_diff"] > 30
+    assert f["all6"]["m_masked_frac"] > f["on"]["m_masked_frac"]
 
 
 def test_corrected_placement_keeps_fast_needles_in_every_on_scan():

@@ -90,7 +90,7 @@ class TrackBoostHead(Estimator):
     def __init__(self, n_estimators: int = 2000, learning_rate: float = 0.05, num_leaves: int = 7,
                  min_child_samples: int = 50, colsample_bytree: float = 0.8, subsample: float = 0.8,
                  reg_lambda: float = 10.0, early_stopping_rounds: int = 100, seed: int = 0, n_jobs: int = 1,
-                 monotone_constraints: list[int] | tuple[int, ...] | None = None):
+                 monotone_constraints: list[int] | tuple[int, ...] | None = None, signs_prefix: bool = False):
         if n_estimators < 1 or num_leaves < 2 or learning_rate <= 0 or early_stopping_rounds < 1:
             raise ConfigError("n_estimators >= 1, num_leaves >= 2, learning_rate > 0 and early_stopping_rounds >= 1 "
                               f"needed; got {n_estimators}, {num_leaves}, {learning_rate}, {early_stopping_rounds}")
@@ -108,6 +108,8 @@ class TrackBoostHead(Estimator):
             # LightGBM's least restrictive way of enforcing it)
             self.params.update(monotone_constraints=mono, monotone_constraints_method="advanced")
         self.n_estimators, self.early_stopping_rounds = int(n_estimators), int(early_stopping_rounds)
+        #: ``monotone_constraints`` are the signs of nested feature sets: use the first n of them
+        self.signs_prefix = bool(signs_prefix)
         self.booster: Any = None
         self.n_features: int | None = None
 
@@ -120,6 +122,10 @@ class TrackBoostHead(Estimator):
         X = self._check(X, "training")
         self.n_features = X.shape[1]
         mono = self.params.get("monotone_constraints")
+        if mono is not None and len(mono) > X.shape[1] and self.signs_prefix:
+            # the rich feature sets are nested ("rich" ⊂ "rich-mf" ⊂ "rich-mask", each a prefix of
+            # the next), so the physical signs of the largest fit any of them
+            self.params["monotone_constraints"] = mono = mono[:X.shape[1]]
         if mono is not None and len(mono) != X.shape[1]:
             raise ConfigError(f"{len(mono)} monotone constraints for {X.shape[1]} features")
         y = np.asarray(y, dtype=np.int64)

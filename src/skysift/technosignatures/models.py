@@ -8,7 +8,8 @@ ON / ON−OFF views) and give ``(B, 2)`` logits.
 * ``cadence-tracks-gbm`` (an estimator): the same rule with richer evidence — a per-scan
   de-Doppler search over whole, half and quarter scans and 3-channel sums, each ON scan's lines
   beside the OFF evidence at the same place or where they would have drifted to
-  (:func:`.tracks.rich_features`), and a LightGBM head on that evidence (:mod:`.head`). The
+  (:func:`.tracks.rich_features`), the ON scans searched again with every OFF line masked over the
+  whole cadence (:func:`.tracks.masked_features`), and a LightGBM head on that evidence (:mod:`.head`). The
   head sees only cadence evidence (no "brightest line anywhere"), so it cannot learn to ignore the
   cadence: a line also present in an OFF scan scores low whatever it looks like. Better on
   real-background injections than ``cadence-tracks``, not (yet) the default: see the README.
@@ -91,8 +92,9 @@ def cadence_tracks(n_classes: int, stats: dict, *, C: float = 1.0, max_iter: int
     return TrackHead(C=C, max_iter=max_iter)
 
 
-#: the cadence-tracks-gbm model reads the richer evidence of :func:`.tracks.rich_features`
-RICH_DATA_DEFAULTS = {"features": "rich-mf", **TRACK_DEFAULTS}
+#: the cadence-tracks-gbm model reads the richer evidence of :func:`.tracks.rich_features`, with the
+#: OFF scans' lines masked over the cadence since round 5 (``rich-mf`` bundles read their 92 features)
+RICH_DATA_DEFAULTS = {"features": "rich-mask", **TRACK_DEFAULTS}
 
 
 @register_model(MODELS, kind="estimator", data_defaults=RICH_DATA_DEFAULTS)
@@ -104,14 +106,14 @@ def cadence_tracks_gbm(n_classes: int, stats: dict, *, n_estimators: int = 2000,
     the score may only rise with ON and fall with OFF evidence)"""
     from ..errors import ConfigError
     from .head import TrackBoostHead
-    from .tracks import RICH_FEATURE_SIGNS
+    from .tracks import RICH_MASK_FEATURE_SIGNS
 
     if n_classes != 2:
         raise ConfigError(f"cadence-tracks-gbm is a two-class (noise / signal) model, got {n_classes} classes")
     return TrackBoostHead(n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves,
                           min_child_samples=min_child_samples, colsample_bytree=colsample_bytree, subsample=subsample,
                           reg_lambda=reg_lambda, early_stopping_rounds=early_stopping_rounds, seed=seed, n_jobs=n_jobs,
-                          monotone_constraints=RICH_FEATURE_SIGNS if monotone else None)
+                          monotone_constraints=RICH_MASK_FEATURE_SIGNS if monotone else None, signs_prefix=True)
 
 
 __all__ = ["DATA_DEFAULTS", "RICH_DATA_DEFAULTS", "TRACK_DATA_DEFAULTS", "MODELS", "resolve_pretrained"]

@@ -22,16 +22,19 @@ def cadence_features(data: TaskData, stats: dict, params: dict) -> np.ndarray:
     """``(N, 3·8·32)`` coarse ON − OFF maps (bandpass-flattened, per-scan standardised): a small
     fixed view for SMOTE and PCA; or, when the model's data parameter ``features`` is
     ``"tracks"`` (the ``cadence-tracks`` model), the cadence-rule features of :mod:`.tracks`, or
-    when ``"rich-mf"`` (``cadence-tracks-gbm``) the multi-scale evidence of :func:`.tracks.rich_features`
-    (``"rich"``: without its matched-filter features, as round-3 bundles were trained)."""
+    when ``"rich-mask"`` (``cadence-tracks-gbm``) the multi-scale evidence of :func:`.tracks.rich_features`
+    with the OFF scans' lines masked over the cadence (:func:`.tracks.masked_features`); ``"rich-mf"``
+    and ``"rich"`` without the masked features (and ``"rich"`` without the matched filter), as round-4
+    and round-3 bundles were trained."""
     if params.get("features") == "tracks":
         from .tracks import feature_matrix
 
         return feature_matrix(data.x, params)
-    if params.get("features") in ("rich", "rich-mf"):
+    if params.get("features") in ("rich", "rich-mf", "rich-mask"):
         from .tracks import rich_feature_matrix
 
-        return rich_feature_matrix(data.x, params, matched_filter=params["features"] == "rich-mf")
+        return rich_feature_matrix(data.x, params, matched_filter=params["features"] != "rich",
+                                   mask=params["features"] == "rich-mask")
     rows = []
     for i in range(len(data)):
         z = normalise(resize(np.asarray(data.x[i], dtype=np.float32), [8, 32]), "off_median")

@@ -376,7 +376,121 @@ def _matched_filter(maps: np.ndarray, seg: np.ndarray, n_half: int) -> np.ndarra
                     dtype=np.float32)
 
 
-def rich_features(x: np.ndarray, params: dict | None = None, *, matched_filter: bool = True) -> np.ndarray:
+# ---- the OFF scans' lines masked over the whole cadence (``features: "rich-mask"``) --------------
+#: an OFF line (local maximum of an OFF scan's calibrated drift map) above this many σ is masked
+MASK_OFF_SIGMA = 6.0
+#: at most this many lines per OFF scan (the brightest); a busy background is masked this far only
+MASK_MAX_LINES = 12
+#: a channel whose raw time-median OFF spectrum stands this many robust σ above its running
+#: median in two or more OFF scans holds a non-drifting line
+MASK_STILL_SIGMA = 8.0
+#: channels masked either side of a non-drifting line or a channel :func:`flatten_scans` blanked
+MASK_STILL_PAD = 4
+MASK_FEATURE_NAMES = ("m_on_min", "m_on_med", "m_on_max", "m_seg_min", "m_seg_med", "m_seg_max", "m_off_rest",
+                      "m_mf_diff", "m_mf_on", "m_mf_off", "m_n_off_lines", "m_masked_frac", "m_top_n_in_band",
+                      "m_top_min_in_band", "m_top_rel_in_band")
+#: drift step (channels per scan) of the masked matched filter: whole-channel steps put a fast
+#: needle up to two channels off its track by the last ON scan
+MASK_MF_STEP = 0.25
+
+
+def _off_lines(maps: np.ndarray) -> list[tuple[int, float, float]]:
+    """``[(OFF scan, drift index offset, start channel)]``: each OFF scan's brightest local maxima
+    of its calibrated drift map above :data:`MASK_OFF_SIGMA` (at most :data:`MASK_MAX_LINES`)."""
+    n_half = (maps.shape[1] - 1) // 2
+    out = []
+    for k in OFF_SCANS:
+        m = maps[k]
+        d_i, f_i = np.nonzero((m == maximum_filter(m, size=(7, 11))) & (m > MASK_OFF_SIGMA))
+        for o in np.argsort(-m[d_i, f_i])[:MASK_MAX_LINES]:
+            out.append((k, float(d_i[o] - n_half), float(f_i[o])))
+    return out
+
+
+def _cadence_mask(x: np.ndarray, zb: np.ndarray, maps: np.ndarray, pad: int = 3) -> np.ndarray:
+    """``(6, R, F)`` pixels explained by interference seen in the OFF scans. A drifting interferer
+    moves on one track through the whole cadence, so each OFF line is extended over all six scans
+    (its width growing by half a channel per scan away from the OFF scan, for the drift's
+    uncertainty); channels of non-drifting lines in the raw OFF spectra (which the OFF-median
+    bandpass of :func:`flatten_scans` subtracts, leaving residuals where the scans' levels differ)
+    and channels it blanked are masked with their wings. A needle is in no OFF scan: not masked."""
+    n_s, n_rows, n_chan = zb.shape
+    mask = np.zeros(zb.shape, dtype=bool)
+    t = np.arange(n_s)[:, None] + np.arange(n_rows)[None, :] / n_rows  # (6, R) time in scans
+    ch = np.arange(n_chan)[None, None, :]
+    for k, d, f in _off_lines(maps):
+        width = pad + 0.5 * np.abs(t - k) + abs(d) / n_rows
+        mask |= np.abs(ch - (f + d * (t - k))[:, :, None]) <= width[:, :, None]
+    spec = np.median(np.asarray(x, dtype=np.float32)[list(OFF_SCANS)], axis=1)  # (3, F)
+    res = spec - median_filter(spec, size=(1, 15), mode="nearest")
+    scale = 1.4826 * np.median(np.abs(res - np.median(res, axis=1, keepdims=True)), axis=1, keepdims=True)
+    still = np.flatnonzero(((res / np.maximum(scale, 1e-9)) > MASK_STILL_SIGMA).sum(axis=0) >= 2)
+    blank = np.union1d(np.flatnonzero((zb == 0).all(axis=(0, 1))), still)
+    if len(blank):
+        near = (blank[:, None] + np.arange(-MASK_STILL_PAD, MASK_STILL_PAD + 1)[None, :]).ravel()
+        mask[:, :, np.unique(np.clip(near, 0, n_chan - 1))] = True
+    return mask
+
+
+def _maps_scaled_like(masked: np.ndarray, full: np.ndarray, n_half: int, scans) -> np.ndarray:
+    """Drift maps of the masked scans in units of the unmasked maps' robust scatter (masking
+    lowers the scatter; a line must not gain significance from it)."""
+    raw = drift_maps(masked[list(scans)], n_half)
+    ref = drift_maps(full[list(scans)], n_half)
+    med = np.median(ref, axis=(1, 2), keepdims=True)
+    mad = 1.4826 * np.median(np.abs(ref - med), axis=(1, 2), keepdims=True)
+    return (raw - med) / np.maximum(mad, 1e-6)
+
+
+def masked_features(x: np.ndarray, tv: dict) -> np.ndarray:
+    """``(len(MASK_FEATURE_NAMES),)``: the turboSETI veto on pixels. The OFF scans' lines are
+    masked over the whole cadence (:func:`_cadence_mask`) and the ON scans searched again: each ON
+    scan's best line (whole scan, best half), the brightest line left in any OFF scan, a matched
+    filter along fractional-drift tracks (ON sums against OFF sums), how many OFF lines were
+    masked and what fraction of the ON pixels. Bright RFI through all six scans, and its side
+    responses at other drifts, leave nothing; a needle in the ON scans stays whole."""
+    zb, maps, n_half = tv["zb"], tv["maps"], int(tv["n_half"])
+    mask = _cadence_mask(x, zb, maps)
+    lines = len(_off_lines(maps))
+    zm = np.where(mask, 0.0, zb).astype(np.float32)
+    mm = _maps_scaled_like(zm, zb, n_half, range(6))
+    half = zb.shape[1] // 2
+    seg = np.maximum(*(_maps_scaled_like(zm[:, a:b], zb[:, a:b], n_half, ON_SCANS)
+                       for a, b in ((0, half), (half, 2 * half))))
+    on_best = np.sort([float(mm[k].max()) for k in ON_SCANS])
+    on_seg = np.sort([float(s.max()) for s in seg])
+    off_rest = max(float(mm[k].max()) for k in OFF_SCANS)
+    n_chan = zb.shape[2]
+    drift = np.arange(-n_half, n_half + 1e-9, MASK_MF_STEP)
+    rows = mm[:, np.rint(drift).astype(np.int64) + n_half]  # (6, n_drift, F)
+    vals = np.array([_along(rows[k], np.rint(np.arange(n_chan)[None, :] + drift[:, None] * k).astype(np.int64),
+                            np.nan) for k in range(6)])
+    on_v, off_v = vals[list(ON_SCANS)], vals[list(OFF_SCANS)]
+    s_on = np.nansum(on_v, axis=0) / np.sqrt(3.0)
+    s_off = np.nansum(np.maximum(off_v, 0), axis=0) / np.sqrt(3.0)
+    diff = np.where(np.isfinite(on_v).any(axis=0), s_on - s_off, -np.inf)
+    i = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    # the brightest ON line left: where its drift puts it in the other ON scans. A needle that
+    # leaves the band is seen in one ON scan only; a line that should still be in the band and is
+    # not there is no needle's (turboSETI asks for a hit in every ON scan)
+    top = int(np.argmax(on_max := [float(mm[k].max()) for k in ON_SCANS]))
+    k_top = ON_SCANS[top]
+    d_i, f_i = np.unravel_index(int(np.argmax(mm[k_top])), mm[k_top].shape)
+    near = maximum_filter(mm[list(ON_SCANS)], size=(1, 3, 5), mode="constant", cval=-np.inf)
+    there = []
+    for j, k in enumerate(ON_SCANS):
+        pos = int(np.rint(f_i + (d_i - n_half) * (k - k_top)))
+        if k != k_top and 0 <= pos < n_chan:
+            there.append(float(near[j, d_i, pos]))
+    seen = min(there) if there else 0.0
+    out = np.array([*on_best, *on_seg, off_rest, diff[i], s_on[i], s_off[i], float(lines),
+                    float(mask[list(ON_SCANS)].mean()), float(len(there)), seen,
+                    seen / max(on_max[top], 1.0)], dtype=np.float32)
+    return np.nan_to_num(out, nan=0.0, posinf=1e4, neginf=-1e4)
+
+
+def rich_features(x: np.ndarray, params: dict | None = None, *, matched_filter: bool = True,
+                  mask: bool = False) -> np.ndarray:
     """``(len(RICH_FEATURE_NAMES),)`` float32: richer cadence evidence for a learned (tree) head
     (without ``matched_filter``, round 3's first 86 features, which its bundles were trained on).
 
@@ -385,7 +499,8 @@ def rich_features(x: np.ndarray, params: dict | None = None, *, matched_filter: 
     best half, best quarter — part-scan needles) and for wide lines (3-channel sums), beside the
     OFF evidence at that line (the same place, or where it would have drifted to); the best
     consistent track's ON sum against its OFF power; each OFF scan's power on that track; and how
-    bright the OFF scans' own lines are (a busy background)."""
+    bright the OFF scans' own lines are (a busy background). ``mask``: then
+    :func:`masked_features` (the OFF scans' lines masked over the whole cadence)."""
     p = check_track_params(params or {})
     tv = track_values(x, p)
     base, _ = _features_from(tv)
@@ -437,12 +552,25 @@ def rich_features(x: np.ndarray, params: dict | None = None, *, matched_filter: 
                           dtype=np.float32))
     if matched_filter:
         feats.append(_matched_filter(maps, tv["seg"], n_half))
+    if mask:
+        feats.append(masked_features(x, tv))
     out = np.concatenate(feats).astype(np.float32)
     return np.nan_to_num(out, nan=0.0, posinf=1e4, neginf=-1e4)
 
 
-def rich_feature_matrix(x, params: dict | None = None, *, matched_filter: bool = True) -> np.ndarray:
-    rows = [rich_features(np.asarray(x[i], dtype=np.float32), params, matched_filter=matched_filter)
+#: the ``features: "rich-mask"`` set: the rich features, then :func:`masked_features`
+RICH_MASK_FEATURE_NAMES = RICH_FEATURE_NAMES + MASK_FEATURE_NAMES
+#: physical signs of the masked features (ON evidence left after masking +1, OFF −1, the rest 0)
+RICH_MASK_FEATURE_SIGNS = RICH_FEATURE_SIGNS + tuple(
+    -1 if n == "m_mf_off" else 0 if n in ("m_off_rest", "m_n_off_lines", "m_masked_frac", "m_top_n_in_band") else 1
+    for n in MASK_FEATURE_NAMES)
+
+
+def rich_feature_matrix(x, params: dict | None = None, *, matched_filter: bool = True,
+                        mask: bool = False) -> np.ndarray:
+    if mask and not matched_filter:
+        raise ConfigError("the masked features come after the matched filter: mask needs matched_filter")
+    rows = [rich_features(np.asarray(x[i], dtype=np.float32), params, matched_filter=matched_filter, mask=mask)
             for i in range(len(x))]
-    n = len(RICH_FEATURE_NAMES) - (0 if matched_filter else N_MATCHED_FILTER)
+    n = len(RICH_FEATURE_NAMES) - (0 if matched_filter else N_MATCHED_FILTER) + (len(MASK_FEATURE_NAMES) if mask else 0)
     return np.stack(rows) if rows else np.zeros((0, n), dtype=np.float32)
