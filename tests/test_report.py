@@ -90,8 +90,13 @@ def test_report_for_every_task(name, tmp_path, chromium):
     assert "untrained weights" in page
     if "Most confident" not in page:
         pytest.skip(f"task {name!r} draws no galleries (plot_gallery returned None)")
-    # a random model makes mistakes: the generic mistakes gallery is drawn for every task
-    assert "Most confident mistakes" in page
+    # the generic mistakes gallery is drawn for every task; an untrained model can still be right
+    # about all 40 objects (transits: 39 quiet stars and a host its search statistics give away),
+    # and then the report says so instead
+    if res["metrics"]["accuracy"] < 1.0:
+        assert "Most confident mistakes" in page
+    else:
+        assert "No mistakes on this data" in page
     assert not re.search(r'(src|href)="(?!data:|#)', page)
     loaded, total = images_loaded_in_chromium(res["path"], tmp_path, chromium)
     assert total == res["n_images"] >= 4 and loaded == total
