@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import print_table
+from _common import bootstrap_ci, print_table
 
 
 def _children_cpu() -> float:
@@ -49,14 +49,10 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def bootstrap_ci(y, p, metric, n=1000, seed=0):
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n):
-        i = rng.integers(0, len(y), len(y))
-        if y[i].min() != y[i].max():
-            vals.append(metric(y[i], p[i]))
-    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+def _interval(y: np.ndarray, p: np.ndarray, metric) -> tuple[float, float]:
+    """95% bootstrap interval over test objects, 1,000 resamples (the figures reported so far)."""
+    _, lo, hi = bootstrap_ci(metric, y, p, n_boot=1000)
+    return lo, hi
 
 
 def _test_sets(out: Path, n: int, seed_own: int, seed_independent: int) -> tuple[Path, Path, np.ndarray]:
@@ -93,7 +89,7 @@ def _row(name: str, seeds: str, timing: dict, scored: tuple, curves: dict) -> di
     row = {"model": name, "test_seeds": seeds, **timing}
     for label, y, p in (("own", y_own, p_own), ("independent", y_ind, p_ind)):
         ap_ = average_precision_score(y, p)
-        lo, hi = bootstrap_ci(y, p, average_precision_score)
+        lo, hi = _interval(y, p, average_precision_score)
         row[f"{label}_pr_auc"] = f"{ap_:.3f} [{lo:.3f}, {hi:.3f}]"
         row[f"{label}_roc_auc"] = f"{roc_auc_score(y, p):.3f}"
         row[f"{label}_hosts"] = int(y.sum())
@@ -103,7 +99,7 @@ def _row(name: str, seeds: str, timing: dict, scored: tuple, curves: dict) -> di
     # (neither host nor non-host)
     keep = (y_ind == 0) | det
     ap_d = average_precision_score(y_ind[keep], p_ind[keep])
-    lo_d, hi_d = bootstrap_ci(y_ind[keep], p_ind[keep], average_precision_score)
+    lo_d, hi_d = _interval(y_ind[keep], p_ind[keep], average_precision_score)
     row["independent_detectable_pr_auc"] = f"{ap_d:.3f} [{lo_d:.3f}, {hi_d:.3f}]"
     row["independent_detectable_hosts"] = int(y_ind[keep].sum())
     return row
