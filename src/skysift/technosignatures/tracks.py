@@ -407,8 +407,10 @@ def _off_lines(maps: np.ndarray) -> list[tuple[int, float, float]]:
     return out
 
 
-def _cadence_mask(x: np.ndarray, zb: np.ndarray, maps: np.ndarray, pad: int = 3) -> np.ndarray:
-    """``(6, R, F)`` pixels explained by interference seen in the OFF scans. A drifting interferer
+def _cadence_mask(x: np.ndarray, zb: np.ndarray, off_lines: list[tuple[int, float, float]],
+                  pad: int = 3) -> np.ndarray:
+    """``(6, R, F)`` pixels explained by interference seen in the OFF scans (``off_lines``:
+    :func:`_off_lines`). A drifting interferer
     moves on one track through the whole cadence, so each OFF line is extended over all six scans
     (its width growing by half a channel per scan away from the OFF scan, for the drift's
     uncertainty); channels of non-drifting lines in the raw OFF spectra (which the OFF-median
@@ -418,7 +420,7 @@ def _cadence_mask(x: np.ndarray, zb: np.ndarray, maps: np.ndarray, pad: int = 3)
     mask = np.zeros(zb.shape, dtype=bool)
     t = np.arange(n_s)[:, None] + np.arange(n_rows)[None, :] / n_rows  # (6, R) time in scans
     ch = np.arange(n_chan)[None, None, :]
-    for k, d, f in _off_lines(maps):
+    for k, d, f in off_lines:
         width = pad + 0.5 * np.abs(t - k) + abs(d) / n_rows
         mask |= np.abs(ch - (f + d * (t - k))[:, :, None]) <= width[:, :, None]
     spec = np.median(np.asarray(x, dtype=np.float32)[list(OFF_SCANS)], axis=1)  # (3, F)
@@ -450,8 +452,8 @@ def masked_features(x: np.ndarray, tv: dict) -> np.ndarray:
     masked and what fraction of the ON pixels. Bright RFI through all six scans, and its side
     responses at other drifts, leave nothing; a needle in the ON scans stays whole."""
     zb, maps, n_half = tv["zb"], tv["maps"], int(tv["n_half"])
-    mask = _cadence_mask(x, zb, maps)
-    lines = len(_off_lines(maps))
+    off_lines = _off_lines(maps)
+    mask = _cadence_mask(x, zb, off_lines)
     zm = np.where(mask, 0.0, zb).astype(np.float32)
     mm = _maps_scaled_like(zm, zb, n_half, range(6))
     half = zb.shape[1] // 2
@@ -483,7 +485,7 @@ def masked_features(x: np.ndarray, tv: dict) -> np.ndarray:
         if k != k_top and 0 <= pos < n_chan:
             there.append(float(near[j, d_i, pos]))
     seen = min(there) if there else 0.0
-    out = np.array([*on_best, *on_seg, off_rest, diff[i], s_on[i], s_off[i], float(lines),
+    out = np.array([*on_best, *on_seg, off_rest, diff[i], s_on[i], s_off[i], float(len(off_lines)),
                     float(mask[list(ON_SCANS)].mean()), float(len(there)), seen,
                     seen / max(on_max[top], 1.0)], dtype=np.float32)
     return np.nan_to_num(out, nan=0.0, posinf=1e4, neginf=-1e4)
