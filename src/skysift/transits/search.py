@@ -28,6 +28,7 @@ curves in threads). Results are cached per input file (content hash + settings),
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -296,6 +297,7 @@ def search_grid(s: SearchSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return _GRIDS[key]
 
 
+@functools.lru_cache(maxsize=1)
 def _bls_kernel():
     # Hand-written because astropy's BoxLeastSquares costs ~90 ms per Kepler light curve on this
     # grid (measured), 20x too slow for the throughput target; this is the same binned algorithm
@@ -362,14 +364,9 @@ def _bls_kernel():
     return bls
 
 
-_KERNEL = None
-
 
 def bls_search(rel: np.ndarray, valid: np.ndarray, s: SearchSettings) -> dict:
     """Best period, epoch, duration, depth, SNR and SDE of each of ``(N, L)`` detrended series."""
-    global _KERNEL
-    if _KERNEL is None:
-        _KERNEL = _bls_kernel()
     periods, idx, nb, n_dur = search_grid(s)
     k = s.bin_cadences
     m = s.length // k
@@ -385,7 +382,7 @@ def bls_search(rel: np.ndarray, valid: np.ndarray, s: SearchSettings) -> dict:
     score = np.zeros((n, len(periods)))
     durs = np.asarray(s.durations_bins, dtype=np.int64)
     inv_beta = 1.0 / red_noise_beta(sx, durs) if s.red_noise else np.ones((n, len(durs)))
-    _KERNEL(np.ascontiguousarray(sx), float(k), idx, nb, durs, n_dur, np.ascontiguousarray(inv_beta),
+    _bls_kernel()(np.ascontiguousarray(sx), float(k), idx, nb, durs, n_dur, np.ascontiguousarray(inv_beta),
             float(s.anti_weight), power, score)
     # the period by the contrast; the reported power (the views' SNR) is the dip's own
     p = score.argmax(axis=1)
@@ -419,6 +416,7 @@ def bls_search(rel: np.ndarray, valid: np.ndarray, s: SearchSettings) -> dict:
             "sde": (score[r, p] - pw_mean) / pw_std}
 
 
+@functools.lru_cache(maxsize=1)
 def _harmonic_kernel():
     import numba
 
@@ -455,22 +453,18 @@ def _harmonic_kernel():
     return depths
 
 
-_HARMONIC = None
-
 
 def resolve_harmonics(rel: np.ndarray, valid: np.ndarray, period: np.ndarray, t0: np.ndarray,
                       duration: np.ndarray, s: SearchSettings) -> tuple[np.ndarray, np.ndarray]:
     """Period and epoch of each candidate, halved when the box at phase 0.5 is as deep as the
     transit (the search found twice the period) or doubled when only odd or only even transits
     dip (half the period); see :attr:`SearchSettings.harmonic_check`."""
-    global _HARMONIC
-    if _HARMONIC is None:
-        _HARMONIC = _harmonic_kernel()
     period, t0 = np.array(period, dtype=np.float64), np.array(t0, dtype=np.float64)
     x = np.ascontiguousarray(np.where(valid, rel, 0.0), dtype=np.float64)
     sig = np.maximum(_mad(x), 1e-9)
     out = np.zeros((len(x), 8))
-    _HARMONIC(x, np.ascontiguousarray(valid), period, t0, np.asarray(duration, np.float64) / 2, CADENCE_DAYS, out)
+    _harmonic_kernel()(x, np.ascontiguousarray(valid), period, t0, np.asarray(duration, np.float64) / 2,
+                       CADENCE_DAYS, out)
     d1, n1, d2, n2, d_odd, n_odd, d_even, n_even = out.T
     halve = ((n1 > 0) & (n2 > 0) & (d1 > 0) & (period / 2 >= s.period_min) & (d2 > 0.7 * d1)
              & (d2 / sig * np.sqrt(n2) > 7))
@@ -501,6 +495,7 @@ def red_noise_beta(sx: np.ndarray, durs: np.ndarray) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def _refine_kernel():
     import numba
 
@@ -551,18 +546,13 @@ def _refine_kernel():
     return refine
 
 
-_REFINE = None
-
 
 def refine_search(rel, valid, period, t0, duration, rel_step, n_trials: int = 9):
     """Period, epoch and duration refined at full (one-cadence) resolution around the coarse
     search's best, so that the folded views are sharp (in place on copies; returned)."""
-    global _REFINE
-    if _REFINE is None:
-        _REFINE = _refine_kernel()
     period, t0, duration = (np.array(v, dtype=np.float64) for v in (period, t0, duration))
     x = np.ascontiguousarray(np.where(valid, rel, 0.0), dtype=np.float64)
-    _REFINE(x, np.ascontiguousarray(valid, dtype=np.float64), period, t0, duration,
+    _refine_kernel()(x, np.ascontiguousarray(valid, dtype=np.float64), period, t0, duration,
             np.asarray(rel_step, np.float64), n_trials, CADENCE_DAYS)
     return period, t0, duration
 
