@@ -134,12 +134,19 @@ def drift_maps(zb: np.ndarray, n_half: int) -> np.ndarray:
     return out
 
 
-def _calibrated(maps: np.ndarray) -> np.ndarray:
-    """Each scan's line sums over their own robust scatter: real scans hold correlated structure
-    (gain stripes, ripples) that makes a line sum's noise larger than √rows·σ."""
+def _robust_scale(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each scan's median and robust scatter (1.4826 MAD, at least 1e-6) of its line sums."""
     m_med = np.median(maps, axis=(1, 2), keepdims=True)
     m_mad = 1.4826 * np.median(np.abs(maps - m_med), axis=(1, 2), keepdims=True)
-    return (maps - m_med) / np.maximum(m_mad, 1e-6)
+    return m_med, np.maximum(m_mad, 1e-6)
+
+
+def _calibrated(maps: np.ndarray, scale: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Each scan's line sums over their own robust scatter: real scans hold correlated structure
+    (gain stripes, ripples) that makes a line sum's noise larger than √rows·σ. ``scale``: another
+    map's :func:`_robust_scale` instead (masked scans are scaled like the unmasked ones)."""
+    m_med, m_mad = _robust_scale(maps) if scale is None else scale
+    return (maps - m_med) / m_mad
 
 
 def _along(m: np.ndarray, pos: np.ndarray, fill: float) -> np.ndarray:
@@ -158,12 +165,15 @@ def track_values(x: np.ndarray, params: dict | None = None) -> dict:
     t_raw = x.shape[1]
     n_chan = x.shape[2]
     n_half = int(np.ceil(float(p["max_drift"]) * t_raw))
-    maps = _calibrated(drift_maps(zb, n_half))  # (6, nd, F)
+    raw = drift_maps(zb, n_half)  # (6, nd, F)
+    scale = _robust_scale(raw)
+    maps = _calibrated(raw, scale)
     # segments: the same search over each half of every scan (same channels-per-scan grid, so a
     # half's drift index means twice the rate) finds needles that last part of a scan only
     half = zb.shape[1] // 2
-    seg = np.maximum(maps, np.maximum(_calibrated(drift_maps(zb[:, :half], n_half)),
-                                      _calibrated(drift_maps(zb[:, half:2 * half], n_half))))
+    half_raw = [drift_maps(zb[:, a:b], n_half) for a, b in ((0, half), (half, 2 * half))]
+    half_scales = [_robust_scale(h) for h in half_raw]
+    seg = np.maximum(maps, np.maximum(*(_calibrated(h, sc) for h, sc in zip(half_raw, half_scales))))
     nd = maps.shape[1]
     tol = int(p["on_tolerance"])
     # ON: tolerant by ±tol channels and one drift step; OFF: the brightest line at any drift
@@ -194,7 +204,7 @@ def track_values(x: np.ndarray, params: dict | None = None) -> dict:
         # a track outside the band in an OFF scan cannot be vetoed there
         off_vals[j] = np.where(inside, track, 0.0)
     return {"on": on_vals, "off": off_vals, "maps": maps, "n_half": n_half, "off_margin": margin,
-            "seg": seg, "zb": zb}
+            "seg": seg, "zb": zb, "scale": scale, "half_scales": half_scales}
 
 
 #: an OFF line vetoes an ON line (turboSETI's rule: "also seen in an OFF scan") when it is above
@@ -434,16 +444,6 @@ def _cadence_mask(x: np.ndarray, zb: np.ndarray, off_lines: list[tuple[int, floa
     return mask
 
 
-def _maps_scaled_like(masked: np.ndarray, full: np.ndarray, n_half: int, scans) -> np.ndarray:
-    """Drift maps of the masked scans in units of the unmasked maps' robust scatter (masking
-    lowers the scatter; a line must not gain significance from it)."""
-    raw = drift_maps(masked[list(scans)], n_half)
-    ref = drift_maps(full[list(scans)], n_half)
-    med = np.median(ref, axis=(1, 2), keepdims=True)
-    mad = 1.4826 * np.median(np.abs(ref - med), axis=(1, 2), keepdims=True)
-    return (raw - med) / np.maximum(mad, 1e-6)
-
-
 def masked_features(x: np.ndarray, tv: dict) -> np.ndarray:
     """``(len(MASK_FEATURE_NAMES),)``: the turboSETI veto on pixels. The OFF scans' lines are
     masked over the whole cadence (:func:`_cadence_mask`) and the ON scans searched again: each ON
@@ -455,10 +455,13 @@ def masked_features(x: np.ndarray, tv: dict) -> np.ndarray:
     off_lines = _off_lines(maps)
     mask = _cadence_mask(x, zb, off_lines)
     zm = np.where(mask, 0.0, zb).astype(np.float32)
-    mm = _maps_scaled_like(zm, zb, n_half, range(6))
+    # masking lowers a scan's scatter: a line must not gain significance from it, so the masked
+    # maps are scaled like the unmasked ones (the scales track_values found)
+    mm = _calibrated(drift_maps(zm, n_half), tv["scale"])
     half = zb.shape[1] // 2
-    seg = np.maximum(*(_maps_scaled_like(zm[:, a:b], zb[:, a:b], n_half, ON_SCANS)
-                       for a, b in ((0, half), (half, 2 * half))))
+    on = list(ON_SCANS)
+    seg = np.maximum(*(_calibrated(drift_maps(zm[on, a:b], n_half), (sc[0][on], sc[1][on]))
+                       for (a, b), sc in zip(((0, half), (half, 2 * half)), tv["half_scales"])))
     on_best = np.sort([float(mm[k].max()) for k in ON_SCANS])
     on_seg = np.sort([float(s.max()) for s in seg])
     off_rest = max(float(mm[k].max()) for k in OFF_SCANS)
