@@ -145,6 +145,8 @@ def test_config_validates_early():
         TrainConfig(epochs=0)
     with pytest.raises(ConfigError, match="sampler"):
         TrainConfig(sampler="magic")
+    with pytest.raises(ConfigError, match="checkpoint"):
+        TrainConfig(checkpoint="worst")
     with pytest.raises(ConfigError, match="unknown training option"):
         TrainConfig.from_dict({"epochz": 3})
 

@@ -127,10 +127,12 @@ def test_real_kepler90_fits_load(shared_data, tmp_path):
 
 def test_train_bundle_round_trip_and_predict(small_csv, tmp_path):
     run = tmp_path / "run"
-    model = skysift.train("transits", small_csv, run, epochs=2, batch_size=32, progress=False,
+    model = skysift.train("transits", small_csv, run, epochs=3, patience=1, batch_size=32, progress=False,
                           model_params={"width": 8})
     assert (run / "model.safetensors").exists() and (run / "model.json").exists()
     card = json.loads((run / "model.json").read_text())
+    # the default keeps the final weights: every epoch runs, whatever the patience
+    assert card["train_config"]["checkpoint"] == "last" and len(card["history"]) == 3
     assert card["task"] == "transits" and card["model"]["name"] == "views-net"
     assert card["calibration"]["temperature"] > 0 and "ece_uncalibrated" in card["validation_metrics"]
     for png in ("roc_pr.png", "confusion.png", "reliability.png", "training_curves.png"):

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 LOSSES = ("ce", "weighted_ce", "focal")
 RESAMPLERS = ("none", "over", "under", "smote")
 SAMPLERS = ("none", "weighted")
+#: which weights training ends with: the best validation epoch, or the final one (see TrainConfig.checkpoint)
+CHECKPOINTS = ("best", "last")
 PRECISIONS = ("auto", "32", "16-mixed", "bf16-mixed")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 #: Lightning's ``StrategyRegistry`` names (2.6) plus "auto"; a test keeps the two in step, so that
@@ -59,6 +61,8 @@ class TrainConfig:
     lr: float = _field(1e-3, "learning rate (AdamW)")
     weight_decay: float = _field(1e-4, "AdamW weight decay")
     patience: int = _field(5, "epochs without improvement before early stopping")
+    checkpoint: str = _field("best", "best | last: keep the epoch with the best validation headline metric, or "
+                                     "train every epoch (no early stopping) and keep the final weights")
     val_frac: float = _field(0.2, "fraction held out (stratified) for validation, in (0, 0.5)")
     test_frac: float = _field(0.2, "fraction held out (stratified, grouped) as a test split no choice touches; "
                                    "its metrics are the headline. 0: no test split (bring your own)")
@@ -127,6 +131,7 @@ class TrainConfig:
         if self.max_time_minutes is not None:
             number("max_time_minutes", positive=True)
         choice("sampler", SAMPLERS)
+        choice("checkpoint", CHECKPOINTS)
         choice("loss", LOSSES)
         choice("resample", RESAMPLERS)
         if self.precision not in PRECISIONS:
