@@ -14,9 +14,10 @@ fresh: seeds 1000/2000, 3000/4000, 5000/6000 and 7000/8000 scored earlier versio
 third helper measured on 9000/10000: ``--seed-own 9000 --seed-independent 10000``, and the same
 trained model was scored again, with ``--run``, on 15,000 stars each of seeds 11000/12000; round 5
 measured on 15,000 stars each of seeds 13000/14000 and scored the same model again on 15,000 each of
-15000/16000, pooled with ``--seed-own 13000,15000 --seed-independent 14000,16000``; the next version
-needs other seeds), and the
-choices were made on validation sets of seeds 500/501, 900, 902–904, 950, 952, 953 (training simulator)
+15000/16000, pooled with ``--seed-own 13000,15000 --seed-independent 14000,16000``; round 6 measured on
+15,000 stars each of 21000/22000 and 23000/24000, pooled with ``--seed-own 21000,23000
+--seed-independent 22000,24000``; the next version needs other seeds, >= 25000), and the
+choices were made on validation sets of seeds 500/501, 900, 902–904, 950, 952, 953, 960 (training simulator)
 and 600/601, 901–904, 951–953 (independent generator). PR-AUC is average precision;
 intervals are 95% bootstrap percentiles over test objects (1,000 resamples).
 
@@ -112,7 +113,7 @@ def main() -> None:
     ap.add_argument("--models", default="views-net,seed-cnn")
     ap.add_argument("--out", default="runs/transits_robustness")
     ap.add_argument("--figure", default="docs/images/transits_pr_robustness.png")
-    # the test sets must be fresh for the version measured: seeds 1000/2000 ... 13000/14000 scored
+    # the test sets must be fresh for the version measured: seeds 1000/2000 ... 23000/24000 scored
     # earlier versions (see the docstring)
     ap.add_argument("--seed-own", default="5000",
                     help="test seed of the training simulator; several, comma-separated, give one row each and "
