@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .io import OFF_SCANS, ON_SCANS, write_cadence_folder
+from .io import OFF_SCANS, ON_SCANS, with_content_ids, write_cadence_folder
 from .simulate import DF_HZ, DT_S, TRUTH_FIELDS, TRUTH_FORMATS, _path, _template
 
 #: kinds of injection and their default proportions
@@ -221,8 +221,10 @@ def inject_dataset(backgrounds: dict[str, np.ndarray], out, n: int, seed: int = 
             kind = str(rng.choice(KINDS, p=p / p.sum()))
             x, t = draw_injection(variants(backgrounds[bg_id], rng), rng, kind, snr_range=snr_range,
                                   legacy_placement=legacy_placement)
-            sid = f"{rng.integers(0, 16**15, dtype=np.int64):015x}"
-            yield sid, standardise(x), int(kind == "needle"), {**t, "background": bg_id}
+            # drawn as before (the same seed gives the same snippets), not used: ids are content ids
+            rng.integers(0, 16**15, dtype=np.int64)
+            yield standardise(x), int(kind == "needle"), {**t, "background": bg_id}
 
-    write_cadence_folder(out, rows(), ("background", "kind", *TRUTH_FIELDS, "scans", "window"), TRUTH_FORMATS)
+    write_cadence_folder(out, with_content_ids(rows()), ("background", "kind", *TRUTH_FIELDS, "scans", "window"),
+                         TRUTH_FORMATS)
     return out
