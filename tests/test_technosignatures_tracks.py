@@ -293,3 +293,17 @@ def test_top_ignores_nan_and_infinities():
 
     assert _top(np.array([1.0, np.nan, np.inf, -np.inf, 2.5])) == 2.5
     assert _top(np.array([np.nan, -np.inf, np.inf])) == 0.0 and _top(np.array([-3.0])) == -3.0
+
+
+def test_transient_interference_is_in_one_on_scan_only_and_a_negative(tmp_path):
+    bg = _background(2)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        x, t = draw_injection(bg, rng, "transient")
+        changed = [k for k in range(6) if (x[k] != bg[k]).any()]
+        assert t["kind"] == "transient" and len(changed) == 1 and changed[0] in ON_SCANS
+        assert abs(t["drift_hz_s"]) <= 0.05 and 40 <= t["start_channel"] <= bg.shape[2] - 40
+    out = inject_dataset({"a": bg}, tmp_path / "tr", n=2, seed=0, kinds=("transient",), proportions=(1.0,))
+    assert TASK.load(out, labelled=True).y.tolist() == [0, 0]
+    with pytest.raises(ConfigError, match="one weight per kind"):
+        inject_dataset({"a": bg}, tmp_path / "bad", n=2, kinds=("transient",))
