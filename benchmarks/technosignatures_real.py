@@ -2,6 +2,7 @@
 
     python benchmarks/technosignatures_real.py stats                     # real vs simulated statistics
     python benchmarks/technosignatures_real.py build --out DIR [--n-sim 800] [--n-inj 1200] [--n-test 1200]
+        [--n-transient 0]   (training negatives: a line in one ON scan only)
         [--test-seed 12 --test-only]   (a second injection test set)
         [--test-placement legacy|corrected] [--train-placement legacy|corrected]
     skysift train technosignatures --model cadence-tracks --data DIR/train --out RUN
@@ -97,6 +98,10 @@ def build(args) -> None:
         inject_dataset(train_bg, out / "_inj", n=args.n_inj, seed=args.seed + 1,
                        legacy_placement=args.train_placement == "legacy")
         _merge(out / "_inj", out / "train")
+        if args.n_transient:  # training negatives: interference in one ON scan only (see inject)
+            inject_dataset(train_bg, out / "_tr", n=args.n_transient, seed=args.seed + 5, kinds=("transient",),
+                           proportions=(1.0,))
+            _merge(out / "_tr", out / "train")
         simulate(out / "sim_test", n=args.n_sim_test, seed=args.seed + 3)
     elif args.n_sim_test > 0:  # a fresh simulated test set beside a fresh injection test set
         simulate(out / "sim_test", n=args.n_sim_test, seed=test_seed + 1)
@@ -104,7 +109,8 @@ def build(args) -> None:
                    legacy_placement=args.test_placement == "legacy")
     protocol = {"train_backgrounds": sorted(train_bg), "test_backgrounds": sorted(test_bg),
                 "n_harsh_sim": args.n_sim, "n_train_injections": args.n_inj, "n_test_injections": args.n_test,
-                "n_sim_test": args.n_sim_test, "seed": args.seed, "test_seed": test_seed,
+                "n_sim_test": args.n_sim_test,
+                "n_train_transients": args.n_transient, "seed": args.seed, "test_seed": test_seed,
                 "sim_test_seed": args.seed + 3 if not args.test_only else test_seed + 1,
                 "train_placement": args.train_placement, "test_placement": args.test_placement}
     (out / "protocol.json").write_text(json.dumps(protocol, indent=2))
@@ -120,7 +126,12 @@ def _merge(src: Path, dst: Path) -> None:
     lab = (src / "train_labels.csv").read_text().split("\n")[1:]
     with open(dst / "train_labels.csv", "a") as fh:
         fh.write("\n".join(line for line in lab if line) + "\n")
-    shutil.copy(src / "truth.csv", dst / "injection_truth.csv")
+    truth = dst / "injection_truth.csv"
+    if truth.exists():  # a second injected set: its rows after the first's (same columns)
+        with open(truth, "a") as fh:
+            fh.write("\n".join(line for line in (src / "truth.csv").read_text().split("\n")[1:] if line) + "\n")
+    else:
+        shutil.copy(src / "truth.csv", truth)
     shutil.rmtree(src)
 
 
@@ -175,6 +186,8 @@ def main() -> None:
     b.add_argument("--n-sim", type=int, default=800)
     b.add_argument("--n-inj", type=int, default=1200)
     b.add_argument("--n-test", type=int, default=1200)
+    b.add_argument("--n-transient", type=int, default=0,
+                   help="training negatives with a line in one ON scan only (inject.draw_injection 'transient')")
     b.add_argument("--n-sim-test", type=int, default=1000)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--test-seed", type=int, default=None, help="seed of the injection test set (seed + 2)")

@@ -61,3 +61,23 @@ def test_gz1_sweep_never_sees_the_outer_split(shared_data):
     test = set(np.flatnonzero(outer))
     assert not test & set(fit) and not test & set(sel)
     assert set(lab.OBJID[outer]) == set(json.loads((BENCH / "splits/gz1_outer_test.json").read_text())["test_ids"])
+
+
+def test_technosignatures_build_merges_several_injected_sets_into_training(tmp_path):
+    """``build --n-transient``: a second injected set is merged after the first, its truth rows
+    appended to ``injection_truth.csv`` (not replacing the first set's)."""
+    from skysift.technosignatures.io import with_content_ids, write_cadence_folder
+    from technosignatures_real import _merge
+
+    def write(path, n, level, kind):
+        rows = [(np.full((6, 4, 8), level + i, np.float32), int(kind == "needle"), {"kind": kind}) for i in range(n)]
+        return write_cadence_folder(path, with_content_ids(rows), ("kind",))
+
+    dst = write(tmp_path / "train", 2, 0.0, "sim")
+    _merge(write(tmp_path / "_inj", 2, 10.0, "needle"), dst)
+    _merge(write(tmp_path / "_tr", 1, 20.0, "transient"), dst)
+    labels = (dst / "train_labels.csv").read_text().split()
+    truth = (dst / "injection_truth.csv").read_text().split()
+    assert len(labels) == 1 + 5 and len(set(labels)) == 6 and len(list((dst / "train").glob("*/*.npy"))) == 5
+    assert truth[0] == "id,target,kind" and [r.split(",")[2] for r in truth[1:]] == ["needle", "needle", "transient"]
+    assert not (tmp_path / "_inj").exists() and not (tmp_path / "_tr").exists()

@@ -31,11 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .io import OFF_SCANS, ON_SCANS, write_cadence_folder
+from .io import OFF_SCANS, ON_SCANS, with_content_ids, write_cadence_folder
 from .simulate import DF_HZ, DT_S, TRUTH_FIELDS, TRUTH_FORMATS, _path, _template
 
 #: kinds of injection and their default proportions
 KINDS = ("needle", "rfi", "plain")
+#: ``transient``: interference in one ON scan only (training negatives, see :func:`draw_injection`)
+ALL_KINDS = (*KINDS, "transient")
 NEEDLE_PATHS = ("linear", "quadratic", "sine", "per_scan")
 
 
@@ -163,8 +165,8 @@ def draw_injection(background: np.ndarray, rng: np.random.Generator, kind: str,
                    legacy_placement: bool = False) -> tuple[np.ndarray, dict]:
     """One injected snippet of ``kind`` (``needle``, ``rfi`` or ``plain``) into ``background``
     (``legacy_placement``: see :func:`add_signal`)."""
-    if kind not in KINDS:
-        raise ConfigError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind not in ALL_KINDS:
+        raise ConfigError(f"kind must be one of {ALL_KINDS}, got {kind!r}")
     snr = float(np.exp(rng.uniform(*np.log(snr_range))))
     width = float(np.exp(rng.uniform(np.log(2.0), np.log(15.0))))
     drift = float(rng.uniform(-drift_max_hz_s, drift_max_hz_s))
@@ -185,6 +187,16 @@ def draw_injection(background: np.ndarray, rng: np.random.Generator, kind: str,
             scans = tuple(sorted({int(rng.choice(OFF_SCANS)), int(rng.integers(0, 6))}))
         x, t = add_signal(background, rng, scans=scans, snr=snr * rng.uniform(1, 3), drift_hz_s=drift,
                           width_hz=width, path="linear", window=window, legacy_placement=legacy_placement)
+    elif kind == "transient":
+        # a line in one ON scan only, slow enough (at most 5.4 channels a scan) and far enough from
+        # the band edges that a needle with its drift would still be in the band in the other ON
+        # scans: not a candidate by turboSETI's rule (a hit in every ON scan), and real negatives
+        # hold such lines (issue 18, round 6). Without them, every ON-only line a model is trained
+        # on is a needle, including the fast ones seen in one ON scan because they leave the band
+        k = int(rng.choice(ON_SCANS))
+        x, t = add_signal(background, rng, scans=(k,), snr=snr, drift_hz_s=float(rng.uniform(-0.05, 0.05)),
+                          width_hz=width, path="linear", window=window,
+                          start_channel=float(rng.uniform(40, background.shape[2] - 40)))
     else:
         x, t = np.asarray(background, dtype=np.float32).copy(), {"path": "", "snr": 0.0, "drift_hz_s": 0.0,
                                                                  "width_hz": 0.0, "start_channel": -1.0,
@@ -202,15 +214,19 @@ def standardise(x: np.ndarray) -> np.ndarray:
 
 
 def inject_dataset(backgrounds: dict[str, np.ndarray], out, n: int, seed: int = 0,
-                   proportions=(0.5, 0.3, 0.2), snr_range=(15.0, 150.0), legacy_placement: bool = False) -> Path:
+                   proportions=(0.5, 0.3, 0.2), snr_range=(15.0, 150.0), legacy_placement: bool = False,
+                   kinds: tuple[str, ...] = KINDS) -> Path:
     """Write ``n`` injected snippets into ``backgrounds`` (id → ``(6, T, F)``) in the competition
     layout (``train/<c>/<id>.npy``, ``train_labels.csv``) plus ``truth.csv`` with each snippet's
-    background id, variant-free kind (needle / rfi / plain) and signal parameters. Returns ``out``."""
+    background id, variant-free kind (needle / rfi / plain, or those of ``kinds``: one weight each
+    in ``proportions``; only needles are positives) and signal parameters. Returns ``out``."""
     if n < 1 or not backgrounds:
         raise ConfigError("inject_dataset needs n >= 1 and at least one background")
     p = np.asarray(proportions, dtype=np.float64)
-    if len(p) != 3 or (p < 0).any() or p.sum() <= 0:
-        raise ConfigError(f"proportions must be three weights (needle, rfi, plain), got {proportions}")
+    if len(p) != len(kinds) or (p < 0).any() or p.sum() <= 0:
+        raise ConfigError(f"proportions must be one weight per kind {tuple(kinds)}, got {proportions}")
+    if unknown := set(kinds) - set(ALL_KINDS):
+        raise ConfigError(f"kinds must be among {ALL_KINDS}, got {sorted(unknown)}")
     out = Path(out)
     rng = np.random.default_rng(seed)
     names = sorted(backgrounds)
@@ -218,11 +234,13 @@ def inject_dataset(backgrounds: dict[str, np.ndarray], out, n: int, seed: int = 
     def rows():
         for i in range(n):
             bg_id = names[i % len(names)]
-            kind = str(rng.choice(KINDS, p=p / p.sum()))
+            kind = str(rng.choice(kinds, p=p / p.sum()))
             x, t = draw_injection(variants(backgrounds[bg_id], rng), rng, kind, snr_range=snr_range,
                                   legacy_placement=legacy_placement)
-            sid = f"{rng.integers(0, 16**15, dtype=np.int64):015x}"
-            yield sid, standardise(x), int(kind == "needle"), {**t, "background": bg_id}
+            # drawn as before (the same seed gives the same snippets), not used: ids are content ids
+            rng.integers(0, 16**15, dtype=np.int64)
+            yield standardise(x), int(kind == "needle"), {**t, "background": bg_id}
 
-    write_cadence_folder(out, rows(), ("background", "kind", *TRUTH_FIELDS, "scans", "window"), TRUTH_FORMATS)
+    write_cadence_folder(out, with_content_ids(rows()), ("background", "kind", *TRUTH_FIELDS, "scans", "window"),
+                         TRUTH_FORMATS)
     return out

@@ -23,6 +23,7 @@ always reported by name, never fed silently to a model.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import warnings
@@ -285,6 +286,29 @@ def _finish(ids, x, y, source: Path, layout: str) -> TaskData:
 
 
 # ---- writing -----------------------------------------------------------------------------------
+def content_id(x: np.ndarray, label: int) -> str:
+    """A 15-hex-digit snippet id from what is written (the float16 pixels, their shape and the
+    label): two sets share an id only for the same snippet, so features cached by id, or ids
+    compared between a small and a larger build of a set, cannot mix different data (random ids
+    drawn from a build's seed repeated across builds of other sizes and other backgrounds)."""
+    a = np.ascontiguousarray(np.asarray(x).astype(np.float16))
+    h = hashlib.blake2b(digest_size=8)
+    h.update(repr((a.shape, int(label))).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()[:15]
+
+
+def with_content_ids(rows: Iterable[tuple[np.ndarray, int, dict]]):
+    """``(x, label, truth)`` rows → ``(id, x, label, truth)`` with :func:`content_id` ids; a
+    repeated snippet (a plain injection can draw the same background variant twice) gets ``-2``,
+    ``-3`` … after its id, so ids stay unique within a set and still name the same data."""
+    seen: dict[str, int] = {}
+    for x, y, t in rows:
+        sid = content_id(x, y)
+        seen[sid] = seen.get(sid, 0) + 1
+        yield (sid if seen[sid] == 1 else f"{sid}-{seen[sid]}"), x, y, t
+
+
 def write_cadence_folder(out, rows: Iterable[tuple[str, np.ndarray, int, dict]], truth_fields: Sequence[str],
                          formats: dict[str, str] | None = None) -> Path:
     """Write labelled snippets in the competition layout: ``out/train/<first char of id>/<id>.npy``

@@ -1,18 +1,18 @@
 """Models of the technosignatures task by name. Networks take ``(B, C, t, f)`` (C = 6 scans, or 3 for the
 ON / ON−OFF views) and give ``(B, 2)`` logits.
 
-* ``cadence-tracks`` (default, an estimator): the ON/OFF rule by construction — a per-scan
+* ``cadence-tracks`` (an estimator; the default until round 6): the ON/OFF rule by construction — a per-scan
   de-Doppler search over whole and half scans, each candidate track checked in the ON scans and
   vetoed by the OFF scans with a hand-set rule (:mod:`.tracks`), and a logistic head on nine
   such features (:mod:`.head`).
-* ``cadence-tracks-gbm`` (an estimator): the same rule with richer evidence — a per-scan
+* ``cadence-tracks-gbm`` (default since round 6, an estimator): the same rule with richer evidence — a per-scan
   de-Doppler search over whole, half and quarter scans and 3-channel sums, each ON scan's lines
   beside the OFF evidence at the same place or where they would have drifted to
   (:func:`.tracks.rich_features`), the ON scans searched again with every OFF line masked over the
   whole cadence (:func:`.tracks.masked_features`), and a LightGBM head on that evidence (:mod:`.head`). The
   head sees only cadence evidence (no "brightest line anywhere"), so it cannot learn to ignore the
   cadence: a line also present in an OFF scan scores low whatever it looks like. Better on
-  real-background injections than ``cadence-tracks``, not (yet) the default: see the README.
+  real-background injections than ``cadence-tracks``; see the README for how it was chosen.
 * ``cadence-cnn``: a compact VGG-style CNN (about 11 M multiply-adds at the default 32 × 64) that
   trains in minutes on 2 CPU cores. The scans are input channels, so the first layers can compare
   ON with OFF at each time × frequency pixel; global average + max pooling makes it independent of

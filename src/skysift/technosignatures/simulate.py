@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from .io import write_cadence_folder
+from .io import with_content_ids, write_cadence_folder
 
 N_SCANS, T_SCAN, N_CHAN = 6, 273, 256
 DF_HZ = 2.7939677238464355  # Breakthrough Listen high-resolution channel width
@@ -251,18 +251,18 @@ def simulate(out, n: int = 2000, seed: int = 0, cfg: SimulationConfig | None = N
     n_pos = int(round(cfg.positive_fraction * n))
     labels = np.zeros(n, dtype=np.int64)
     labels[rng.choice(n, size=n_pos, replace=False)] = 1
-    ids = [f"{v:015x}" for v in rng.integers(0, 16**15, size=n, dtype=np.int64)]
-    while len(set(ids)) < n:  # vanishingly rare; regenerate the collisions deterministically
-        ids = list(dict.fromkeys(ids)) + [f"{v:015x}" for v in rng.integers(0, 16**15, size=n - len(set(ids)))]
+    # the random ids of earlier rounds are still drawn so that a seed gives the same snippets as
+    # before; the ids written are content ids (io.with_content_ids), unique to each snippet's data
+    rng.integers(0, 16**15, size=n, dtype=np.int64)
 
     def rows():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for sid, y in zip(ids, labels):
+            for y in labels:
                 x, t = simulate_snippet(rng, bool(y), cfg)
-                yield sid, x, int(y), t
+                yield x, int(y), t
 
-    write_cadence_folder(out, rows(), TRUTH_FIELDS, TRUTH_FORMATS)
+    write_cadence_folder(out, with_content_ids(rows()), TRUTH_FIELDS, TRUTH_FORMATS)
     return out
 
 

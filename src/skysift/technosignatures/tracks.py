@@ -358,6 +358,13 @@ N_MATCHED_FILTER = sum(n.startswith("mf_") for n in RICH_FEATURE_NAMES)
 RICH_FEATURE_SIGNS = tuple(_physical_sign(n) for n in RICH_FEATURE_NAMES)
 
 
+def _top(a: np.ndarray) -> float:
+    """The largest finite value of ``a`` (NaN and ±inf ignored: −inf marks vetoed or out-of-band
+    tracks), 0.0 when there is none."""
+    fin = np.isfinite(a)
+    return float(a[fin].max()) if fin.any() else 0.0
+
+
 def _exact_track(maps: np.ndarray, n_half: int, scans, fill: float) -> np.ndarray:
     """``(len(scans), n_drifts, F)``: each scan's line sum on the linear track ``(d, f0)`` of the
     cadence, which starts scan ``k`` at channel ``f0 + d·k`` (``fill`` where it is out of band)."""
@@ -378,9 +385,6 @@ def _matched_filter(maps: np.ndarray, seg: np.ndarray, n_half: int) -> np.ndarra
     on_h = _exact_track(seg, n_half, ON_SCANS, -np.inf).sum(axis=0) / np.sqrt(3.0)
     off_h = _exact_track(seg, n_half, OFF_SCANS, 0.0).sum(axis=0) / np.sqrt(3.0)
     diff_h = np.where(np.isfinite(on_h), on_h - np.maximum(off_h, 0.0), -np.inf)
-
-    def _top(a):
-        return float(a[np.isfinite(a)].max()) if np.isfinite(a).any() else 0.0
 
     return np.array([_top(on_s), _top(diff), on_s[i], off_s[i], float(on[:, i[0], i[1]].min()), _top(diff_h)],
                     dtype=np.float32)
@@ -548,9 +552,6 @@ def rich_features(x: np.ndarray, params: dict | None = None, *, matched_filter: 
     d_b, f_b = np.unravel_index(int(np.argmax(min_soft)), min_soft.shape)
     best_off = np.sort(off[:, d_b, f_b])
     off_self = np.sort(maps[list(OFF_SCANS)].max(axis=(1, 2)))
-
-    def _top(a):
-        return float(a.max()) if np.isfinite(a).any() else 0.0
 
     feats.append(np.array([_top(min_soft), _top(sum_soft), _top(sum_vetoed), *best_off,
                            best_off[2] / max(float(on_min[d_b, f_b]), 1.0), off_self[2], off_self[1]],
