@@ -183,6 +183,22 @@ def test_resume_after_kill(small_csv, tmp_path):
     assert max(epochs) == 2 and epoch_at_kill <= 2
 
 
+def test_last_checkpoint_is_the_last_epoch_when_the_score_stops_improving(small_csv, tmp_path, monkeypatch):
+    """--resume continues from the last epoch trained, not from the last one that improved the
+    monitored score (Lightning 2.6's ``save_last`` writes last.ckpt only in such an epoch)."""
+    import torch
+
+    from skysift.core import metrics
+
+    # a validation score that never improves after the first epoch
+    monkeypatch.setattr(metrics, "headline_scores", lambda task, names, targets, logits: {"pr_auc": 0.5})
+    run = tmp_path / "flat"
+    skysift.train("transits", small_csv, run, model="seed-cnn", epochs=3, patience=10, progress=False)
+    ckpts = run / "checkpoints"
+    assert torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == 2  # 0-based: the third
+    assert torch.load(ckpts / "best.ckpt", map_location="cpu", weights_only=True)["epoch"] == 0
+
+
 def test_cli_exit_codes(small_csv, tmp_path, capsys):
     assert main(["train", "transits", "--data", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err

@@ -83,13 +83,18 @@ def fit_network(build: Callable[[], Any], job: FitJob) -> tuple[Any, np.ndarray,
     ckpt_dir = run_dir / "checkpoints"
     monitor, mode = task.info.monitor
     checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=monitor, mode=mode,
-                                 save_top_k=1, save_last=True, enable_version_counter=False)
+                                 save_top_k=1, enable_version_counter=False)
+    # last.ckpt after every epoch, for --resume. Not ``save_last=True`` on the checkpoint above: since
+    # Lightning 2.6 that writes last.ckpt only in an epoch where the monitored metric improved, so a
+    # killed run resumed from the last *improving* epoch. A monitor-less checkpoint saves every epoch.
+    latest = ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", monitor=None, save_top_k=1,
+                             enable_version_counter=False)
     # checkpoint="last": every epoch runs, so that the one-cycle schedule anneals the learning rate
     # to zero, and the final weights are kept. Why: when the validation split holds a handful of
     # positives (transits: ~16 hosts in 1,000 stars), its headline metric jumps by ±0.05 from epoch
     # to epoch, and the "best" epoch is partly chance (an under-trained epoch 3 in one training)
     stop = [EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience)] if cfg.checkpoint == "best" else []
-    callbacks = [checkpoint, *stop, *job.callbacks]
+    callbacks = [checkpoint, latest, *stop, *job.callbacks]  # latest after best: it stores best's state
     show = job.progress
     if show:
         from lightning.pytorch.callbacks import RichProgressBar
