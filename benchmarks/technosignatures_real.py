@@ -118,20 +118,25 @@ def build(args) -> None:
     print(f"build: {cpu_seconds() - t0:.0f} CPU s, {time.perf_counter() - w0:.0f} s wall, load {os.getloadavg()}")
 
 
+def _append_rows(src: Path, dst: Path) -> None:
+    """The rows of CSV ``src`` after the rows of ``dst`` (same columns; ``src``'s header dropped),
+    or ``src`` copied when ``dst`` does not exist yet."""
+    if not dst.exists():
+        shutil.copy(src, dst)
+        return
+    rows = src.read_text().split("\n")[1:]
+    with open(dst, "a") as fh:
+        fh.write("\n".join(line for line in rows if line) + "\n")
+
+
 def _merge(src: Path, dst: Path) -> None:
-    """Move an injected set into a simulated one (both competition layout), labels and truth."""
+    """Move an injected set into a simulated one (both competition layout), labels and truth (a
+    second injected set's truth rows go after the first's)."""
     for f in (src / "train").glob("*/*.npy"):
         (dst / "train" / f.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.move(str(f), dst / "train" / f.parent.name / f.name)
-    lab = (src / "train_labels.csv").read_text().split("\n")[1:]
-    with open(dst / "train_labels.csv", "a") as fh:
-        fh.write("\n".join(line for line in lab if line) + "\n")
-    truth = dst / "injection_truth.csv"
-    if truth.exists():  # a second injected set: its rows after the first's (same columns)
-        with open(truth, "a") as fh:
-            fh.write("\n".join(line for line in (src / "truth.csv").read_text().split("\n")[1:] if line) + "\n")
-    else:
-        shutil.copy(src / "truth.csv", truth)
+    _append_rows(src / "train_labels.csv", dst / "train_labels.csv")
+    _append_rows(src / "truth.csv", dst / "injection_truth.csv")
     shutil.rmtree(src)
 
 

@@ -466,7 +466,8 @@ def masked_features(x: np.ndarray, tv: dict) -> np.ndarray:
     on = list(ON_SCANS)
     seg = np.maximum(*(_calibrated(drift_maps(zm[on, a:b], n_half), (sc[0][on], sc[1][on]))
                        for (a, b), sc in zip(((0, half), (half, 2 * half)), tv["half_scales"])))
-    on_best = np.sort([float(mm[k].max()) for k in ON_SCANS])
+    on_max = [float(mm[k].max()) for k in ON_SCANS]
+    on_best = np.sort(on_max)
     on_seg = np.sort([float(s.max()) for s in seg])
     off_rest = max(float(mm[k].max()) for k in OFF_SCANS)
     n_chan = zb.shape[2]
@@ -482,7 +483,7 @@ def masked_features(x: np.ndarray, tv: dict) -> np.ndarray:
     # the brightest ON line left: where its drift puts it in the other ON scans. A needle that
     # leaves the band is seen in one ON scan only; a line that should still be in the band and is
     # not there is no needle's (turboSETI asks for a hit in every ON scan)
-    top = int(np.argmax(on_max := [float(mm[k].max()) for k in ON_SCANS]))
+    top = int(np.argmax(on_max))
     k_top = ON_SCANS[top]
     d_i, f_i = np.unravel_index(int(np.argmax(mm[k_top])), mm[k_top].shape)
     near = maximum_filter(mm[list(ON_SCANS)], size=(1, 3, 5), mode="constant", cval=-np.inf)

@@ -364,7 +364,6 @@ def _bls_kernel():
     return bls
 
 
-
 def bls_search(rel: np.ndarray, valid: np.ndarray, s: SearchSettings) -> dict:
     """Best period, epoch, duration, depth, SNR and SDE of each of ``(N, L)`` detrended series."""
     periods, idx, nb, n_dur = search_grid(s)
@@ -383,7 +382,7 @@ def bls_search(rel: np.ndarray, valid: np.ndarray, s: SearchSettings) -> dict:
     durs = np.asarray(s.durations_bins, dtype=np.int64)
     inv_beta = 1.0 / red_noise_beta(sx, durs) if s.red_noise else np.ones((n, len(durs)))
     _bls_kernel()(np.ascontiguousarray(sx), float(k), idx, nb, durs, n_dur, np.ascontiguousarray(inv_beta),
-            float(s.anti_weight), power, score)
+                  float(s.anti_weight), power, score)
     # the period by the contrast; the reported power (the views' SNR) is the dip's own
     p = score.argmax(axis=1)
     bw = k * CADENCE_DAYS
@@ -451,7 +450,6 @@ def _harmonic_kernel():
                 out[b, k + 1] = acc[k + 1]
 
     return depths
-
 
 
 def resolve_harmonics(rel: np.ndarray, valid: np.ndarray, period: np.ndarray, t0: np.ndarray,
@@ -546,14 +544,13 @@ def _refine_kernel():
     return refine
 
 
-
 def refine_search(rel, valid, period, t0, duration, rel_step, n_trials: int = 9):
     """Period, epoch and duration refined at full (one-cadence) resolution around the coarse
     search's best, so that the folded views are sharp (in place on copies; returned)."""
     period, t0, duration = (np.array(v, dtype=np.float64) for v in (period, t0, duration))
     x = np.ascontiguousarray(np.where(valid, rel, 0.0), dtype=np.float64)
     _refine_kernel()(x, np.ascontiguousarray(valid, dtype=np.float64), period, t0, duration,
-            np.asarray(rel_step, np.float64), n_trials, CADENCE_DAYS)
+                     np.asarray(rel_step, np.float64), n_trials, CADENCE_DAYS)
     return period, t0, duration
 
 
