@@ -112,6 +112,11 @@ class SearchSettings:
     #: generator's hosts, 88/91% instead of 85/88% of the training simulator's (either candidate).
     #: The thresholds were set once, beforehand, and not tuned
     harmonic_check: bool = True
+    #: five more scalars per candidate from a trapezoid fitted to the local view (ingress
+    #: fraction, total duration, depth, and the impact parameter and stellar density a planet of
+    #: radius ratio √depth would need to make that shape; :func:`shape_scalars`); bundles written
+    #: before have none
+    shape_fit: bool = True
 
     @classmethod
     def from_stats(cls, stats: dict) -> SearchSettings:
@@ -124,6 +129,7 @@ class SearchSettings:
         kw.setdefault("durations_bins", (1, 2, 3, 4, 5, 7, 9))
         kw.setdefault("anti_weight", 0.0)  # ... and before the bump-power contrast
         kw.setdefault("harmonic_check", False)  # ... and before the harmonic check
+        kw.setdefault("shape_fit", False)  # ... and before the trapezoid scalars
         return cls(**kw)
 
     def to_dict(self) -> dict:
@@ -133,8 +139,12 @@ class SearchSettings:
         return d
 
     @property
+    def scalar_names(self) -> tuple:
+        return SCALAR_NAMES + (SHAPE_SCALAR_NAMES if self.shape_fit else ())
+
+    @property
     def n_scalars(self) -> int:
-        return len(SCALAR_NAMES)
+        return len(self.scalar_names)
 
     @property
     def n_per_candidate(self) -> int:
@@ -151,6 +161,9 @@ SCALAR_NAMES = (
     "log10_duration_ratio", "log10_n_transits", "ellipsoidal_snr", "oot_scatter_ratio", "log10_depth_pct",
     "max_single_event_share", "log10_event_depth_chi2",
 )
+#: appended to every candidate's scalars when ``SearchSettings.shape_fit`` (see :func:`shape_scalars`)
+SHAPE_SCALAR_NAMES = ("ingress_fraction", "log10_trapezoid_duration_ratio", "log10_trapezoid_depth",
+                      "implied_impact", "log10_implied_density")
 
 
 # ---- detrending ---------------------------------------------------------------------------------
@@ -660,6 +673,62 @@ def views_one(rel: np.ndarray, valid: np.ndarray, sigma: float, period: float, t
     return np.nan_to_num(flat).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=4)
+def _trapezoids(n_local: int, local_width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit-depth trapezoids (negative, bin-averaged over 9 sub-samples) on the local view's bins,
+    over a grid of total durations (in units of the local view's duration unit) and ingress
+    fractions τ/T (0 = box, 0.5 = V); returns ``(templates (K, n_local), T (K,), f (K,))``."""
+    sub = 9
+    u = ((np.arange(n_local * sub) + 0.5) / (n_local * sub) * 2 - 1) * local_width
+    durs = np.geomspace(0.3, 2.4, 20)
+    fracs = np.linspace(0.0, 0.5, 13)
+    T, f = (a.ravel() for a in np.meshgrid(durs, fracs, indexing="ij"))
+    ramp = np.maximum(f * T, 1e-9)[:, None]
+    shape = -np.clip((T[:, None] / 2 - np.abs(u)[None, :]) / ramp, 0.0, 1.0)
+    return shape.reshape(len(T), n_local, sub).mean(axis=2), T, f
+
+
+def shape_scalars(block: np.ndarray, s: SearchSettings) -> np.ndarray:
+    """``(N, 5)`` scalars (:data:`SHAPE_SCALAR_NAMES`) of one candidate's ``(N, n_per_candidate)``
+    views without them: the least-squares trapezoid of the local view (a fixed grid of templates,
+    so one matrix product for the batch, not a per-star optimiser) gives the ingress fraction τ/T,
+    the total duration T (against a Sun-like star's central transit at that period) and the depth δ;
+    then Seager & Mallén-Ornelas (2003): the impact parameter b and stellar density ρ★ a planet of
+    radius ratio k = √δ needs to make that shape in that time. Why: an eclipsing binary (diluted,
+    or with a faint companion) has a depth that does not match its shape and duration, so the ρ★
+    and b it implies are implausible for the star, while a planet's are not — what the network
+    would otherwise have to infer from the view and three separate scalars. Hand-written: no
+    library fits a trapezoid to a batch of folded views."""
+    g, lo = s.n_global, s.n_local
+    local = block[:, g: g + lo].astype(np.float64)  # in units of the box depth: the bottom near -1
+    base = block[:, g + 4 * lo:]
+    period, duration, depth = (10.0 ** base[:, i].astype(np.float64) for i in range(3))
+    tmpl, T, f = _trapezoids(lo, s.local_width)
+    dot = local @ tmpl.T
+    gain = np.where(dot > 0, dot ** 2 / (tmpl ** 2).sum(axis=1), -np.inf)
+    best = np.argmax(gain, axis=1)
+    amp = np.maximum(dot[np.arange(len(block)), best] / (tmpl[best] ** 2).sum(axis=1), 0.0)
+    unit = np.maximum(duration, 1.5 * CADENCE_DAYS)  # the local view's half-width is local_width units
+    t_tot = T[best] * unit
+    frac = f[best]
+    delta = np.clip(amp * depth, 1e-6, 0.9)
+    k = np.sqrt(delta)
+    r = 1 - 2 * np.maximum(frac, 0.01)  # flat-bottom / total duration
+    b2 = np.clip(((1 - k) ** 2 - r ** 2 * (1 + k) ** 2) / (1 - r ** 2), 0.0, (1 + k) ** 2)
+    s2 = np.sin(np.pi * np.minimum(t_tot / period, 0.5)) ** 2
+    a_rs = np.sqrt(np.maximum((1 + k) ** 2 - b2 * (1 - s2), 1e-9) / s2)
+    rho = a_rs ** 3 / (4.206 ** 3 * period ** 2)  # Kepler's third law, solar units (see simulate)
+    return np.column_stack([frac, np.log10(t_tot / expected_duration(period)), np.log10(delta), np.sqrt(b2),
+                            np.clip(np.log10(rho), -4, 4)]).astype(np.float32)
+
+
+def with_shape_scalars(block: np.ndarray, s: SearchSettings) -> np.ndarray:
+    """One candidate's views with :func:`shape_scalars` appended (unchanged without ``shape_fit``)."""
+    if not s.shape_fit:
+        return block
+    return np.concatenate([block, np.nan_to_num(shape_scalars(block, s))], axis=1)
+
+
 def compute_views(flux: np.ndarray, s: SearchSettings, *, with_search: bool = False):
     """``(N, n_features)`` float32 views of ``(N, L)`` raw fluxes (and the search results)."""
     flux = np.asarray(flux)
@@ -692,10 +761,10 @@ def compute_views(flux: np.ndarray, s: SearchSettings, *, with_search: bool = Fa
             valid = valid & ~masked
             rel = np.where(masked, 0.0, rel)
         found = bls_search(rel, valid, s if not k else later)
-        blocks.append(np.stack([views_one(rel[i], valid[i], float(sigma[i]), float(found["period"][i]),
+        blocks.append(with_shape_scalars(np.stack([views_one(rel[i], valid[i], float(sigma[i]), float(found["period"][i]),
                                           float(found["t0"][i]), float(found["duration"][i]),
                                           float(found["power"][i]), float(found["sde"][i]), s)
-                                for i in range(len(rel))]))
+                                for i in range(len(rel))]), s))
         results.append(found)
     feats = np.concatenate(blocks, axis=1)
     found = {**results[0], "sigma": sigma}
