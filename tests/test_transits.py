@@ -274,9 +274,10 @@ def _one_binary(seed=0, n=L):
 
 
 def _scalars(views):
-    from skysift.transits.search import SCALAR_NAMES, SearchSettings, candidate_scalars
+    from skysift.transits.search import SearchSettings, candidate_scalars
 
-    return dict(zip(SCALAR_NAMES, candidate_scalars(views[None], SearchSettings())[0]))
+    s = SearchSettings()
+    return dict(zip(s.scalar_names, candidate_scalars(views[None], s)[0]))
 
 
 def test_bls_recovers_injected_period_and_agrees_with_astropy():
@@ -456,6 +457,38 @@ def test_odd_even_and_secondary_views_flag_an_eclipsing_binary():
     assert eb_diff > 0.25
     assert -views[0][sec][centre].mean() < 0.1
     assert abs(views[0][odd][centre].mean() - views[0][even][centre].mean()) < 0.1
+
+
+def test_trapezoid_scalars_read_a_planet_as_a_planet_and_a_grazing_binary_as_v_shaped():
+    from dataclasses import replace
+
+    from skysift.transits.search import SearchSettings, compute_views, with_shape_scalars
+    from skysift.transits.simulate import CADENCE_DAYS, _batman_flux
+
+    s = SearchSettings()
+    planet, _ = _one_planet(3.7, rp=0.08)  # a/R* = 12 at 3.7 d: a star of 1.7 solar densities, b = 0.1
+    t = np.arange(L) * CADENCE_DAYS
+    grazing, _, _ = _batman_flux(t, 0.7, 2.3, 0.5, 7.0, float(np.degrees(np.arccos(1.15 / 7.0))), (0.4, 0.25))
+    grazing = 5e4 * grazing * (1 + np.random.default_rng(1).normal(0, 4e-4, L))
+    flux = np.stack([planet, grazing])
+    views = compute_views(flux, s)
+    p, eb = _scalars(views[0]), _scalars(views[1])
+    # limb darkening rounds the planet's bottom (its fitted ingress is longer than the true 7%), but
+    # a V stays far more V-shaped
+    assert p["ingress_fraction"] < 0.33 and eb["ingress_fraction"] > 0.38
+    assert 0.8 < 10 ** p["log10_trapezoid_depth"] / 0.08 ** 2 < 1.6
+    # the V at k = √δ: the star's density (a/R* = 7 at 2.3 d: 0.87 solar) and duration come out right
+    assert abs(eb["log10_implied_density"] - np.log10(0.87)) < 0.3
+    assert abs(eb["log10_trapezoid_duration_ratio"]) < 0.15
+    # the scalars are a function of the other views alone: appended to views computed without them,
+    # they are the same (a cache of the old views can be extended), and without shape_fit the old
+    # layout is kept
+    base = replace(s, shape_fit=False)
+    old = compute_views(flux, base)
+    assert old.shape[1] == s.n_features - 5 * s.n_candidates
+    n = base.n_per_candidate
+    extended = np.concatenate([with_shape_scalars(old[:, k * n:(k + 1) * n], s) for k in range(s.n_candidates)], axis=1)
+    np.testing.assert_array_equal(extended, views)
 
 
 def test_views_are_deterministic_and_per_object():

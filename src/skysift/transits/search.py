@@ -673,42 +673,59 @@ def views_one(rel: np.ndarray, valid: np.ndarray, sigma: float, period: float, t
     return np.nan_to_num(flat).astype(np.float32)
 
 
+#: exposure smear of the trapezoid templates, in units of the local view's duration unit
+#: (a cadence over max(duration, 1.5 cadences): 0 to 2/3)
+_SMEARS = np.linspace(0.0, 0.7, 15)
+
+
 @functools.lru_cache(maxsize=4)
 def _trapezoids(n_local: int, local_width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unit-depth trapezoids (negative, bin-averaged over 9 sub-samples) on the local view's bins,
-    over a grid of total durations (in units of the local view's duration unit) and ingress
-    fractions τ/T (0 = box, 0.5 = V); returns ``(templates (K, n_local), T (K,), f (K,))``."""
+    """Unit-depth trapezoids (negative, bin-averaged) on the local view's bins, over a grid of total
+    durations (in units of the local view's duration unit) and ingress fractions τ/T (0 = box,
+    0.5 = V), each smeared by the exposure time (one bank per :data:`_SMEARS`): returns
+    ``(templates (n_smears, K, n_local), T (K,), f (K,))``."""
     sub = 9
     u = ((np.arange(n_local * sub) + 0.5) / (n_local * sub) * 2 - 1) * local_width
     durs = np.geomspace(0.3, 2.4, 20)
     fracs = np.linspace(0.0, 0.5, 13)
     T, f = (a.ravel() for a in np.meshgrid(durs, fracs, indexing="ij"))
     ramp = np.maximum(f * T, 1e-9)[:, None]
-    shape = -np.clip((T[:, None] / 2 - np.abs(u)[None, :]) / ramp, 0.0, 1.0)
-    return shape.reshape(len(T), n_local, sub).mean(axis=2), T, f
+    banks = []
+    for smear in _SMEARS:
+        shape = np.mean([-np.clip((T[:, None] / 2 - np.abs(u + o)[None, :]) / ramp, 0.0, 1.0)
+                         for o in np.linspace(-smear / 2, smear / 2, 15)], axis=0)
+        banks.append(shape.reshape(len(T), n_local, sub).mean(axis=2))
+    return np.stack(banks), T, f
 
 
 def shape_scalars(block: np.ndarray, s: SearchSettings) -> np.ndarray:
     """``(N, 5)`` scalars (:data:`SHAPE_SCALAR_NAMES`) of one candidate's ``(N, n_per_candidate)``
     views without them: the least-squares trapezoid of the local view (a fixed grid of templates,
-    so one matrix product for the batch, not a per-star optimiser) gives the ingress fraction τ/T,
-    the total duration T (against a Sun-like star's central transit at that period) and the depth δ;
-    then Seager & Mallén-Ornelas (2003): the impact parameter b and stellar density ρ★ a planet of
-    radius ratio k = √δ needs to make that shape in that time. Why: an eclipsing binary (diluted,
-    or with a faint companion) has a depth that does not match its shape and duration, so the ρ★
-    and b it implies are implausible for the star, while a planet's are not — what the network
-    would otherwise have to infer from the view and three separate scalars. Hand-written: no
-    library fits a trapezoid to a batch of folded views."""
+    smeared by the 29.4-min exposures, so a few matrix products for the batch, not a per-star
+    optimiser) gives the ingress fraction τ/T, the total duration T (against a Sun-like star's
+    central transit at that period) and the depth δ; then Seager & Mallén-Ornelas (2003): the impact
+    parameter b and stellar density ρ★ a planet of radius ratio k = √δ needs to make that shape in
+    that time. Why: an eclipsing binary (diluted, or with a faint companion) has a depth that does
+    not match its shape and duration, so the ρ★ and b it implies are implausible for the star,
+    while a planet's are not — what the network would otherwise have to infer from the view and
+    three separate scalars. Hand-written: no library fits a trapezoid to a batch of folded views."""
     g, lo = s.n_global, s.n_local
     local = block[:, g: g + lo].astype(np.float64)  # in units of the box depth: the bottom near -1
     base = block[:, g + 4 * lo:]
     period, duration, depth = (10.0 ** base[:, i].astype(np.float64) for i in range(3))
-    tmpl, T, f = _trapezoids(lo, s.local_width)
-    dot = local @ tmpl.T
-    gain = np.where(dot > 0, dot ** 2 / (tmpl ** 2).sum(axis=1), -np.inf)
-    best = np.argmax(gain, axis=1)
-    amp = np.maximum(dot[np.arange(len(block)), best] / (tmpl[best] ** 2).sum(axis=1), 0.0)
+    banks, T, f = _trapezoids(lo, s.local_width)
     unit = np.maximum(duration, 1.5 * CADENCE_DAYS)  # the local view's half-width is local_width units
+    bank = np.abs(CADENCE_DAYS / unit[:, None] - _SMEARS[None, :]).argmin(axis=1)
+    best = np.zeros(len(block), np.int64)
+    amp = np.zeros(len(block))
+    for b in np.unique(bank):
+        rows = np.flatnonzero(bank == b)
+        tmpl = banks[b]
+        norm = (tmpl ** 2).sum(axis=1)
+        dot = local[rows] @ tmpl.T
+        k_best = np.argmax(np.where(dot > 0, dot ** 2 / norm, -np.inf), axis=1)
+        best[rows] = k_best
+        amp[rows] = np.maximum(dot[np.arange(len(rows)), k_best] / norm[k_best], 0.0)
     t_tot = T[best] * unit
     frac = f[best]
     delta = np.clip(amp * depth, 1e-6, 0.9)
