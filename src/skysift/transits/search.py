@@ -678,24 +678,28 @@ def views_one(rel: np.ndarray, valid: np.ndarray, sigma: float, period: float, t
 _SMEARS = np.linspace(0.0, 0.7, 15)
 
 
-@functools.lru_cache(maxsize=4)
-def _trapezoids(n_local: int, local_width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unit-depth trapezoids (negative, bin-averaged) on the local view's bins, over a grid of total
-    durations (in units of the local view's duration unit) and ingress fractions τ/T (0 = box,
-    0.5 = V), each smeared by the exposure time (one bank per :data:`_SMEARS`): returns
-    ``(templates (n_smears, K, n_local), T (K,), f (K,))``."""
-    sub = 9
-    u = ((np.arange(n_local * sub) + 0.5) / (n_local * sub) * 2 - 1) * local_width
+def _trapezoid_grid() -> tuple[np.ndarray, np.ndarray]:
+    """Total durations (in units of the local view's duration unit) and ingress fractions τ/T
+    (0 = box, 0.5 = V) of the trapezoid templates, one pair per template."""
     durs = np.geomspace(0.3, 2.4, 20)
     fracs = np.linspace(0.0, 0.5, 13)
-    T, f = (a.ravel() for a in np.meshgrid(durs, fracs, indexing="ij"))
+    T, f = np.meshgrid(durs, fracs, indexing="ij")
+    return T.ravel(), f.ravel()
+
+
+@functools.lru_cache(maxsize=64)
+def _trapezoid_bank(n_local: int, local_width: float, bank: int) -> np.ndarray:
+    """``(K, n_local)`` unit-depth trapezoids (negative, bin-averaged) on the local view's bins,
+    smeared by the exposure time ``_SMEARS[bank]``; built on first use, so that a small request
+    pays only for the banks its light curves need."""
+    sub = 9
+    u = ((np.arange(n_local * sub) + 0.5) / (n_local * sub) * 2 - 1) * local_width
+    T, f = _trapezoid_grid()
     ramp = np.maximum(f * T, 1e-9)[:, None]
-    banks = []
-    for smear in _SMEARS:
-        shape = np.mean([-np.clip((T[:, None] / 2 - np.abs(u + o)[None, :]) / ramp, 0.0, 1.0)
-                         for o in np.linspace(-smear / 2, smear / 2, 15)], axis=0)
-        banks.append(shape.reshape(len(T), n_local, sub).mean(axis=2))
-    return np.stack(banks), T, f
+    smear = _SMEARS[bank]
+    shape = np.mean([-np.clip((T[:, None] / 2 - np.abs(u + o)[None, :]) / ramp, 0.0, 1.0)
+                     for o in np.linspace(-smear / 2, smear / 2, 15)], axis=0)
+    return shape.reshape(len(T), n_local, sub).mean(axis=2)
 
 
 def shape_scalars(block: np.ndarray, s: SearchSettings) -> np.ndarray:
@@ -713,14 +717,14 @@ def shape_scalars(block: np.ndarray, s: SearchSettings) -> np.ndarray:
     local = block[:, g: g + lo].astype(np.float64)  # in units of the box depth: the bottom near -1
     base = block[:, g + 4 * lo:]
     period, duration, depth = (10.0 ** base[:, i].astype(np.float64) for i in range(3))
-    banks, T, f = _trapezoids(lo, s.local_width)
+    T, f = _trapezoid_grid()
     unit = np.maximum(duration, 1.5 * CADENCE_DAYS)  # the local view's half-width is local_width units
     bank = np.abs(CADENCE_DAYS / unit[:, None] - _SMEARS[None, :]).argmin(axis=1)
     best = np.zeros(len(block), np.int64)
     amp = np.zeros(len(block))
     for b in np.unique(bank):
         rows = np.flatnonzero(bank == b)
-        tmpl = banks[b]
+        tmpl = _trapezoid_bank(lo, float(s.local_width), int(b))
         norm = (tmpl ** 2).sum(axis=1)
         dot = local[rows] @ tmpl.T
         k_best = np.argmax(np.where(dot > 0, dot ** 2 / norm, -np.inf), axis=1)
@@ -778,10 +782,11 @@ def compute_views(flux: np.ndarray, s: SearchSettings, *, with_search: bool = Fa
             valid = valid & ~masked
             rel = np.where(masked, 0.0, rel)
         found = bls_search(rel, valid, s if not k else later)
-        blocks.append(with_shape_scalars(np.stack([views_one(rel[i], valid[i], float(sigma[i]), float(found["period"][i]),
-                                          float(found["t0"][i]), float(found["duration"][i]),
-                                          float(found["power"][i]), float(found["sde"][i]), s)
-                                for i in range(len(rel))]), s))
+        block = np.stack([views_one(rel[i], valid[i], float(sigma[i]), float(found["period"][i]),
+                                    float(found["t0"][i]), float(found["duration"][i]),
+                                    float(found["power"][i]), float(found["sde"][i]), s)
+                          for i in range(len(rel))])
+        blocks.append(with_shape_scalars(block, s))
         results.append(found)
     feats = np.concatenate(blocks, axis=1)
     found = {**results[0], "sigma": sigma}
