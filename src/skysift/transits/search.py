@@ -10,7 +10,9 @@ dip, and folded on the best period. The network then sees
 * the local view of **odd** and of **even** transits (an eclipsing binary found at half its period
   alternates primary and secondary eclipses) and of **phase 0.5** (the secondary eclipse);
 * **scalars**: period, duration, depth, SNR, signal detection efficiency, odd/even depth
-  difference, secondary depth, V-vs-U shape, duration against the duration a Sun-like star gives.
+  difference, secondary depth, V-vs-U shape, duration against the duration a Sun-like star gives;
+  and (``shape_fit``) a trapezoid fitted to the local view, with the impact parameter and stellar
+  density a planet would need for it (:func:`shape_scalars`).
 
 The search runs ``n_candidates`` times (default 2; the later searches on a coarser period grid,
 ``next_n_periods``), each time with the previous candidate's transits masked, and every candidate
