@@ -307,3 +307,24 @@ def test_transient_interference_is_in_one_on_scan_only_and_a_negative(tmp_path):
     assert TASK.load(out, labelled=True).y.tolist() == [0, 0]
     with pytest.raises(ConfigError, match="one weight per kind"):
         inject_dataset({"a": bg}, tmp_path / "bad", n=2, kinds=("transient",))
+
+
+def test_uneven_needle_is_in_every_on_scan_fainter_in_two_and_a_positive(tmp_path):
+    from skysift.technosignatures.inject import UNEVEN_GAIN
+
+    bg = _background(2)
+    sigma = pixel_noise(bg)
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        x, t = draw_injection(bg, rng, "uneven")
+        added = np.array([float((x[k] - bg[k]).sum()) / sigma[k] for k in range(6)])
+        assert t["kind"] == "uneven" and t["scans"] == "024" and t["path"] == "linear"
+        assert (added[list(OFF_SCANS)] == 0).all() and (added[list(ON_SCANS)] > 0).all()
+        on = np.sort(added[list(ON_SCANS)])
+        # the two fainter ON scans carry UNEVEN_GAIN of the brightest one's power (a little slack for
+        # the part of the line that a band edge cuts off)
+        assert UNEVEN_GAIN[0] * 0.8 <= on[0] / on[2] <= on[1] / on[2] <= UNEVEN_GAIN[1] * 1.05
+    out = inject_dataset({"a": bg}, tmp_path / "un", n=2, seed=0, kinds=("uneven", "plain"), proportions=(1.0, 0.0))
+    assert TASK.load(out, labelled=True).y.tolist() == [1, 1]
+    with pytest.raises(ConfigError, match="gains"):
+        add_signal(bg, rng, scans=ON_SCANS, snr=20.0, drift_hz_s=0.0, width_hz=4.0, gains={1: 0.5})
