@@ -153,7 +153,10 @@ def test_boost_head_monotone_constraints_hold_and_are_checked():
     with pytest.raises(ConfigError, match="4 monotone constraints for 3"):
         TrackBoostHead(n_estimators=5, monotone_constraints=[1, -1, 0, 1]).fit(X, y, X[:5], y[:5])
     nested = TrackBoostHead(n_estimators=5, monotone_constraints=[1, -1, 0, 1], signs_prefix=True)
-    assert nested.fit(X, y, X[:5], y[:5]).params["monotone_constraints"] == [1, -1, 0]
+    nested.fit(X, y, X[:5], y[:5])
+    assert nested.booster.params["monotone_constraints"] == [1, -1, 0]
+    # fitting does not change the head's own parameters (the trimmed signs are the fit's own)
+    assert nested.params["monotone_constraints"] == [1, -1, 0, 1]
 
 
 def test_rich_features_see_on_only_needles_and_explain_needles_that_leave_the_band():

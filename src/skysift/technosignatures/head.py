@@ -121,11 +121,14 @@ class TrackBoostHead(Estimator):
 
         X = self._check(X, "training")
         self.n_features = X.shape[1]
-        mono = self.params.get("monotone_constraints")
+        # fitting leaves the constructor's parameters as they were: the trimmed constraints go into
+        # this fit's own copy
+        params = dict(self.params)
+        mono = params.get("monotone_constraints")
         if mono is not None and len(mono) > X.shape[1] and self.signs_prefix:
             # the rich feature sets are nested ("rich" ⊂ "rich-mf" ⊂ "rich-mask", each a prefix of
             # the next), so the physical signs of the largest fit any of them
-            self.params["monotone_constraints"] = mono = mono[:X.shape[1]]
+            params["monotone_constraints"] = mono = mono[:X.shape[1]]
         if mono is not None and len(mono) != X.shape[1]:
             raise ConfigError(f"{len(mono)} monotone constraints for {X.shape[1]} features")
         y = np.asarray(y, dtype=np.int64)
@@ -138,7 +141,7 @@ class TrackBoostHead(Estimator):
         if len(y_val) and len(np.unique(y_val)) == 2:
             valid = [lgb.Dataset(self._check(X_val, "validation"), y_val, reference=train_set)]
             callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
-        self.booster = lgb.train(self.params, train_set, num_boost_round=self.n_estimators, valid_sets=valid,
+        self.booster = lgb.train(params, train_set, num_boost_round=self.n_estimators, valid_sets=valid,
                                  callbacks=callbacks)
         return self
 
