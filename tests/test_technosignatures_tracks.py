@@ -331,3 +331,25 @@ def test_uneven_needle_is_in_every_on_scan_fainter_in_two_and_a_positive(tmp_pat
     assert TASK.load(out, labelled=True).y.tolist() == [1, 1]
     with pytest.raises(ConfigError, match="gains"):
         add_signal(bg, rng, scans=ON_SCANS, snr=20.0, drift_hz_s=0.0, width_hz=4.0, gains={1: 0.5})
+
+
+def test_blend_head_averages_the_two_heads_z_scored_logits_and_round_trips():
+    from skysift.core.registry import create_model
+    from skysift.technosignatures.head import TrackBlendHead
+    from skysift.technosignatures.models import MODELS
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 12)).astype(np.float32)
+    y = (X[:, 0] + X[:, 9] + 0.5 * rng.normal(size=300) > 0).astype(int)
+    blend = TrackBlendHead(TrackBoostHead(n_estimators=30, min_child_samples=5), TrackHead())
+    blend.fit(X[:240], y[:240], X[240:], y[240:])
+    b = blend.boost.predict_logits(X)[:, 1]
+    lin = blend.linear.predict_logits(X[:, :9])[:, 1]
+    b_tr, l_tr = b[:240], lin[:240]
+    want = ((b - b_tr.mean()) / b_tr.std() + (lin - l_tr.mean()) / l_tr.std()) / 2
+    np.testing.assert_allclose(blend.predict_logits(X)[:, 1], want, rtol=1e-4, atol=1e-4)
+    again = create_model(MODELS, "cadence-tracks-blend", 2)
+    again.load_state(blend.state())
+    np.testing.assert_array_equal(again.predict_logits(X), blend.predict_logits(X))
+    with pytest.raises(DataError, match="at least 9 features"):
+        TrackBlendHead(TrackBoostHead(), TrackHead()).fit(X[:, :5], y, X[:5, :5], y[:5])
