@@ -115,7 +115,8 @@ def build(args) -> None:
                    legacy_placement=args.test_placement == "legacy")
     if args.n_test_uneven:  # uneven needles against plain variants of the same real negatives
         inject_dataset(test_bg, out / "uneven_test", n=args.n_test_uneven, seed=test_seed + 2,
-                       kinds=("uneven", "plain"), proportions=(0.5, 0.5), legacy_placement=args.test_placement == "legacy")
+                       kinds=("uneven", "plain"), proportions=(0.5, 0.5),
+                       legacy_placement=args.test_placement == "legacy")
     protocol = {"train_backgrounds": sorted(train_bg), "test_backgrounds": sorted(test_bg),
                 "n_harsh_sim": args.n_sim, "n_train_injections": args.n_inj, "n_test_injections": args.n_test,
                 "n_sim_test": args.n_sim_test,
