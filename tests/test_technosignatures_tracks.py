@@ -215,7 +215,8 @@ def test_corrected_placement_keeps_fast_needles_in_every_on_scan():
 @pytest.mark.parametrize("name,params", [
     ("cadence-tracks", None),
     # the default model also trains in tests/test_task_contract.py; this ranking check is heavy
-    pytest.param("cadence-tracks-gbm", {"min_child_samples": 3, "n_estimators": 60}, marks=pytest.mark.slow)])
+    pytest.param("cadence-tracks-gbm", {"min_child_samples": 3, "n_estimators": 60}, marks=pytest.mark.slow),
+    pytest.param("cadence-tracks-blend", {"min_child_samples": 3, "n_estimators": 60}, marks=pytest.mark.slow)])
 def test_cadence_tracks_trains_through_core_and_ranks_on_only_needles(tmp_path, name, params):
     import skysift
     from skysift.technosignatures.simulate import SimulationConfig, simulate
