@@ -1,6 +1,7 @@
 """The learned heads of the cadence models: logistic regression on the nine cadence-rule features
 of :mod:`.tracks` (``cadence-tracks``), and LightGBM on the richer multi-scale evidence of
-:func:`.tracks.rich_features` (``cadence-tracks-gbm``; :class:`TrackBoostHead`).
+:func:`.tracks.rich_features` (``cadence-tracks-gbm``; :class:`TrackBoostHead`), and both at once
+(``cadence-tracks-blend``; :class:`TrackBlendHead`).
 
 A linear head on a few physically meaningful features (ON strength, OFF veto, their difference)
 extrapolates from simulated / injected training data to real cadences better than trees would:

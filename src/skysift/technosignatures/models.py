@@ -5,7 +5,7 @@ ON / ON−OFF views) and give ``(B, 2)`` logits.
   de-Doppler search over whole and half scans, each candidate track checked in the ON scans and
   vetoed by the OFF scans with a hand-set rule (:mod:`.tracks`), and a logistic head on nine
   such features (:mod:`.head`).
-* ``cadence-tracks-gbm`` (default since round 6, an estimator): the same rule with richer evidence — a per-scan
+* ``cadence-tracks-gbm`` (the default in round 6, an estimator): the same rule with richer evidence — a per-scan
   de-Doppler search over whole, half and quarter scans and 3-channel sums, each ON scan's lines
   beside the OFF evidence at the same place or where they would have drifted to
   (:func:`.tracks.rich_features`), the ON scans searched again with every OFF line masked over the
@@ -13,7 +13,7 @@ ON / ON−OFF views) and give ``(B, 2)`` logits.
   head sees only cadence evidence (no "brightest line anywhere"), so it cannot learn to ignore the
   cadence: a line also present in an OFF scan scores low whatever it looks like. Better on
   real-background injections than ``cadence-tracks``; see the README for how it was chosen.
-* ``cadence-tracks-blend`` (an estimator): both heads on the ``cadence-tracks-gbm`` evidence (the
+* ``cadence-tracks-blend`` (default since round 7, an estimator): both heads on the ``cadence-tracks-gbm`` evidence (the
   logistic one on its first nine features, ``cadence-tracks``' own), each logit z-scored on the
   training split, averaged (issue 18, round 7).
 * ``cadence-cnn``: a compact VGG-style CNN (about 11 M multiply-adds at the default 32 × 64) that
