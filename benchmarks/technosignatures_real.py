@@ -3,6 +3,8 @@
     python benchmarks/technosignatures_real.py stats                     # real vs simulated statistics
     python benchmarks/technosignatures_real.py build --out DIR [--n-sim 800] [--n-inj 1200] [--n-test 1200]
         [--n-transient 0]   (training negatives: a line in one ON scan only)
+        [--n-uneven 0]      (training positives: a needle bright in one ON scan, faint in the others)
+        [--n-test-uneven 0] (DIR/uneven_test: such needles against plain real backgrounds)
         [--test-seed 12 --test-only]   (a second injection test set)
         [--test-placement legacy|corrected] [--train-placement legacy|corrected]
     skysift train technosignatures --model cadence-tracks --data DIR/train --out RUN
@@ -102,15 +104,24 @@ def build(args) -> None:
             inject_dataset(train_bg, out / "_tr", n=args.n_transient, seed=args.seed + 5, kinds=("transient",),
                            proportions=(1.0,))
             _merge(out / "_tr", out / "train")
+        if args.n_uneven:  # training positives: needles bright in one ON scan, faint in the others
+            inject_dataset(train_bg, out / "_un", n=args.n_uneven, seed=args.seed + 6, kinds=("uneven",),
+                           proportions=(1.0,))
+            _merge(out / "_un", out / "train")
         simulate(out / "sim_test", n=args.n_sim_test, seed=args.seed + 3)
     elif args.n_sim_test > 0:  # a fresh simulated test set beside a fresh injection test set
         simulate(out / "sim_test", n=args.n_sim_test, seed=test_seed + 1)
     inject_dataset(test_bg, out / "inj_test", n=args.n_test, seed=test_seed,
                    legacy_placement=args.test_placement == "legacy")
+    if args.n_test_uneven:  # uneven needles against plain variants of the same real negatives
+        inject_dataset(test_bg, out / "uneven_test", n=args.n_test_uneven, seed=test_seed + 2,
+                       kinds=("uneven", "plain"), proportions=(0.5, 0.5),
+                       legacy_placement=args.test_placement == "legacy")
     protocol = {"train_backgrounds": sorted(train_bg), "test_backgrounds": sorted(test_bg),
                 "n_harsh_sim": args.n_sim, "n_train_injections": args.n_inj, "n_test_injections": args.n_test,
                 "n_sim_test": args.n_sim_test,
-                "n_train_transients": args.n_transient, "seed": args.seed, "test_seed": test_seed,
+                "n_train_transients": args.n_transient, "n_train_uneven": args.n_uneven,
+                "n_test_uneven": args.n_test_uneven, "seed": args.seed, "test_seed": test_seed,
                 "sim_test_seed": args.seed + 3 if not args.test_only else test_seed + 1,
                 "train_placement": args.train_placement, "test_placement": args.test_placement}
     (out / "protocol.json").write_text(json.dumps(protocol, indent=2))
@@ -156,7 +167,8 @@ def evaluate(args) -> None:
             **dict(e.split("=", 1) for e in args.extra)}
     base = DedopplerBaseline()
     sets = {"six real labelled": task.load(SETI, labelled=True)}
-    for name, sub in (("real-background injections", "inj_test"), ("fresh simulated", "sim_test")):
+    for name, sub in (("real-background injections", "inj_test"), ("fresh simulated", "sim_test"),
+                      ("uneven needles vs plain (real backgrounds)", "uneven_test")):
         if (Path(args.data) / sub).is_dir():
             sets[name] = task.load(Path(args.data) / sub, labelled=True)
     rows, result = [], {}
@@ -193,6 +205,10 @@ def main() -> None:
     b.add_argument("--n-test", type=int, default=1200)
     b.add_argument("--n-transient", type=int, default=0,
                    help="training negatives with a line in one ON scan only (inject.draw_injection 'transient')")
+    b.add_argument("--n-uneven", type=int, default=0,
+                   help="training positives: needles bright in one ON scan, faint in the others ('uneven')")
+    b.add_argument("--n-test-uneven", type=int, default=0,
+                   help="a test set of uneven needles and plain negatives in the test backgrounds (seed test-seed + 2)")
     b.add_argument("--n-sim-test", type=int, default=1000)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--test-seed", type=int, default=None, help="seed of the injection test set (seed + 2)")

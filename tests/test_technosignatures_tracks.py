@@ -153,7 +153,10 @@ def test_boost_head_monotone_constraints_hold_and_are_checked():
     with pytest.raises(ConfigError, match="4 monotone constraints for 3"):
         TrackBoostHead(n_estimators=5, monotone_constraints=[1, -1, 0, 1]).fit(X, y, X[:5], y[:5])
     nested = TrackBoostHead(n_estimators=5, monotone_constraints=[1, -1, 0, 1], signs_prefix=True)
-    assert nested.fit(X, y, X[:5], y[:5]).params["monotone_constraints"] == [1, -1, 0]
+    nested.fit(X, y, X[:5], y[:5])
+    assert nested.booster.params["monotone_constraints"] == [1, -1, 0]
+    # fitting does not change the head's own parameters (the trimmed signs are the fit's own)
+    assert nested.params["monotone_constraints"] == [1, -1, 0, 1]
 
 
 def test_rich_features_see_on_only_needles_and_explain_needles_that_leave_the_band():
@@ -212,7 +215,8 @@ def test_corrected_placement_keeps_fast_needles_in_every_on_scan():
 @pytest.mark.parametrize("name,params", [
     ("cadence-tracks", None),
     # the default model also trains in tests/test_task_contract.py; this ranking check is heavy
-    pytest.param("cadence-tracks-gbm", {"min_child_samples": 3, "n_estimators": 60}, marks=pytest.mark.slow)])
+    pytest.param("cadence-tracks-gbm", {"min_child_samples": 3, "n_estimators": 60}, marks=pytest.mark.slow),
+    pytest.param("cadence-tracks-blend", {"min_child_samples": 3, "n_estimators": 60}, marks=pytest.mark.slow)])
 def test_cadence_tracks_trains_through_core_and_ranks_on_only_needles(tmp_path, name, params):
     import skysift
     from skysift.technosignatures.simulate import SimulationConfig, simulate
@@ -307,3 +311,46 @@ def test_transient_interference_is_in_one_on_scan_only_and_a_negative(tmp_path):
     assert TASK.load(out, labelled=True).y.tolist() == [0, 0]
     with pytest.raises(ConfigError, match="one weight per kind"):
         inject_dataset({"a": bg}, tmp_path / "bad", n=2, kinds=("transient",))
+
+
+def test_uneven_needle_is_in_every_on_scan_fainter_in_two_and_a_positive(tmp_path):
+    from skysift.technosignatures.inject import UNEVEN_GAIN
+
+    bg = _background(2)
+    sigma = pixel_noise(bg)
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        x, t = draw_injection(bg, rng, "uneven")
+        added = np.array([float((x[k] - bg[k]).sum()) / sigma[k] for k in range(6)])
+        assert t["kind"] == "uneven" and t["scans"] == "024" and t["path"] == "linear"
+        assert (added[list(OFF_SCANS)] == 0).all() and (added[list(ON_SCANS)] > 0).all()
+        on = np.sort(added[list(ON_SCANS)])
+        # the two fainter ON scans carry UNEVEN_GAIN of the brightest one's power (a little slack for
+        # the part of the line that a band edge cuts off)
+        assert UNEVEN_GAIN[0] * 0.8 <= on[0] / on[2] <= on[1] / on[2] <= UNEVEN_GAIN[1] * 1.05
+    out = inject_dataset({"a": bg}, tmp_path / "un", n=2, seed=0, kinds=("uneven", "plain"), proportions=(1.0, 0.0))
+    assert TASK.load(out, labelled=True).y.tolist() == [1, 1]
+    with pytest.raises(ConfigError, match="gains"):
+        add_signal(bg, rng, scans=ON_SCANS, snr=20.0, drift_hz_s=0.0, width_hz=4.0, gains={1: 0.5})
+
+
+def test_blend_head_averages_the_two_heads_z_scored_logits_and_round_trips():
+    from skysift.core.registry import create_model
+    from skysift.technosignatures.head import TrackBlendHead
+    from skysift.technosignatures.models import MODELS
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 12)).astype(np.float32)
+    y = (X[:, 0] + X[:, 9] + 0.5 * rng.normal(size=300) > 0).astype(int)
+    blend = TrackBlendHead(TrackBoostHead(n_estimators=30, min_child_samples=5), TrackHead())
+    blend.fit(X[:240], y[:240], X[240:], y[240:])
+    b = blend.boost.predict_logits(X)[:, 1]
+    lin = blend.linear.predict_logits(X[:, :9])[:, 1]
+    b_tr, l_tr = b[:240], lin[:240]
+    want = ((b - b_tr.mean()) / b_tr.std() + (lin - l_tr.mean()) / l_tr.std()) / 2
+    np.testing.assert_allclose(blend.predict_logits(X)[:, 1], want, rtol=1e-4, atol=1e-4)
+    again = create_model(MODELS, "cadence-tracks-blend", 2)
+    again.load_state(blend.state())
+    np.testing.assert_array_equal(again.predict_logits(X), blend.predict_logits(X))
+    with pytest.raises(DataError, match="at least 9 features"):
+        TrackBlendHead(TrackBoostHead(), TrackHead()).fit(X[:, :5], y, X[:5, :5], y[:5])

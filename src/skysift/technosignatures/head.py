@@ -1,6 +1,7 @@
 """The learned heads of the cadence models: logistic regression on the nine cadence-rule features
 of :mod:`.tracks` (``cadence-tracks``), and LightGBM on the richer multi-scale evidence of
-:func:`.tracks.rich_features` (``cadence-tracks-gbm``; :class:`TrackBoostHead`).
+:func:`.tracks.rich_features` (``cadence-tracks-gbm``; :class:`TrackBoostHead`), and both at once
+(``cadence-tracks-blend``; :class:`TrackBlendHead`).
 
 A linear head on a few physically meaningful features (ON strength, OFF veto, their difference)
 extrapolates from simulated / injected training data to real cadences better than trees would:
@@ -121,11 +122,14 @@ class TrackBoostHead(Estimator):
 
         X = self._check(X, "training")
         self.n_features = X.shape[1]
-        mono = self.params.get("monotone_constraints")
+        # fitting leaves the constructor's parameters as they were: the trimmed constraints go into
+        # this fit's own copy
+        params = dict(self.params)
+        mono = params.get("monotone_constraints")
         if mono is not None and len(mono) > X.shape[1] and self.signs_prefix:
             # the rich feature sets are nested ("rich" ⊂ "rich-mf" ⊂ "rich-mask", each a prefix of
             # the next), so the physical signs of the largest fit any of them
-            self.params["monotone_constraints"] = mono = mono[:X.shape[1]]
+            params["monotone_constraints"] = mono = mono[:X.shape[1]]
         if mono is not None and len(mono) != X.shape[1]:
             raise ConfigError(f"{len(mono)} monotone constraints for {X.shape[1]} features")
         y = np.asarray(y, dtype=np.int64)
@@ -138,7 +142,7 @@ class TrackBoostHead(Estimator):
         if len(y_val) and len(np.unique(y_val)) == 2:
             valid = [lgb.Dataset(self._check(X_val, "validation"), y_val, reference=train_set)]
             callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
-        self.booster = lgb.train(self.params, train_set, num_boost_round=self.n_estimators, valid_sets=valid,
+        self.booster = lgb.train(params, train_set, num_boost_round=self.n_estimators, valid_sets=valid,
                                  callbacks=callbacks)
         return self
 
@@ -159,3 +163,58 @@ class TrackBoostHead(Estimator):
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         self.booster, self.n_features = booster_from_state(state)
+
+
+class TrackBlendHead(Estimator):
+    """The mean of :class:`TrackBoostHead`'s logit (on all the rich features) and :class:`TrackHead`'s
+    (on their first ``n_linear``, the nine cadence-rule features), each z-scored by its own logits
+    on the training split: a rank-type average of the two heads that scores one snippet at a time.
+
+    Why: the tree head ranks injections better and the linear one extrapolates more smoothly to
+    evidence it was not trained on (issue 18); their logits are on different scales, so they are
+    put on one before they are averaged."""
+
+    def __init__(self, boost: TrackBoostHead, linear: TrackHead, n_linear: int = 9):
+        if n_linear < 1:
+            raise ConfigError(f"n_linear must be >= 1, got {n_linear}")
+        self.boost, self.linear, self.n_linear = boost, linear, int(n_linear)
+        self.z: np.ndarray | None = None  # [boost mean, boost sd, linear mean, linear sd]
+
+    def _parts(self, X) -> tuple[np.ndarray, np.ndarray]:
+        X = feature_matrix(X, "input", self.boost.n_features, allow_nan=False)
+        return self.boost.predict_logits(X)[:, 1], self.linear.predict_logits(X[:, :self.n_linear])[:, 1]
+
+    def fit(self, X, y, X_val, y_val, sample_weight=None):
+        X = feature_matrix(X, "training", None, allow_nan=False)
+        if X.shape[1] < self.n_linear:
+            raise DataError(None, f"the blend needs at least {self.n_linear} features, got {X.shape[1]}")
+        X_val = np.asarray(X_val)
+        self.boost.fit(X, y, X_val, y_val, sample_weight=sample_weight)
+        self.linear.fit(X[:, :self.n_linear], y, X_val[:, :self.n_linear] if len(X_val) else X_val, y_val,
+                        sample_weight=sample_weight)
+        b, lin = self._parts(X)
+        self.z = np.array([b.mean(), max(float(b.std()), 1e-9), lin.mean(), max(float(lin.std()), 1e-9)])
+        return self
+
+    def predict_logits(self, X) -> np.ndarray:
+        if self.z is None:
+            raise ConfigError("the cadence-tracks head is not fitted")
+        b, lin = self._parts(X)
+        z = ((b - self.z[0]) / self.z[1] + (lin - self.z[2]) / self.z[3]) / 2
+        return np.stack([np.zeros_like(z), z], axis=1).astype(np.float32)
+
+    def state(self) -> dict[str, np.ndarray]:
+        if self.z is None:
+            raise ConfigError("the cadence-tracks head is not fitted")
+        return {**{f"boost.{k}": v for k, v in self.boost.state().items()},
+                **{f"linear.{k}": v for k, v in self.linear.state().items()}, "blend_z": self.z}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        if "blend_z" not in state:
+            raise KeyError("missing 'blend_z'")
+        self.boost.load_state({k[6:]: v for k, v in state.items() if k.startswith("boost.")})
+        self.linear.load_state({k[7:]: v for k, v in state.items() if k.startswith("linear.")})
+        z = np.asarray(state["blend_z"], dtype=np.float64).ravel()
+        if z.shape != (4,):
+            raise ValueError(f"blend_z must hold 4 values, got shape {z.shape}")
+        self.z = z

@@ -36,8 +36,17 @@ from .simulate import DF_HZ, DT_S, TRUTH_FIELDS, TRUTH_FORMATS, _path, _template
 
 #: kinds of injection and their default proportions
 KINDS = ("needle", "rfi", "plain")
-#: ``transient``: interference in one ON scan only (training negatives, see :func:`draw_injection`)
-ALL_KINDS = (*KINDS, "transient")
+#: ``transient``: interference in one ON scan only (training negatives); ``uneven``: a needle in
+#: the three ON scans, bright in one and faint in the other two (positives); see :func:`draw_injection`
+ALL_KINDS = (*KINDS, "transient", "uneven")
+#: the kinds that are positives (a needle in the ON scans)
+POSITIVE_KINDS = ("needle", "uneven")
+#: an ``uneven`` needle's two fainter ON scans carry this fraction range of its brightest scan's S/N:
+#: measured on the real positives' pixels (issue 18, round 7), 1004c26's needle is a 23.6 σ line
+#: in ON scan 2 with nothing above 7.3 σ in ON scans 0 and 4 (a fraction ≤ 0.31), and 0024012 has
+#: no line above ~10 σ in any ON scan; the competition's needles are not equally bright in every
+#: ON scan
+UNEVEN_GAIN = (0.1, 0.5)
 NEEDLE_PATHS = ("linear", "quadratic", "sine", "per_scan")
 
 
@@ -77,8 +86,11 @@ def _scan_levels(t: np.ndarray, t_scan_s: float, levels: np.ndarray, active: np.
 
 def add_signal(background: np.ndarray, rng: np.random.Generator, *, scans, snr: float, drift_hz_s: float,
                width_hz: float, path: str = "linear", start_channel: float | None = None,
-               window: tuple[float, float] | None = None, legacy_placement: bool = False) -> tuple[np.ndarray, dict]:
+               window: tuple[float, float] | None = None, legacy_placement: bool = False,
+               gains: dict[int, float] | None = None) -> tuple[np.ndarray, dict]:
     """``background`` with one setigen signal in ``scans`` (indices 0..5) → ``(snippet, truth)``.
+
+    ``gains``: scan → fraction of ``snr`` in that scan (1 for scans not named).
 
     ``legacy_placement``: draw the start channel as round 2 did, with the drift direction
     inverted, so that a fast needle often leaves the band after the first ON scan; only to rebuild
@@ -95,6 +107,10 @@ def add_signal(background: np.ndarray, rng: np.random.Generator, *, scans, snr: 
     t_scan_s = t_scan * DT_S
     active = np.zeros(n_scans)
     active[list(scans)] = 1.0
+    for k, g in (gains or {}).items():
+        if not 0 <= g <= 1 or k not in scans:
+            raise ConfigError(f"gains must map scans of {tuple(scans)} to fractions in [0, 1], got {gains}")
+        active[k] = float(g)
     sigma = pixel_noise(background)
     levels = snr * sigma / np.sqrt(t_scan)  # setigen: SNR over one scan → per-pixel intensity
     if start_channel is None:
@@ -187,6 +203,13 @@ def draw_injection(background: np.ndarray, rng: np.random.Generator, kind: str,
             scans = tuple(sorted({int(rng.choice(OFF_SCANS)), int(rng.integers(0, 6))}))
         x, t = add_signal(background, rng, scans=scans, snr=snr * rng.uniform(1, 3), drift_hz_s=drift,
                           width_hz=width, path="linear", window=window, legacy_placement=legacy_placement)
+    elif kind == "uneven":
+        # a linear needle in every ON scan whose brightness differs from scan to scan, as the real
+        # positives' needles do: ``snr`` in one ON scan, a fraction (UNEVEN_GAIN) in the other two
+        bright = int(rng.choice(ON_SCANS))
+        gains = {k: float(rng.uniform(*UNEVEN_GAIN)) for k in ON_SCANS if k != bright}
+        x, t = add_signal(background, rng, scans=ON_SCANS, snr=snr, drift_hz_s=drift, width_hz=width,
+                          path="linear", window=window, legacy_placement=legacy_placement, gains=gains)
     elif kind == "transient":
         # a line in one ON scan only, slow enough (at most 5.4 channels a scan) and far enough from
         # the band edges that a needle with its drift would still be in the band in the other ON
@@ -219,7 +242,7 @@ def inject_dataset(backgrounds: dict[str, np.ndarray], out, n: int, seed: int = 
     """Write ``n`` injected snippets into ``backgrounds`` (id → ``(6, T, F)``) in the competition
     layout (``train/<c>/<id>.npy``, ``train_labels.csv``) plus ``truth.csv`` with each snippet's
     background id, variant-free kind (needle / rfi / plain, or those of ``kinds``: one weight each
-    in ``proportions``; only needles are positives) and signal parameters. Returns ``out``."""
+    in ``proportions``; only needles, even or uneven, are positives) and signal parameters. Returns ``out``."""
     if n < 1 or not backgrounds:
         raise ConfigError("inject_dataset needs n >= 1 and at least one background")
     p = np.asarray(proportions, dtype=np.float64)
@@ -239,7 +262,7 @@ def inject_dataset(backgrounds: dict[str, np.ndarray], out, n: int, seed: int = 
                                   legacy_placement=legacy_placement)
             # drawn as before (the same seed gives the same snippets), not used: ids are content ids
             rng.integers(0, 16**15, dtype=np.int64)
-            yield standardise(x), int(kind == "needle"), {**t, "background": bg_id}
+            yield standardise(x), int(kind in POSITIVE_KINDS), {**t, "background": bg_id}
 
     write_cadence_folder(out, with_content_ids(rows()), ("background", "kind", *TRUTH_FIELDS, "scans", "window"),
                          TRUTH_FORMATS)

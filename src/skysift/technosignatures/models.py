@@ -5,7 +5,7 @@ ON / ON−OFF views) and give ``(B, 2)`` logits.
   de-Doppler search over whole and half scans, each candidate track checked in the ON scans and
   vetoed by the OFF scans with a hand-set rule (:mod:`.tracks`), and a logistic head on nine
   such features (:mod:`.head`).
-* ``cadence-tracks-gbm`` (default since round 6, an estimator): the same rule with richer evidence — a per-scan
+* ``cadence-tracks-gbm`` (the default in round 6, an estimator): the same rule with richer evidence — a per-scan
   de-Doppler search over whole, half and quarter scans and 3-channel sums, each ON scan's lines
   beside the OFF evidence at the same place or where they would have drifted to
   (:func:`.tracks.rich_features`), the ON scans searched again with every OFF line masked over the
@@ -13,6 +13,9 @@ ON / ON−OFF views) and give ``(B, 2)`` logits.
   head sees only cadence evidence (no "brightest line anywhere"), so it cannot learn to ignore the
   cadence: a line also present in an OFF scan scores low whatever it looks like. Better on
   real-background injections than ``cadence-tracks``; see the README for how it was chosen.
+* ``cadence-tracks-blend`` (default since round 7, an estimator): both heads on the ``cadence-tracks-gbm`` evidence (the
+  logistic one on its first nine features, ``cadence-tracks``' own), each logit z-scored on the
+  training split, averaged (issue 18, round 7).
 * ``cadence-cnn``: a compact VGG-style CNN (about 11 M multiply-adds at the default 32 × 64) that
   trains in minutes on 2 CPU cores. The scans are input channels, so the first layers can compare
   ON with OFF at each time × frequency pixel; global average + max pooling makes it independent of
@@ -36,7 +39,7 @@ from .defaults import AUGMENT_DEFAULTS, PREPROCESS_DEFAULTS, TRACK_DEFAULTS, VIE
 
 if TYPE_CHECKING:
     from ..core.networks import TimmNet
-    from .head import TrackBoostHead, TrackHead
+    from .head import TrackBlendHead, TrackBoostHead, TrackHead
     from .networks import CadenceCNN
 
 #: what the data pipeline reads (preprocessing, then augmentation); ``view`` is read by the
@@ -114,6 +117,26 @@ def cadence_tracks_gbm(n_classes: int, stats: dict, *, n_estimators: int = 2000,
                           min_child_samples=min_child_samples, colsample_bytree=colsample_bytree, subsample=subsample,
                           reg_lambda=reg_lambda, early_stopping_rounds=early_stopping_rounds, seed=seed, n_jobs=n_jobs,
                           monotone_constraints=RICH_MASK_FEATURE_SIGNS if monotone else None, signs_prefix=True)
+
+
+@register_model(MODELS, kind="estimator", data_defaults=RICH_DATA_DEFAULTS)
+def cadence_tracks_blend(n_classes: int, stats: dict, *, C: float = 1.0, max_iter: int = 2000,
+                         n_estimators: int = 2000, learning_rate: float = 0.05, num_leaves: int = 7,
+                         min_child_samples: int = 50, colsample_bytree: float = 0.8, subsample: float = 0.8,
+                         reg_lambda: float = 10.0, early_stopping_rounds: int = 100, seed: int = 0,
+                         n_jobs: int = 1) -> TrackBlendHead:
+    """the cadence-tracks-gbm and cadence-tracks heads on the same evidence, their logits z-scored
+    on the training split and averaged"""
+    from ..errors import ConfigError
+    from .head import TrackBlendHead, TrackBoostHead, TrackHead
+    from .tracks import FEATURE_NAMES
+
+    if n_classes != 2:
+        raise ConfigError(f"cadence-tracks-blend is a two-class (noise / signal) model, got {n_classes} classes")
+    boost = TrackBoostHead(n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves,
+                           min_child_samples=min_child_samples, colsample_bytree=colsample_bytree, subsample=subsample,
+                           reg_lambda=reg_lambda, early_stopping_rounds=early_stopping_rounds, seed=seed, n_jobs=n_jobs)
+    return TrackBlendHead(boost, TrackHead(C=C, max_iter=max_iter), n_linear=len(FEATURE_NAMES))
 
 
 __all__ = ["DATA_DEFAULTS", "RICH_DATA_DEFAULTS", "TRACK_DATA_DEFAULTS", "MODELS", "resolve_pretrained"]

@@ -22,8 +22,9 @@ def cadence_features(data: TaskData, stats: dict, params: dict) -> np.ndarray:
     """``(N, 3·8·32)`` coarse ON − OFF maps (bandpass-flattened, per-scan standardised): a small
     fixed view for SMOTE and PCA; or, when the model's data parameter ``features`` is
     ``"tracks"`` (the ``cadence-tracks`` model), the cadence-rule features of :mod:`.tracks`, or
-    when ``"rich-mask"`` (``cadence-tracks-gbm``) the multi-scale evidence of :func:`.tracks.rich_features`
-    with the OFF scans' lines masked over the cadence (:func:`.tracks.masked_features`); ``"rich-mf"``
+    when ``"rich-mask"`` (``cadence-tracks-gbm``, ``cadence-tracks-blend``) the multi-scale
+    evidence of :func:`.tracks.rich_features` with the OFF scans' lines masked over the cadence
+    (:func:`.tracks.masked_features`); ``"rich-mf"``
     and ``"rich"`` without the masked features (and ``"rich"`` without the matched filter), as round-4
     and round-3 bundles were trained."""
     if params.get("features") == "tracks":
