@@ -100,14 +100,12 @@ def build(args) -> None:
         inject_dataset(train_bg, out / "_inj", n=args.n_inj, seed=args.seed + 1,
                        legacy_placement=args.train_placement == "legacy")
         _merge(out / "_inj", out / "train")
-        if args.n_transient:  # training negatives: interference in one ON scan only (see inject)
-            inject_dataset(train_bg, out / "_tr", n=args.n_transient, seed=args.seed + 5, kinds=("transient",),
-                           proportions=(1.0,))
-            _merge(out / "_tr", out / "train")
-        if args.n_uneven:  # training positives: needles bright in one ON scan, faint in the others
-            inject_dataset(train_bg, out / "_un", n=args.n_uneven, seed=args.seed + 6, kinds=("uneven",),
-                           proportions=(1.0,))
-            _merge(out / "_un", out / "train")
+        # transients: training negatives, interference in one ON scan only; uneven: training
+        # positives, needles bright in one ON scan and faint in the others (see inject)
+        for kind, n, seed in (("transient", args.n_transient, args.seed + 5), ("uneven", args.n_uneven, args.seed + 6)):
+            if n:
+                inject_dataset(train_bg, out / f"_{kind}", n=n, seed=seed, kinds=(kind,), proportions=(1.0,))
+                _merge(out / f"_{kind}", out / "train")
         simulate(out / "sim_test", n=args.n_sim_test, seed=args.seed + 3)
     elif args.n_sim_test > 0:  # a fresh simulated test set beside a fresh injection test set
         simulate(out / "sim_test", n=args.n_sim_test, seed=test_seed + 1)

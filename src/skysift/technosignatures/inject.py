@@ -179,7 +179,7 @@ def variants(background: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def draw_injection(background: np.ndarray, rng: np.random.Generator, kind: str,
                    snr_range=(15.0, 150.0), drift_max_hz_s: float = 0.3,
                    legacy_placement: bool = False) -> tuple[np.ndarray, dict]:
-    """One injected snippet of ``kind`` (``needle``, ``rfi``, ``plain`` or ``transient``) into ``background``
+    """One injected snippet of ``kind`` (one of :data:`ALL_KINDS`) into ``background``
     (``legacy_placement``: see :func:`add_signal`)."""
     if kind not in ALL_KINDS:
         raise ConfigError(f"kind must be one of {ALL_KINDS}, got {kind!r}")

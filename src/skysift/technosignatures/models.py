@@ -128,15 +128,16 @@ def cadence_tracks_blend(n_classes: int, stats: dict, *, C: float = 1.0, max_ite
     """the cadence-tracks-gbm and cadence-tracks heads on the same evidence, their logits z-scored
     on the training split and averaged"""
     from ..errors import ConfigError
-    from .head import TrackBlendHead, TrackBoostHead, TrackHead
+    from .head import TrackBlendHead
     from .tracks import FEATURE_NAMES
 
     if n_classes != 2:
         raise ConfigError(f"cadence-tracks-blend is a two-class (noise / signal) model, got {n_classes} classes")
-    boost = TrackBoostHead(n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves,
-                           min_child_samples=min_child_samples, colsample_bytree=colsample_bytree, subsample=subsample,
-                           reg_lambda=reg_lambda, early_stopping_rounds=early_stopping_rounds, seed=seed, n_jobs=n_jobs)
-    return TrackBlendHead(boost, TrackHead(C=C, max_iter=max_iter), n_linear=len(FEATURE_NAMES))
+    boost = cadence_tracks_gbm(n_classes, stats, n_estimators=n_estimators, learning_rate=learning_rate,
+                               num_leaves=num_leaves, min_child_samples=min_child_samples,
+                               colsample_bytree=colsample_bytree, subsample=subsample, reg_lambda=reg_lambda,
+                               early_stopping_rounds=early_stopping_rounds, seed=seed, n_jobs=n_jobs)
+    return TrackBlendHead(boost, cadence_tracks(n_classes, stats, C=C, max_iter=max_iter), n_linear=len(FEATURE_NAMES))
 
 
 __all__ = ["DATA_DEFAULTS", "RICH_DATA_DEFAULTS", "TRACK_DATA_DEFAULTS", "MODELS", "resolve_pretrained"]

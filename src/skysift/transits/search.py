@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .simulate import CADENCE_DAYS
+from .simulate import CADENCE_DAYS, _a_over_rs
 
 log = logging.getLogger("skysift")
 
@@ -740,7 +740,7 @@ def shape_scalars(block: np.ndarray, s: SearchSettings) -> np.ndarray:
     b2 = np.clip(((1 - k) ** 2 - r ** 2 * (1 + k) ** 2) / (1 - r ** 2), 0.0, (1 + k) ** 2)
     s2 = np.sin(np.pi * np.minimum(t_tot / period, 0.5)) ** 2
     a_rs = np.sqrt(np.maximum((1 + k) ** 2 - b2 * (1 - s2), 1e-9) / s2)
-    rho = a_rs ** 3 / (4.206 ** 3 * period ** 2)  # Kepler's third law, solar units (see simulate)
+    rho = (a_rs / _a_over_rs(period, 1.0)) ** 3  # the simulator's Kepler's third law, inverted: solar units
     return np.column_stack([frac, np.log10(t_tot / expected_duration(period)), np.log10(delta), np.sqrt(b2),
                             np.clip(np.log10(rho), -4, 4)]).astype(np.float32)
 
@@ -798,7 +798,7 @@ def compute_views(flux: np.ndarray, s: SearchSettings, *, with_search: bool = Fa
 
 
 def candidate_scalars(feats: np.ndarray, s: SearchSettings, candidate: int = 0) -> np.ndarray:
-    """The scalars (:data:`SCALAR_NAMES`) of one candidate (0 = the strongest) of ``(N, n_features)``
+    """The scalars (:attr:`SearchSettings.scalar_names`) of one candidate (0 = the strongest) of ``(N, n_features)``
     views."""
     end = (candidate + 1) * s.n_per_candidate
     return feats[:, end - s.n_scalars: end]
