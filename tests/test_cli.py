@@ -40,7 +40,7 @@ def test_every_train_config_field_is_a_train_option(capsys, monkeypatch):
         assert opt in help_text, f"TrainConfig.{f.name} has no {opt} in `skysift train --help`"
         assert f.metadata.get("help"), f"TrainConfig.{f.name} has no help text"
     for opt in ("--param", "--logger", "--resume", "--devices", "--model", "--no-calibrate", "--weight-decay",
-                "--val-frac", "--focal-gamma", "--num-workers", "--max-time-minutes"):
+                "--val-frac", "--focal-gamma", "--num-workers", "--max-time-minutes", "--threads"):
         assert opt in help_text
 
 
@@ -66,6 +66,7 @@ def test_train_options_parse_like_before():
     (["--weight-decay", "-0.1"], "weight_decay must be >= 0"),
     (["--focal-gamma", "-1"], "focal_gamma must be >= 0"),
     (["--max-time-minutes", "0"], "max_time_minutes must be > 0"),
+    (["--threads", "0"], "threads must be >= 1"),
     (["--val-frac", "0.7"], "val_frac must be in (0, 0.5)"),
     (["--param", "depth"], "--param expects NAME=VALUE"),
 ])

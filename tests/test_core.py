@@ -239,3 +239,34 @@ def test_one_blas_thread_limits_the_main_thread_and_leaves_other_threads_alone()
     thread.start()
     thread.join(10)
     assert seen == [before] and blas_threads() == before
+
+
+def test_threads_option_holds_while_lightning_trains_and_gives_the_counts_back(tmp_path):
+    """``threads=1`` holds while Lightning trains (a busy shared machine's remedy for spinning
+    OpenMP threads), also past the transits search's numba kernels, whose OpenMP layer resets the
+    count torch reads when it starts; the caller's own counts are back afterwards."""
+    import lightning.pytorch as pl
+    import numba
+
+    import skysift
+    from skysift.transits.simulate import simulate_light_curves, write_kaggle_csv
+
+    seen: list[int] = []
+
+    class RecordThreads(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen.append(torch.get_num_threads())
+
+    flux, labels, _ = simulate_light_curves(60, seed=3, positive_fraction=0.2)
+    csv = write_kaggle_csv(tmp_path / "train.csv", flux, labels)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        skysift.train("transits", csv, tmp_path / "run", model="resnet1d", epochs=1, progress=False, threads=1,
+                      model_params={"width": 8, "depth": 2, "attention_layers": 1}, callbacks=[RecordThreads()])
+        assert seen == [1] and torch.get_num_threads() == 2
+        assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+        with pytest.raises(ConfigError, match="threads must be >= 1"):
+            TrainConfig(threads=0)
+    finally:
+        torch.set_num_threads(before)

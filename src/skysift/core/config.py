@@ -81,6 +81,9 @@ class TrainConfig:
     strategy: str = _field("auto", "Lightning strategy: auto | ddp | ddp_spawn | fsdp | deepspeed | ...")
     num_workers: int = _field(0, "DataLoader worker processes (0: load in the main process)")
     max_time_minutes: float | None = _field(None, "stop training after this many minutes")
+    threads: int | None = _field(None, "CPU threads of torch and numba in this process while training "
+                                       "(default: theirs, one per core); 1 on a machine other jobs share, "
+                                       "where waiting threads spin")
     model_params: dict = field(default_factory=dict, metadata=_help("model parameter"))
     #: overrides of the model's data parameters (augmentation, preprocessing); ``model_params``
     #: may hold them too and is routed by key
@@ -130,6 +133,8 @@ class TrainConfig:
                               f"{self.val_frac} + {self.test_frac}")
         if self.max_time_minutes is not None:
             number("max_time_minutes", positive=True)
+        if self.threads is not None:
+            integer("threads", 1)
         choice("sampler", SAMPLERS)
         choice("checkpoint", CHECKPOINTS)
         choice("loss", LOSSES)

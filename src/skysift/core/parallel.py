@@ -107,3 +107,30 @@ def one_blas_thread() -> Iterator[None]:
         return
     with _thread_pools().limit(limits=1, user_api="blas"):
         yield
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Context manager: torch's intra-op CPU threads, and numba's, at ``n`` inside it (``None``:
+    unchanged); the previous counts come back on exit.
+
+    Torch starts one OpenMP thread per core, and between operations its threads spin-wait for each
+    other. With other jobs on the same cores that waiting costs more than the work: a transits
+    views-net epoch on 2 cores at load ~4 took ~4 min on torch's default 2 threads and ~18 s on one
+    (round 7, `docs/notes/issue19_helper19f.md`). Numba is set too because its OpenMP layer, when
+    its first parallel kernel starts (the transits search), resets the OpenMP thread count that
+    torch reads to numba's own count: setting torch alone would hold only until then."""
+    if n is None:
+        yield
+        return
+    import numba
+    import torch
+
+    before, numba_before = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(int(n))
+    numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        numba.set_num_threads(numba_before)

@@ -27,6 +27,8 @@ from .io import write_json
 from .leakage import LeakError, check_disjoint
 from .metrics import best_f1_threshold, classification_metrics
 from .model import Model
+from .parallel import cpu_threads
+from .registry import ModelSpec
 from .splits import train_val_test_split
 from .task import Task, get_task
 from .trainer import progress_enabled
@@ -63,7 +65,14 @@ def fit(task: str | Task, data: str | Path | TaskData, run_dir: str | Path, *, r
     """
     task = get_task(task) if isinstance(task, str) else task
     cfg, spec, params, data_params = resolve_config(task, options)
-    run_dir = Path(run_dir)
+    with cpu_threads(cfg.threads):
+        return _fit(task, data, Path(run_dir), cfg, spec, params, data_params, resume=resume, progress=progress,
+                    loggers=loggers, callbacks=callbacks)
+
+
+def _fit(task: Task, data: str | Path | TaskData, run_dir: Path, cfg: TrainConfig, spec: ModelSpec, params: dict,
+         data_params: dict, *, resume: bool, progress: bool | None, loggers: list[str] | None,
+         callbacks: list | None) -> Model:
     if run_dir.exists() and (run_dir / "model.json").exists() and not resume:
         log.info("overwriting the finished run in %s", run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
