@@ -617,35 +617,3 @@ def test_independent_generator_detectability_criterion():
             assert m["n_transits_observed"] <= m["n_transits"] and m["mes_observed"] <= m["snr"] + 1e-9
             assert d == (m["mes_observed"] >= KEPLER_MIN_MES and m["n_transits_observed"] >= 2)
     assert det[labels == 1].mean() > 0.5
-
-
-def test_planet_radii_follow_the_occurrence_law_and_no_giant_exceeds_the_cap():
-    from skysift.transits.simulate import (
-        CADENCE_DAYS,
-        EARTH_RADIUS_SUN,
-        PLANET_RADIUS_BREAK,
-        PLANET_RADIUS_MAX,
-        PLANET_RADIUS_MIN,
-        PLANET_RADIUS_SLOPE,
-        _draw_planet,
-        draw_planet_radius,
-    )
-
-    rng = np.random.default_rng(11)
-    r = draw_planet_radius(rng, 200_000)
-    assert r.min() >= PLANET_RADIUS_MIN and r.max() <= PLANET_RADIUS_MAX
-    # flat per ln R below the break: equal counts in equal ln-R bins
-    lo = np.histogram(np.log(r), bins=4, range=(np.log(PLANET_RADIUS_MIN), np.log(PLANET_RADIUS_BREAK)))[0]
-    assert lo.max() / lo.min() < 1.05
-    # above it, counts per ln R fall as R^-1.92: the slope fitted to log counts of ln-R bins
-    edges = np.linspace(np.log(PLANET_RADIUS_BREAK), np.log(PLANET_RADIUS_MAX), 7)
-    counts = np.histogram(np.log(r), bins=edges)[0]
-    slope = np.polyfit((edges[:-1] + edges[1:]) / 2, np.log(counts), 1)[0]
-    assert slope == pytest.approx(PLANET_RADIUS_SLOPE, abs=0.1)
-    # giants (6-22 R⊕) are a small minority of planets, as in Kepler's occurrence rates (~8%)
-    assert 0.05 < np.mean(r >= 6) < 0.10
-    # on the simulator's stars: Rp/R★ times the star's radius gives back a radius inside the law
-    t = np.arange(L) * CADENCE_DAYS
-    metas = [_draw_planet(t, rng)[1] for _ in range(60)]
-    rp_earth = np.array([m["rp_rs"] * m["r_star"] / EARTH_RADIUS_SUN for m in metas])
-    assert rp_earth.min() >= PLANET_RADIUS_MIN - 1e-9 and rp_earth.max() <= PLANET_RADIUS_MAX + 1e-9

@@ -1,7 +1,6 @@
 """Kepler-like light curves with and without transiting planets, in the Kaggle CSV layout.
 
-Each star gets: a ``batman`` transit model (positives: planet radii from Kepler's occurrence rates,
-1–22 R⊕, mostly sub-Neptunes, on the star's own radius; impact parameter to 0.95,
+Each star gets: a ``batman`` transit model (positives: Rp/R★ 0.02–0.2, impact parameter to 0.95,
 main-sequence and evolved hosts, mildly eccentric orbits, 15% with a second planet; every host's
 planet passes Kepler's MES ≥ 7.1 against the star's own noise on the transit's time scale, with two
 transits at least, because a survey's label set is its detections) or, for a share
@@ -135,90 +134,26 @@ def planet_signal(t, rng, sigma: float | None = None, min_mes: float = MIN_MES,
     return flux, meta
 
 
-#: Planet radii (Earth radii) of the simulated hosts, from Kepler's occurrence rates: the number of
-#: planets per star per ln R falls as R^-1.92 above ~2.8 R⊕ (Howard et al. 2012, ApJS 201, 15: P < 50 d,
-#: df/dlog R = k_R R^α, α = -1.92 ± 0.11) and is flat in log R from ~1 to 2.8 R⊕ (Petigura, Howard &
-#: Marcy 2013, PNAS 110, 19273; Fressin et al. 2013, ApJ 766, 81, whose super-Earth and small-Neptune
-#: bins hold about equal shares). Giants (6-22 R⊕) are then ~7% of planets (Fressin et al.: ~8%), and
-#: none is larger than Fressin et al.'s top bin, 22 R⊕ (2 R_J, the most inflated hot Jupiters).
-PLANET_RADIUS_MIN, PLANET_RADIUS_BREAK, PLANET_RADIUS_MAX = 1.0, 2.8, 22.0
-PLANET_RADIUS_SLOPE = -1.92
-#: R⊕ / R☉
-EARTH_RADIUS_SUN = 6371.0 / 695700.0
-#: mass of the evolved (subgiant) hosts, solar masses: Kepler's subgiant hosts are ~1-1.5 M☉
-EVOLVED_MASS = 1.2
-
-
-def draw_planet_radius(rng: np.random.Generator, size=None):
-    """Planet radii in Earth radii from the occurrence law above (flat in ln R from
-    ``PLANET_RADIUS_MIN`` to ``PLANET_RADIUS_BREAK``, then ∝ R^``PLANET_RADIUS_SLOPE`` per ln R up to
-    ``PLANET_RADIUS_MAX``), by inverting its cumulative distribution."""
-    lo, br, hi, a = (np.log(PLANET_RADIUS_MIN), np.log(PLANET_RADIUS_BREAK), np.log(PLANET_RADIUS_MAX),
-                     PLANET_RADIUS_SLOPE)
-    w_flat = br - lo
-    w_tail = (np.exp(a * (hi - br)) - 1.0) / a  # ∫ exp(a (x - br)) dx over [br, hi]
-    u = rng.uniform(0.0, w_flat + w_tail, size)
-    tail = np.log(np.maximum(1.0 + a * (u - w_flat), 1e-300)) / a + br
-    x = np.where(u < w_flat, lo + u, tail)
-    return np.exp(x) if size is not None else float(np.exp(x))
-
-
-def stellar_radius(rho_sun_units: float, evolved: bool) -> float:
-    """Radius (R☉) of a star of mean density ``rho`` (solar units): on the main sequence R ∝ M^0.8
-    (the lower main sequence's mass-radius relation), so ρ ∝ M/R³ ∝ R^-1.75; an evolved host of
-    ``EVOLVED_MASS`` has R = (M/ρ)^(1/3)."""
-    if evolved:
-        return float((EVOLVED_MASS / rho_sun_units) ** (1 / 3))
-    return float(rho_sun_units ** (-1 / 1.75))
-
-
-#: planets larger than this (Earth radii) are thinned to the occurrence rates' slope, see
-#: :func:`_draw_radius_ratio`
-GIANT_RADIUS = 6.0
-
-
-def _draw_radius_ratio(rng: np.random.Generator, r_star: float) -> float:
-    """Rp/R★ of a simulated host on a star of radius ``r_star`` (R☉).
-
-    Log-uniform on 0.02–0.2, as before, for planets up to ``GIANT_RADIUS``: a wide, design-chosen
-    spread of depths and SNRs to learn from (drawing small planets at their occurrence rates, as
-    :func:`draw_planet_radius` does, piles the hosts up at the detection threshold: on validation
-    that cost 0.06 PR-AUC, 2026-12-01 note). Giants are thinned to the occurrence rates' slope,
-    ∝ R^-1.92 per ln R (Howard et al. 2012), and none exceeds 22 R⊕ (2 R_J): a 3-9% deep transit
-    needs a giant of 1.7-3 R_J on a Sun-like star, as rare as that is among Kepler's planets (the
-    unthinned law made it common, and secondary-less eclipsing binaries look like it)."""
-    for _ in range(1000):
-        k = float(np.exp(rng.uniform(np.log(0.02), np.log(0.2))))
-        rp_earth = k * r_star / EARTH_RADIUS_SUN
-        if rp_earth <= GIANT_RADIUS or (rp_earth <= PLANET_RADIUS_MAX
-                                        and rng.random() < (rp_earth / GIANT_RADIUS) ** PLANET_RADIUS_SLOPE):
-            return k
-    return 0.02
-
-
 def _draw_planet(t, rng, hard: bool = False) -> tuple[np.ndarray, dict]:
     period = float(np.exp(rng.uniform(np.log(0.5), np.log(40.0))))
     # main-sequence hosts, and 15% evolved ones (low density: long transits)
-    evolved = rng.random() >= 0.85
-    if not evolved:
+    if rng.random() < 0.85:
         rho = float(np.exp(rng.normal(0, 0.45)))
     else:
         rho = float(np.exp(rng.uniform(np.log(0.03), np.log(0.4))))
     ecc = float(min(rng.rayleigh(0.08), 0.5))
     a = max(_a_over_rs(period, rho), 2.0 / (1 - ecc))
-    r_star = stellar_radius(rho, evolved)
     if hard:
         rp = float(np.exp(rng.uniform(np.log(0.06), np.log(0.2))))
         b = rng.uniform(0.6, 1.0 + 0.5 * rp)  # up to half-grazing: the planet still covers part of the star
     else:
-        rp = _draw_radius_ratio(rng, r_star)
+        rp = float(np.exp(rng.uniform(np.log(0.02), np.log(0.2))))
         b = rng.uniform(0, 0.95)
     inc = float(np.degrees(np.arccos(b / a)))
     u = (float(np.clip(rng.normal(0.45, 0.1), 0.05, 0.9)), float(np.clip(rng.normal(0.2, 0.08), -0.1, 0.5)))
     t0 = rng.uniform(t[0], t[0] + min(period, t[-1] - t[0]))
     flux, _, _ = _batman_flux(t, t0, period, rp, a, inc, u, ecc=ecc, w=float(rng.uniform(0, 360)))
-    return flux, {"kind": "planet", "period": period, "rp_rs": rp, "b": b, "depth": 1 - flux.min(),
-                  "r_star": r_star, "rho": rho}
+    return flux, {"kind": "planet", "period": period, "rp_rs": rp, "b": b, "depth": 1 - flux.min()}
 
 
 def eclipsing_binary_signal(t, rng, background: bool = False) -> tuple[np.ndarray, dict]:
