@@ -170,14 +170,7 @@ def eclipsing_binary_signal(t, rng, background: bool = False) -> tuple[np.ndarra
     ecc = float(min(rng.rayleigh(0.1), 0.5)) if period > 2.0 else 0.0
     w = float(rng.uniform(0, 360))
     a = max(_a_over_rs(period, 1.0) * rng.uniform(0.5, 1.5), 2.5 / (1 - ecc))
-    # the companion from a mass ratio q = M2/M1, flat on 0.1-1 for solar-type binaries (Raghavan et
-    # al. 2010, ApJS 190, 1; Moe & Di Stefano 2017), on the main sequence: radius ratio q^0.8
-    # (R ∝ M^0.8) and surface-brightness ratio (T2/T1)^4 = (L2/L1) / (R2/R1)^2 = q^(4 - 1.6) with
-    # L ∝ M^4. A dark companion is a small one (an M dwarf: a planet-like, secondary-less eclipse
-    # of k ≈ 0.16-0.3), a large one is about as bright as the primary (a visible secondary); drawn
-    # independently, as before, the two gave large dark companions that no binary has
-    q = rng.uniform(0.1, 1.0)
-    ratio = float(q ** 0.8)
+    ratio = rng.uniform(0.2, 1.0)
     grazing = rng.random() < 0.5
     b = rng.uniform(0.9, 1.0 + ratio * 0.8) if grazing else rng.uniform(0, 0.7)
     inc = float(np.degrees(np.arccos(min(b / a, 0.999))))
@@ -188,10 +181,10 @@ def eclipsing_binary_signal(t, rng, background: bool = False) -> tuple[np.ndarra
     # + 180°), centred half an orbit later plus Sterne's (1939) eccentric offset
     t_sec = t0 + period / 2 * (1 + 4 / np.pi * ecc * np.cos(np.radians(w)))
     secondary, _, _ = _batman_flux(t, t_sec, period, ratio, a, inc, u, ecc=ecc, w=(w + 180) % 360)
-    # surface-brightness ratio of the companion (above): low-mass (M-dwarf) companions are ~100x
-    # fainter per area than a Sun-like primary and leave no visible secondary, the EBs that look
-    # most like giant planets
-    sb = float(q ** 2.4)
+    # surface-brightness ratio of the companion, log-uniform: low-mass (M-dwarf) companions are
+    # ~100x fainter per area than a Sun-like primary and leave no visible secondary, the EBs that
+    # look most like giant planets
+    sb = float(np.exp(rng.uniform(np.log(0.003), np.log(1.0))))
     flux = primary - sb * (1 - secondary)
     ellip = rng.uniform(0, 0.004) * np.cos(4 * np.pi * (t - t0) / period)
     flux = flux - ellip
