@@ -19,7 +19,7 @@ MODELS = ModelRegistry()
 @register_model(MODELS, data_defaults={"input": "views", "candidate_context": True, "members": 3, "inject_prob": 0.8,
                                       "inject_hard_prob": 0.0, "inject_eb_prob": 0.3,
                                       "inject_beb_prob": 0.3, "detrend": "median", "window_days": 1.0,
-                                      "shape_fit": True},
+                                      "shape_fit": True, "masked_trend": True},
                 # the injected light curves already balance the classes (~1 host in 3; each non-host
                 # of the training split lends its raw light curve to ~1.4 injections on average: on
                 # validation, twice round 5's injections raised the independent PR-AUC by 0.006 on
