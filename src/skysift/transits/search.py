@@ -825,20 +825,13 @@ def compute_views(flux: np.ndarray, s: SearchSettings, *, with_search: bool = Fa
         return (feats, found) if with_search else feats
     rel, valid, sigma, windows, normed = _detrend(flux, s)
     first = (rel, valid, sigma, windows, normed)
-    t = np.arange(rel.shape[1]) * CADENCE_DAYS
-
-    def in_transit(found: dict) -> np.ndarray:  # ± one duration around each transit of a candidate
-        per = found["period"][:, None]
-        dt = (t[None, :] - found["t0"][:, None] + per / 2) % per - per / 2
-        return np.abs(dt) < found["duration"][:, None]
-
     blocks, results = [], []
     later = replace(s, n_periods=s.next_n_periods or s.n_periods, bin_cadences=s.next_bin_cadences or s.bin_cadences)
     for k in range(s.n_candidates):
         if k:
             # the previous candidate's transits (± one duration) are masked before the next search,
             # which finds the planet behind a stronger spurious signal, or a second planet
-            masked = in_transit(results[-1])
+            masked = _in_transit(results[-1], rel.shape[1])
             valid = valid & ~masked
             rel = np.where(masked, 0.0, rel)
         found = bls_search(rel, valid, s if not k else later)
@@ -849,7 +842,7 @@ def compute_views(flux: np.ndarray, s: SearchSettings, *, with_search: bool = Fa
         blocks.append(with_shape_scalars(block, s))
         results.append(found)
     if s.masked_trend:
-        extra = masked_trend_scalars(first, results, in_transit, s)
+        extra = masked_trend_scalars(first, results, s)
         blocks = [np.concatenate([b, e], axis=1) for b, e in zip(blocks, extra)]
     feats = np.concatenate(blocks, axis=1)
     found = {**results[0], "sigma": sigma}
@@ -858,7 +851,15 @@ def compute_views(flux: np.ndarray, s: SearchSettings, *, with_search: bool = Fa
     return (feats, found) if with_search else feats
 
 
-def masked_trend_scalars(first: tuple, results: list, in_transit, s: SearchSettings) -> list:
+def _in_transit(found: dict, length: int) -> np.ndarray:
+    """``(N, length)``: True within one duration of a transit centre of each row's candidate."""
+    t = np.arange(length) * CADENCE_DAYS
+    per = np.asarray(found["period"], np.float64)[:, None]
+    dt = (t[None, :] - np.asarray(found["t0"], np.float64)[:, None] + per / 2) % per - per / 2
+    return np.abs(dt) < np.asarray(found["duration"], np.float64)[:, None]
+
+
+def masked_trend_scalars(first: tuple, results: list, s: SearchSettings) -> list:
     """Per candidate, ``(N, 2)`` scalars (:data:`MASKED_TREND_SCALAR_NAMES`) from the first
     detrending ``first`` (:func:`_detrend`'s output) and the candidates' search ``results``: the light curve is
     detrended again with every candidate's transits (± one duration) masked from the running
@@ -879,7 +880,7 @@ def masked_trend_scalars(first: tuple, results: list, in_transit, s: SearchSetti
         return [np.zeros((n, 2), np.float32) for _ in results]
     mask = np.zeros(rel.shape, bool)
     for found in results:
-        mask |= in_transit(found)
+        mask |= _in_transit(found, rel.shape[1])
     # each row at its first-pass window (a halved window stays halved: the transit must not decide it)
     rel_m = np.empty_like(rel)
     for w in np.unique(windows):
