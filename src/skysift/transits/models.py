@@ -44,7 +44,9 @@ def views_net(n_classes: int, stats: dict, *, width: int = 16, dropout: float = 
     ``shape_fit`` (default on), five trapezoid-fit scalars per candidate (ingress fraction,
     duration, depth, and the impact parameter and stellar density a planet would need;
     :func:`.search.shape_scalars`; on validation +0.005 PR-AUC on the independent generator,
-    6 paired comparisons)."""
+    6 paired comparisons); ``masked_trend`` (default on), two scalars per candidate from a second
+    detrending with the candidates' transits masked from the running median (how much deeper the
+    dip is then, and its SNR; :func:`.search.masked_trend_scalars`)."""
     from .search import SearchSettings
     from .views_net import ViewsEnsemble, ViewsNet
 
