@@ -483,48 +483,12 @@ def test_trapezoid_scalars_read_a_planet_as_a_planet_and_a_grazing_binary_as_v_s
     # the scalars are a function of the other views alone: appended to views computed without them,
     # they are the same (a cache of the old views can be extended), and without shape_fit the old
     # layout is kept
-    base = replace(s, shape_fit=False, masked_trend=False)
+    base = replace(s, shape_fit=False)
     old = compute_views(flux, base)
-    assert old.shape[1] == s.n_features - 7 * s.n_candidates
+    assert old.shape[1] == s.n_features - 5 * s.n_candidates
     n = base.n_per_candidate
-    extended = np.concatenate([with_shape_scalars(old[:, k * n:(k + 1) * n], replace(s, masked_trend=False))
-                               for k in range(s.n_candidates)], axis=1)
-    per = s.n_per_candidate  # the masked-trend scalars close each candidate's block
-    np.testing.assert_array_equal(extended, np.concatenate([views[:, k * per:(k + 1) * per - 2]
-                                                            for k in range(s.n_candidates)], axis=1))
-
-
-def test_masked_trend_keeps_a_transit_the_running_median_eats_and_deepens_a_variability_dip():
-    from dataclasses import replace
-
-    from skysift.transits.search import SearchSettings, _detrend, masked_trend_scalars
-    from skysift.transits.simulate import CADENCE_DAYS
-
-    rng = np.random.default_rng(3)
-    t = np.arange(L) * CADENCE_DAYS
-    period, t0, depth = 3.7, 1.3, 1e-3
-    dt = (t - t0 + period / 2) % period - period / 2
-    noise = rng.normal(0, 4e-4, (3, L))
-    box = lambda width: np.where(np.abs(dt) < width / 2, -depth, 0.0)  # noqa: E731
-    star = np.stack([
-        1 + box(0.3) + noise[0],  # a 7-h transit: half of a halved (0.5-d) window
-        1 + box(0.125) + noise[1],  # a 3-h transit in the default 1-d window
-        1 - 3 * depth * np.exp(-0.5 * (dt / 0.3) ** 2) + noise[2],  # variability: a dip near the window's width
-    ]) * 5e4
-    found = [{"period": np.full(3, period), "t0": np.full(3, t0), "duration": np.array([0.3, 0.125, 0.25])}]
-    half = replace(SearchSettings(), window_days=0.5)
-    ratio, snr = masked_trend_scalars(_detrend(star[:1], half), [{k: v[:1] for k, v in found[0].items()}], half)[0][0]
-    # the 0.5-d median follows the long transit down and eats much of it; masked from the trend, it
-    # is whole again: its box depth comes back to the injected 0.1%
-    assert ratio > 0.15
-    n_in = (np.abs(dt) < 0.15).sum()
-    assert abs(10 ** snr / (depth * np.sqrt(n_in) / 4e-4) - 1) < 0.15
-    s = SearchSettings()
-    (short, _), (dip, _) = masked_trend_scalars(_detrend(star[1:], s), [{k: v[1:] for k, v in found[0].items()}], s)[0]
-    # a short transit keeps its depth either way; the bottom of a dip that the median follows (what
-    # a search finds in a variable star) deepens when its flanks alone set the trend
-    assert abs(short) < 0.05 and dip > 0.08
-    assert SearchSettings.from_stats({"n_candidates": 2}).masked_trend is False  # bundles written before
+    extended = np.concatenate([with_shape_scalars(old[:, k * n:(k + 1) * n], s) for k in range(s.n_candidates)], axis=1)
+    np.testing.assert_array_equal(extended, views)
 
 
 def test_views_are_deterministic_and_per_object():

@@ -19,7 +19,7 @@ MODELS = ModelRegistry()
 @register_model(MODELS, data_defaults={"input": "views", "candidate_context": True, "members": 3, "inject_prob": 0.8,
                                       "inject_hard_prob": 0.0, "inject_eb_prob": 0.3,
                                       "inject_beb_prob": 0.3, "detrend": "median", "window_days": 1.0,
-                                      "shape_fit": True, "masked_trend": True},
+                                      "shape_fit": True},
                 # the injected light curves already balance the classes (~1 host in 3; each non-host
                 # of the training split lends its raw light curve to ~1.4 injections on average: on
                 # validation, twice round 5's injections raised the independent PR-AUC by 0.006 on
@@ -44,9 +44,7 @@ def views_net(n_classes: int, stats: dict, *, width: int = 16, dropout: float = 
     ``shape_fit`` (default on), five trapezoid-fit scalars per candidate (ingress fraction,
     duration, depth, and the impact parameter and stellar density a planet would need;
     :func:`.search.shape_scalars`; on validation +0.005 PR-AUC on the independent generator,
-    6 paired comparisons); ``masked_trend`` (default on), two scalars per candidate from a second
-    detrending with the candidates' transits masked from the running median (how much deeper the
-    dip is then, and its SNR; :func:`.search.masked_trend_scalars`)."""
+    6 paired comparisons)."""
     from .search import SearchSettings
     from .views_net import ViewsEnsemble, ViewsNet
 

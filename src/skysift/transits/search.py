@@ -46,7 +46,7 @@ from .simulate import CADENCE_DAYS, _a_over_rs
 log = logging.getLogger("skysift")
 
 #: bump when the views change meaning, so that stale cache entries are never read
-VIEWS_VERSION = 8
+VIEWS_VERSION = 7
 #: light curves searched at once (the search runs over them in threads)
 CHUNK = 1024
 
@@ -119,10 +119,6 @@ class SearchSettings:
     #: radius ratio √depth would need to make that shape; :func:`shape_scalars`); bundles written
     #: before have none
     shape_fit: bool = True
-    #: two more scalars per candidate from a second detrending with the candidates' transits masked
-    #: from the running median (how much deeper the dip is then, and its SNR;
-    #: :func:`masked_trend_scalars`); bundles written before have none
-    masked_trend: bool = True
 
     @classmethod
     def from_stats(cls, stats: dict) -> SearchSettings:
@@ -136,7 +132,6 @@ class SearchSettings:
         kw.setdefault("anti_weight", 0.0)  # ... and before the bump-power contrast
         kw.setdefault("harmonic_check", False)  # ... and before the harmonic check
         kw.setdefault("shape_fit", False)  # ... and before the trapezoid scalars
-        kw.setdefault("masked_trend", False)  # ... and before the masked-trend scalars
         return cls(**kw)
 
     def to_dict(self) -> dict:
@@ -147,8 +142,7 @@ class SearchSettings:
 
     @property
     def scalar_names(self) -> tuple:
-        return (SCALAR_NAMES + (SHAPE_SCALAR_NAMES if self.shape_fit else ())
-                + (MASKED_TREND_SCALAR_NAMES if self.masked_trend else ()))
+        return SCALAR_NAMES + (SHAPE_SCALAR_NAMES if self.shape_fit else ())
 
     @property
     def n_scalars(self) -> int:
@@ -172,8 +166,6 @@ SCALAR_NAMES = (
 #: appended to every candidate's scalars when ``SearchSettings.shape_fit`` (see :func:`shape_scalars`)
 SHAPE_SCALAR_NAMES = ("ingress_fraction", "log10_trapezoid_duration_ratio", "log10_trapezoid_depth",
                       "implied_impact", "log10_implied_density")
-#: appended after those when ``SearchSettings.masked_trend`` (see :func:`masked_trend_scalars`)
-MASKED_TREND_SCALAR_NAMES = ("log10_masked_depth_ratio", "log10_masked_snr")
 
 
 # ---- detrending ---------------------------------------------------------------------------------
@@ -184,13 +176,6 @@ def detrend_batch(flux: np.ndarray, s: SearchSettings) -> tuple[np.ndarray, np.n
     ~1 ms per light curve, 20–30× faster than wotan's biweight, which stays available as
     ``detrend="biweight"``). Upward outliers (flares, cosmic rays) are clipped; dips are kept.
     """
-    return _detrend(flux, s)[:3]
-
-
-def _detrend(flux: np.ndarray, s: SearchSettings) -> tuple:
-    """:func:`detrend_batch`, also returning each row's running-median window (days; NaN unless
-    ``detrend="median"``) and the normalised flux the trend was fitted to (for
-    :func:`masked_trend_scalars`)."""
     from .preprocess import clean, fill_gaps, robust_sigma
 
     flux = np.asarray(flux, dtype=np.float64)
@@ -200,7 +185,7 @@ def _detrend(flux: np.ndarray, s: SearchSettings) -> tuple:
                for row in flux]
         rel = np.stack([r for r, _ in out]).astype(np.float64) if out else np.zeros_like(flux)
         sig = np.array([v for _, v in out])
-        return rel, valid, sig, np.full(len(flux), np.nan), flux
+        return rel, valid, sig
     # a light curve with no valid cadence at all (a request may hold one) is flat, not an error
     f = (np.stack([fill_gaps(r) if v.any() else np.ones_like(r) for r, v in zip(flux, valid)])
          if (~valid).any() else flux.copy())
@@ -218,14 +203,12 @@ def _detrend(flux: np.ndarray, s: SearchSettings) -> tuple:
     # the residual scatter of a row measured in the window search below is its final noise too,
     # unless the row changes afterwards (a shorter window, or zeroed gaps)
     known = np.full(len(f), np.nan)
-    windows = np.full(len(f), np.nan)
     if s.detrend == "median":
         rel = f / _median_trend(f, s.window_days) - 1.0
         # fast rotators and pulsators leave variability a 1-day window cannot follow: where the
         # residual is far above the cadence-to-cadence scatter, halve the window (down to
         # window_min_days; shorter windows start to eat the transits themselves)
         window = s.window_days
-        windows[:] = window
         rows = np.arange(len(f))  # a row left alone once stays alone: only the halved are retested
         while window / 2 >= s.window_min_days - 1e-9:
             resid = _mad(rel[rows])
@@ -236,7 +219,6 @@ def _detrend(flux: np.ndarray, s: SearchSettings) -> tuple:
                 break
             known[redo] = np.nan
             window /= 2
-            windows[redo] = window
             rel[redo] = f[redo] / _median_trend(f[redo], window) - 1.0
             rows = redo
     elif s.detrend == "none":
@@ -265,43 +247,12 @@ def _detrend(flux: np.ndarray, s: SearchSettings) -> tuple:
     lone[:, [0, -1]] = False
     rel[lone] = 0.0
     valid = valid & ~lone
-    return rel, valid, np.maximum(sig, 1e-7), windows, f
+    return rel, valid, np.maximum(sig, 1e-7)
 
 
-@functools.lru_cache(maxsize=1)
-def _bridge_kernel():
-    import numba
-
-    @numba.njit(parallel=True, cache=True)
-    def bridge(x, mask):
-        # each masked run of a row replaced, in place, by the straight line between the unmasked
-        # values on either side (the nearest one's value at an edge; a row masked throughout is kept)
-        n, m = x.shape
-        for b in numba.prange(n):
-            i = 0
-            while i < m:
-                if not mask[b, i]:
-                    i += 1
-                    continue
-                j = i
-                while j < m and mask[b, j]:
-                    j += 1
-                if i == 0 and j == m:
-                    break
-                left = x[b, i - 1] if i > 0 else x[b, j]
-                right = x[b, j] if j < m else x[b, i - 1]
-                for q in range(i, j):
-                    x[b, q] = left + (right - left) * (q - i + 1) / (j - i + 1)
-                i = j
-
-    return bridge
-
-
-def _median_trend(f: np.ndarray, window_days: float, mask: np.ndarray | None = None) -> np.ndarray:
+def _median_trend(f: np.ndarray, window_days: float) -> np.ndarray:
     """Running median over ``window_days``, computed on 3-cadence means and interpolated back:
-    9x cheaper than at full resolution, and the trend is smooth on that scale anyway. With
-    ``mask`` (True = in a transit), every 3-cadence bin that holds a masked cadence is bridged by a
-    straight line before the median (:func:`_bridge_kernel`), so the trend does not dip with it."""
+    9x cheaper than at full resolution, and the trend is smooth on that scale anyway."""
     from scipy.ndimage import median_filter
 
     k = 3
@@ -310,11 +261,6 @@ def _median_trend(f: np.ndarray, window_days: float, mask: np.ndarray | None = N
     if n < f.shape[1]:
         parts.append(f[:, n:].mean(axis=1, keepdims=True))
     binned = np.concatenate(parts, axis=1)
-    if mask is not None:
-        bins = [mask[:, :n].reshape(len(f), -1, k).any(axis=2)]
-        if n < f.shape[1]:
-            bins.append(mask[:, n:].any(axis=1, keepdims=True))
-        _bridge_kernel()(binned, np.ascontiguousarray(np.concatenate(bins, axis=1)))
     width = max(3, int(round(window_days / (k * CADENCE_DAYS))) | 1)
     smooth = median_filter(binned, size=(1, width), mode="nearest")
     centres = np.minimum(np.arange(binned.shape[1]) * k + (k - 1) / 2, f.shape[1] - 1)
@@ -823,15 +769,18 @@ def compute_views(flux: np.ndarray, s: SearchSettings, *, with_search: bool = Fa
         feats = np.concatenate([f for f, _ in parts])
         found = {k: np.concatenate([r[k] for _, r in parts]) for k in parts[0][1]}
         return (feats, found) if with_search else feats
-    rel, valid, sigma, windows, normed = _detrend(flux, s)
-    first = (rel, valid, sigma, windows, normed)
+    rel, valid, sigma = detrend_batch(flux, s)
+    t = np.arange(rel.shape[1]) * CADENCE_DAYS
     blocks, results = [], []
     later = replace(s, n_periods=s.next_n_periods or s.n_periods, bin_cadences=s.next_bin_cadences or s.bin_cadences)
     for k in range(s.n_candidates):
         if k:
             # the previous candidate's transits (± one duration) are masked before the next search,
             # which finds the planet behind a stronger spurious signal, or a second planet
-            masked = _in_transit(results[-1], rel.shape[1])
+            prev = results[-1]
+            per = prev["period"][:, None]
+            dt = (t[None, :] - prev["t0"][:, None] + per / 2) % per - per / 2
+            masked = np.abs(dt) < prev["duration"][:, None]
             valid = valid & ~masked
             rel = np.where(masked, 0.0, rel)
         found = bls_search(rel, valid, s if not k else later)
@@ -841,95 +790,11 @@ def compute_views(flux: np.ndarray, s: SearchSettings, *, with_search: bool = Fa
                           for i in range(len(rel))])
         blocks.append(with_shape_scalars(block, s))
         results.append(found)
-    if s.masked_trend:
-        extra = masked_trend_scalars(first, results, s)
-        blocks = [np.concatenate([b, e], axis=1) for b, e in zip(blocks, extra)]
     feats = np.concatenate(blocks, axis=1)
     found = {**results[0], "sigma": sigma}
     for k, r in enumerate(results[1:], start=2):
         found.update({f"{name}_{k}": v for name, v in r.items()})
     return (feats, found) if with_search else feats
-
-
-def _in_transit(found: dict, length: int) -> np.ndarray:
-    """``(N, length)``: True within one duration of a transit centre of each row's candidate."""
-    t = np.arange(length) * CADENCE_DAYS
-    per = np.asarray(found["period"], np.float64)[:, None]
-    dt = (t[None, :] - np.asarray(found["t0"], np.float64)[:, None] + per / 2) % per - per / 2
-    return np.abs(dt) < np.asarray(found["duration"], np.float64)[:, None]
-
-
-def masked_trend_scalars(first: tuple, results: list, s: SearchSettings) -> list:
-    """Per candidate, ``(N, 2)`` scalars (:data:`MASKED_TREND_SCALAR_NAMES`) from the first
-    detrending ``first`` (:func:`_detrend`'s output) and the candidates' search ``results``: the light curve is
-    detrended again with every candidate's transits (± one duration) masked from the running
-    median, bridged by straight lines (the Kepler pipeline's and wotan's practice), and each
-    candidate's box depth is measured on it: log10 of that depth over the depth on the first
-    detrending, and its SNR (depth × √in-transit cadences / the series' robust σ).
-
-    Why: on validation stars (diagnosis, issue 19 round 8) the dips that residual variability and
-    red noise make are ones the running median partly follows, so masking them from the trend
-    about doubles their depth (median ×1.7–2.0 for the independent generator's non-hosts'
-    candidates at SNR 8–50, seed 32001), while a transit, a few hours inside a day-long window,
-    keeps most of its depth either way (median ×1.1 for its hosts'); and where a long transit on
-    a variable star *was* eaten by a halved window, the masked SNR gives back its depth. The views
-    themselves are left unchanged, so the network can weigh the two."""
-    rel, valid, sigma, windows, normed = first
-    n = len(rel)
-    if s.detrend != "median":  # wotan's biweight and "none" have no running median to re-run: neutral values
-        return [np.zeros((n, 2), np.float32) for _ in results]
-    mask = np.zeros(rel.shape, bool)
-    for found in results:
-        mask |= _in_transit(found, rel.shape[1])
-    # each row at its first-pass window (a halved window stays halved: the transit must not decide it)
-    rel_m = np.empty_like(rel)
-    for w in np.unique(windows):
-        rows = np.flatnonzero(windows == w)
-        rel_m[rows] = normed[rows] / _median_trend(normed[rows], float(w), mask[rows]) - 1.0
-    rel_m = np.where(valid, np.minimum(rel_m, s.clip_sigma * sigma[:, None]), 0.0)
-    x0 = np.ascontiguousarray(np.where(valid, rel, 0.0), dtype=np.float64)
-    out = []
-    for found in results:
-        acc = np.zeros((n, 3))
-        _box_kernel()(x0, rel_m, np.ascontiguousarray(valid), np.asarray(found["period"], np.float64),
-                      np.asarray(found["t0"], np.float64), np.asarray(found["duration"], np.float64) / 2,
-                      CADENCE_DAYS, acc)
-        d0, d1, n1 = acc.T
-        # depths of a candidate near the noise can be ~0 or negative: floored at a tenth of the
-        # in-transit noise, so that the ratio stays finite and noise-sized
-        floor = 0.1 * sigma / np.sqrt(np.maximum(n1, 1.0))
-        ratio = np.log10(np.maximum(d1, floor) / np.maximum(d0, floor))
-        snr = d1 * np.sqrt(n1) / sigma
-        out.append(np.column_stack([np.clip(ratio, -2, 2), np.log10(np.maximum(snr, 1e-3))]).astype(np.float32))
-    return out
-
-
-@functools.lru_cache(maxsize=1)
-def _box_kernel():
-    import numba
-
-    @numba.njit(parallel=True, cache=True)
-    def box(x0, x1, valid, period, t0, half, cadence, out):
-        # per light curve: the mean dip of two series in the box of one candidate, and its cadences
-        n, m = x0.shape
-        for b in numba.prange(n):
-            a0 = 0.0
-            a1 = 0.0
-            c = 0.0
-            p = period[b]
-            for i in range(m):
-                if not valid[b, i]:
-                    continue
-                dt = (i * cadence - t0[b] + p / 2) % p - p / 2
-                if abs(dt) < half[b]:
-                    a0 -= x0[b, i]
-                    a1 -= x1[b, i]
-                    c += 1.0
-            out[b, 0] = a0 / max(c, 1.0)
-            out[b, 1] = a1 / max(c, 1.0)
-            out[b, 2] = c
-
-    return box
 
 
 def candidate_scalars(feats: np.ndarray, s: SearchSettings, candidate: int = 0) -> np.ndarray:

@@ -194,8 +194,7 @@ class TransitsTask(Task):
     def fit_preprocessing(self, train: TaskData, params: dict) -> dict:
         if params.get("input") == "views":
             # every choice of the search and the views, fixed here and stored in the bundle
-            overrides = {k: params[k] for k in ("detrend", "window_days", "n_candidates", "shape_fit",
-                                                         "masked_trend") if k in params}
+            overrides = {k: params[k] for k in ("detrend", "window_days", "n_candidates", "shape_fit") if k in params}
             return {"input": "views", **SearchSettings(length=int(train.x.shape[1]), **overrides).to_dict(),
                     "candidate_context": bool(params.get("candidate_context", True)),
                     "members": int(params.get("members", 1))}
