@@ -17,10 +17,13 @@ measured on 15,000 stars each of seeds 13000/14000 and scored the same model aga
 15000/16000, pooled with ``--seed-own 13000,15000 --seed-independent 14000,16000``; round 6 measured on
 15,000 stars each of 21000/22000 and 23000/24000, pooled with ``--seed-own 21000,23000
 --seed-independent 22000,24000``; round 7 on 15,000 each of 41000/42000 and 43000/44000, pooled with
-``--seed-own 41000,43000 --seed-independent 42000,44000``; the next version needs other seeds, >= 45000),
-and the choices were made on validation sets of seeds 500/501, 900, 902–904, 950, 952, 953, 960, 30010
-(training simulator) and 600/601, 901–904, 951–953, 30001–30003 (independent generator). PR-AUC is average precision;
-intervals are 95% bootstrap percentiles over test objects (1,000 resamples).
+``--seed-own 41000,43000 --seed-independent 42000,44000``; round 8 measured the same model again on
+15,000 each of 45000/46000 and 47000/48000, pooled over all four pairs with ``--seed-own
+41000,43000,45000,47000 --seed-independent 42000,44000,46000,48000``; the next version needs other
+seeds, >= 49000),
+and the choices were made on validation sets of seeds 500/501, 900, 902–904, 950, 952, 953, 960, 30010,
+31010, 32010 (training simulator) and 600/601, 901–904, 951–953, 30001–30003, 31001–31003, 32001–32003
+(independent generator). PR-AUC is average precision; intervals are 95% bootstrap percentiles over test objects (1,000 resamples).
 
 The independent generator labels a star a host by its own older rule (SNR >= 7.5 against a CDPP
 high-passed at three transit durations, counted before the gaps are cut, no transit count). Beside
@@ -114,7 +117,7 @@ def main() -> None:
     ap.add_argument("--models", default="views-net,seed-cnn")
     ap.add_argument("--out", default="runs/transits_robustness")
     ap.add_argument("--figure", default="docs/images/transits_pr_robustness.png")
-    # the test sets must be fresh for the version measured: seeds 1000/2000 ... 43000/44000 scored
+    # the test sets must be fresh for the version measured: seeds 1000/2000 ... 47000/48000 scored
     # earlier versions (see the docstring)
     ap.add_argument("--seed-own", default="5000",
                     help="test seed of the training simulator; several, comma-separated, give one row each and "
