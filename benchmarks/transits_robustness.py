@@ -23,7 +23,8 @@ measured on 15,000 stars each of seeds 13000/14000 and scored the same model aga
 seeds, >= 49000),
 and the choices were made on validation sets of seeds 500/501, 900, 902–904, 950, 952, 953, 960, 30010,
 31010, 32010 (training simulator) and 600/601, 901–904, 951–953, 30001–30003, 31001–31003, 32001–32003
-(independent generator). PR-AUC is average precision; intervals are 95% bootstrap percentiles over test objects (1,000 resamples).
+(independent generator). PR-AUC is average precision; intervals are 95% bootstrap percentiles over test
+objects (1,000 resamples).
 
 The independent generator labels a star a host by its own older rule (SNR >= 7.5 against a CDPP
 high-passed at three transit durations, counted before the gaps are cut, no transit count). Beside
