@@ -259,13 +259,13 @@ def test_threads_option_holds_while_lightning_trains_and_gives_the_counts_back(t
 
     flux, labels, _ = simulate_light_curves(60, seed=3, positive_fraction=0.2)
     csv = write_kaggle_csv(tmp_path / "train.csv", flux, labels)
-    before = torch.get_num_threads()
+    before, numba_before = torch.get_num_threads(), numba.get_num_threads()
     torch.set_num_threads(2)
     try:
         skysift.train("transits", csv, tmp_path / "run", model="resnet1d", epochs=1, progress=False, threads=1,
                       model_params={"width": 8, "depth": 2, "attention_layers": 1}, callbacks=[RecordThreads()])
         assert seen == [1] and torch.get_num_threads() == 2
-        assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+        assert numba.get_num_threads() == numba_before
         with pytest.raises(ConfigError, match="threads must be >= 1"):
             TrainConfig(threads=0)
     finally:

@@ -126,7 +126,10 @@ def cpu_threads(n: int | None) -> Iterator[None]:
     import numba
     import torch
 
-    before, numba_before = torch.get_num_threads(), numba.get_num_threads()
+    # numba first: its first call starts its threads (and their reset of torch's count), which
+    # must happen before torch's count is set, not after
+    numba_before = numba.get_num_threads()
+    before = torch.get_num_threads()
     torch.set_num_threads(int(n))
     numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     try:
